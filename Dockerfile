@@ -1,0 +1,28 @@
+# Quorum: one image for the web server, the Celery workers and beat.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    QUORUM_VAR_DIR=/app/var
+
+# libgl1 and libglib2.0-0: OpenCV, which ultralytics imports.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 1000 quorum
+
+WORKDIR /app
+COPY pyproject.toml constraints.txt README.md ./
+# Dependencies first, so that code changes do not reinstall torch.
+RUN mkdir config boxes annotation groundtruth training serving ops \
+    && pip install -c constraints.txt "torch==2.14.1" "torchvision==0.29.1" \
+    && pip install -c constraints.txt .
+COPY . .
+RUN pip install --no-deps . \
+    && DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
+    && mkdir -p /app/var/media && chown -R quorum:quorum /app/var
+
+USER quorum
+EXPOSE 8000
+CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--timeout", "120", "--access-logfile", "-"]

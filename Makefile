@@ -1,0 +1,53 @@
+# Quorum's commands. `make run` and `make test` are the two a newcomer needs.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install run test lint format worker beat bench migrate clean-var
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch and torchvision first, exactly pinned: they install from this machine's disk.
+	$(PY) -m pip install --quiet -c constraints.txt "torch==2.14.1" "torchvision==0.29.1"
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(INSTALLED)
+
+# Development server, Celery worker and beat on the embedded defaults (SQLite and the
+# filesystem broker under var/), with the demo accounts printed.
+run: install
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py rundev
+
+migrate: install
+	$(PY) manage.py migrate
+
+worker: install
+	$(VENV)/bin/celery -A config worker -Q default,groundtruth,training,inference -l info
+
+beat: install
+	$(VENV)/bin/celery -A config beat -l info
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# Lint, migrations in step with the models, then the test suite. Uses DATABASE_URL and
+# CELERY_BROKER_URL when they are set; REQUIRE_SERVICES=1 makes a missing service fail.
+test: lint
+	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-make-test-secret} $(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	@if ls bench/bench_*.py >/dev/null 2>&1; then \
+		for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done; \
+	else echo "No benchmarks yet."; fi
+
+clean-var:
+	rm -rf var/broker var/celerybeat-schedule* var/test-quorum.sqlite3

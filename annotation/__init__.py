@@ -1,0 +1,1 @@
+"""Annotation: projects, membership and roles, images, assignments, annotations, canvas."""

@@ -1,0 +1,166 @@
+"""REST API of projects, memberships, the current user and API tokens."""
+
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.models import Role
+from annotation.permissions import IsProjectAdmin, IsProjectAnnotator, IsProjectReviewer, IsStaff
+from annotation.selectors import (
+    membership_get,
+    membership_list,
+    project_get,
+    project_list,
+    projects_with_roles,
+)
+from annotation.serializers import (
+    MembershipInputSerializer,
+    MembershipOutputSerializer,
+    MembershipRoleSerializer,
+    MeSerializer,
+    ProjectInputSerializer,
+    ProjectOutputSerializer,
+    TokenOutputSerializer,
+    TokenRequestSerializer,
+)
+from annotation.services import (
+    api_token_revoke,
+    api_token_rotate,
+    membership_remove,
+    membership_set,
+    project_create,
+)
+
+
+def _roles_by_project(user) -> dict[int, str]:
+    return {item.project.pk: item.role.value for item in projects_with_roles(user=user)}
+
+
+class ProjectListApi(APIView):
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [IsAuthenticated(), IsStaff()]
+        return [IsAuthenticated()]
+
+    @extend_schema(responses=ProjectOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(project_list(user=request.user), request, view=self)
+        context = {"roles": _roles_by_project(request.user)}
+        return paginator.get_paginated_response(ProjectOutputSerializer(page, many=True, context=context).data)
+
+    @extend_schema(request=ProjectInputSerializer, responses={201: ProjectOutputSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = ProjectInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        project = project_create(created_by=request.user, **serializer.validated_data)
+        context = {"roles": {project.pk: Role.ADMIN.value}}
+        return Response(ProjectOutputSerializer(project, context=context).data, status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailApi(APIView):
+    permission_classes = [IsAuthenticated, IsProjectAnnotator]
+
+    @extend_schema(responses=ProjectOutputSerializer)
+    def get(self, request: Request, project_id: int) -> Response:
+        project = project_get(project_id=project_id, user=request.user)
+        self.check_object_permissions(request, project)
+        context = {"roles": _roles_by_project(request.user)}
+        return Response(ProjectOutputSerializer(project, context=context).data)
+
+
+class MembershipListApi(APIView):
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [IsAuthenticated(), IsProjectAdmin()]
+        return [IsAuthenticated(), IsProjectReviewer()]
+
+    @extend_schema(responses=MembershipOutputSerializer(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        project = project_get(project_id=project_id, user=request.user)
+        self.check_object_permissions(request, project)
+        return Response(MembershipOutputSerializer(membership_list(project=project), many=True).data)
+
+    @extend_schema(request=MembershipInputSerializer, responses={201: MembershipOutputSerializer})
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_get(project_id=project_id, user=request.user)
+        self.check_object_permissions(request, project)
+        serializer = MembershipInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = membership_set(
+            project=project, user_id=serializer.validated_data["user"], role=Role(serializer.validated_data["role"])
+        )
+        return Response(MembershipOutputSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+
+class MembershipDetailApi(APIView):
+    permission_classes = [IsAuthenticated, IsProjectAdmin]
+
+    @extend_schema(request=MembershipRoleSerializer, responses=MembershipOutputSerializer)
+    def put(self, request: Request, project_id: int, user_id: int) -> Response:
+        project = project_get(project_id=project_id, user=request.user)
+        self.check_object_permissions(request, project)
+        membership_get(project=project, user_id=user_id)
+        serializer = MembershipRoleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = membership_set(project=project, user_id=user_id, role=Role(serializer.validated_data["role"]))
+        return Response(MembershipOutputSerializer(membership).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, project_id: int, user_id: int) -> Response:
+        project = project_get(project_id=project_id, user=request.user)
+        self.check_object_permissions(request, project)
+        membership_remove(membership=membership_get(project=project, user_id=user_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeApi(APIView):
+    @extend_schema(responses=MeSerializer)
+    def get(self, request: Request) -> Response:
+        user = request.user
+        data = {
+            "id": user.pk,
+            "username": user.get_username(),
+            "is_staff": user.is_staff,
+            "projects": projects_with_roles(user=user),
+        }
+        return Response(MeSerializer(data).data)
+
+
+class ApiTokenApi(APIView):
+    """Create (rotating any earlier one) or revoke the caller's API token.
+
+    POST works for a signed-in session or a token, or with `username` and `password` in the
+    body for a script that has neither yet.
+    """
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=TokenRequestSerializer, responses={201: TokenOutputSerializer})
+    def post(self, request: Request) -> Response:
+        user = request.user
+        if not user.is_authenticated:
+            serializer = TokenRequestSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            username = serializer.validated_data.get("username")
+            password = serializer.validated_data.get("password")
+            if not username or not password:
+                raise NotAuthenticated("Sign in, or send username and password.")
+            user = authenticate(request._request, username=username, password=password)
+            if user is None:
+                raise AuthenticationFailed("Unknown username or wrong password.")
+        token = api_token_rotate(user=user)
+        return Response(TokenOutputSerializer({"token": token.key, "created": token.created}).data, status=201)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request) -> Response:
+        if not request.user.is_authenticated:
+            raise NotAuthenticated()
+        api_token_revoke(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,69 @@
+"""Writes of projects, memberships and API tokens."""
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from rest_framework.authtoken.models import Token
+
+from annotation.models import Membership, Project, Role
+from config.errors import Conflict, ValidationFailed
+
+
+def project_create(
+    *,
+    name: str,
+    created_by: AbstractBaseUser,
+    description: str = "",
+    labels: list[str] | None = None,
+    overlap_k: int = 3,
+) -> Project:
+    """Create a project. Names are unique, ignoring case."""
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("A project needs a name.", fields={"name": ["This field may not be blank."]})
+    labels = [label.strip() for label in (labels or ["pedestrian"])]
+    if not all(labels) or len(set(labels)) != len(labels):
+        raise ValidationFailed(
+            "Labels must be distinct and not blank.", fields={"labels": ["Labels must be distinct and not blank."]}
+        )
+    if overlap_k < 1:
+        raise ValidationFailed("Overlap k must be at least 1.", fields={"overlap_k": ["Must be at least 1."]})
+    if Project.objects.filter(name__iexact=name).exists():
+        raise Conflict(f"A project named {name!r} already exists.", code="duplicate_name")
+    try:
+        with transaction.atomic():
+            return Project.objects.create(
+                name=name, description=description, labels=labels, overlap_k=overlap_k, created_by=created_by
+            )
+    except IntegrityError as error:
+        # Two requests raced past the check above.
+        raise Conflict(f"A project named {name!r} already exists.", code="duplicate_name") from error
+
+
+@transaction.atomic
+def membership_set(*, project: Project, user_id: int, role: Role) -> Membership:
+    """Give the user `user_id` the `role` in `project`, adding them if they are not a member."""
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        raise ValidationFailed("No active user with that id.", fields={"user": ["No active user with that id."]})
+    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership) -> None:
+    membership.delete()
+
+
+@transaction.atomic
+def api_token_rotate(*, user: AbstractBaseUser) -> Token:
+    """Issue a new API token for `user`, revoking the one they had."""
+    Token.objects.filter(user=user).delete()
+    return Token.objects.create(user=user)
+
+
+@transaction.atomic
+def api_token_revoke(*, user: AbstractBaseUser) -> bool:
+    """Revoke the API token of `user`; False when they had none."""
+    deleted, _ = Token.objects.filter(user=user).delete()
+    return deleted > 0

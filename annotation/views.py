@@ -1,0 +1,70 @@
+"""Pages: the role-aware home page, a project's page and the account page."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+from rest_framework.authtoken.models import Token
+
+from annotation.models import Role
+from annotation.selectors import membership_list, project_get, project_role, projects_with_roles, role_at_least
+from annotation.services import api_token_revoke, api_token_rotate
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """Each person's work, grouped by what they do: annotate, review, administer."""
+    items = projects_with_roles(user=request.user)
+    context = {
+        "annotate": [item.project for item in items if item.role == Role.ANNOTATOR],
+        "review": [item.project for item in items if item.role == Role.REVIEWER],
+        "administer": [item.project for item in items if item.role == Role.ADMIN],
+        "is_staff": request.user.is_staff,
+    }
+    return render(request, "annotation/home.html", context)
+
+
+@login_required
+def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = project_get(project_id=project_id, user=request.user)
+    role = project_role(project=project, user=request.user)
+    is_reviewer = role_at_least(role, Role.REVIEWER)
+    context = {
+        "project": project,
+        "role": role,
+        "is_reviewer": is_reviewer,
+        "is_admin": role_at_least(role, Role.ADMIN),
+        # Annotators work blind: they do not see who else is on the panel.
+        "members": membership_list(project=project) if is_reviewer else None,
+    }
+    return render(request, "annotation/project_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET"])
+def account(request: HttpRequest) -> HttpResponse:
+    token = Token.objects.filter(user=request.user).first()
+    return render(
+        request, "annotation/account.html", {"token": token, "new_key": request.session.pop("new_token", None)}
+    )
+
+
+@login_required
+@require_POST
+def account_token_create(request: HttpRequest) -> HttpResponse:
+    token = api_token_rotate(user=request.user)
+    # Shown once, on the next page view, then forgotten by the session.
+    request.session["new_token"] = token.key
+    messages.success(request, "A new API token was created; any earlier token no longer works.")
+    return redirect("account")
+
+
+@login_required
+@require_POST
+def account_token_revoke(request: HttpRequest) -> HttpResponse:
+    if api_token_revoke(user=request.user):
+        messages.success(request, "Your API token was revoked.")
+    else:
+        messages.info(request, "You had no API token.")
+    return redirect("account")

@@ -1,0 +1,103 @@
+"""Domain errors raised by services, and the one JSON error shape every API answer uses.
+
+Every error answer of the API has the form
+``{"error": {"status": 404, "code": "not_found", "message": "...", "fields": {...}}}``;
+``fields`` appears only for input errors and maps a field (or ``non_field_errors``) to its
+messages.
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class DomainError(Exception):
+    """A service refused to act; the API layer answers with `status_code` and the message."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "invalid"
+
+    def __init__(self, message: str, *, fields: dict | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+        if code:
+            self.code = code
+
+
+class ValidationFailed(DomainError):
+    pass
+
+
+class Conflict(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "conflict"
+
+
+class PreconditionFailed(DomainError):
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    code = "stale_version"
+
+
+def error_body(*, status_code: int, code: str, message: str, fields: dict | None = None) -> dict:
+    error = {"status": status_code, "code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    return {"error": error}
+
+
+def _first_message(detail) -> str:
+    if isinstance(detail, dict):
+        for value in detail.values():
+            return _first_message(value)
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    return str(detail)
+
+
+def api_exception_handler(exc, context):
+    """DRF exception handler: DRF's own handling, then the Quorum error shape."""
+    if isinstance(exc, DomainError):
+        return Response(
+            error_body(status_code=exc.status_code, code=exc.code, message=exc.message, fields=exc.fields),
+            status=exc.status_code,
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        message = f"Invalid input: {_first_message(exc.detail)}"
+        response.data = error_body(status_code=response.status_code, code="invalid", message=message, fields=fields)
+    else:
+        detail = getattr(exc, "detail", str(exc))
+        code = detail.code if hasattr(detail, "code") else getattr(exc, "default_code", "error")
+        response.data = error_body(status_code=response.status_code, code=code, message=str(detail))
+    return response
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404 handler: the JSON error shape under /api/, the HTML page elsewhere."""
+    if _is_api(request):
+        return JsonResponse(error_body(status_code=404, code="not_found", message="No such API endpoint."), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """500 handler: the JSON error shape under /api/, the HTML page elsewhere."""
+    if _is_api(request):
+        return JsonResponse(
+            error_body(status_code=500, code="server_error", message="Internal server error."), status=500
+        )
+    return defaults.server_error(request)

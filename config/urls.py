@@ -1,0 +1,27 @@
+"""Root URLs: pages, the versioned API, its schema and docs, admin and health."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from config.api_docs import ApiDocsView
+from ops.views import healthz
+
+api_v1 = [
+    path("", include("annotation.api_urls")),
+]
+
+urlpatterns = [
+    path("", include("annotation.urls")),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", ApiDocsView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+handler404 = "config.errors.page_not_found"
+handler500 = "config.errors.server_error"

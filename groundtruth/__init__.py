@@ -1,0 +1,1 @@
+"""Ground truth: consensus versions, ground-truth boxes, agreement reports, review, gold tasks."""

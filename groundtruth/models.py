@@ -1,0 +1,1 @@
+"""Models of the groundtruth app; filled by its issue."""

@@ -1,0 +1,1 @@
+"""Operations: worker heartbeats, health checks and the development launcher."""

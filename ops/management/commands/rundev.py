@@ -1,0 +1,92 @@
+"""Run Quorum on one machine: migrate, demo accounts, then web server, worker and beat.
+
+The three processes run until Ctrl-C (or SIGTERM), which stops them all; if one of them
+dies, the others are stopped too and the command exits non-zero.
+"""
+
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from config.celery import app
+from ops.models import WorkerHeartbeat
+from ops.tasks import worker_heartbeat_task
+
+
+class Command(BaseCommand):
+    help = "Migrate, create demo accounts, and run the web server, a Celery worker and beat together."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--addrport", default="127.0.0.1:8000")
+        parser.add_argument("--concurrency", type=int, default=2)
+
+    def handle(self, *args, addrport: str, concurrency: int, **options) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        self.stdout.write("Database migrated.")
+        call_command("demo_accounts", stdout=self.stdout)
+        queues = ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES)
+        python = sys.executable
+        commands = {
+            "web": [python, "manage.py", "runserver", addrport, "--noreload"],
+            "worker": [
+                python, "-m", "celery", "-A", "config", "worker", "-Q", queues,
+                "--concurrency", str(concurrency), "-n", "dev@%h", "-l", "info",
+            ],
+            "beat": [
+                python, "-m", "celery", "-A", "config", "beat", "-l", "info",
+                "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME,
+            ],
+        }  # fmt: skip
+        processes = {name: subprocess.Popen(command, cwd=settings.BASE_DIR) for name, command in commands.items()}
+        self._stopping = False
+
+        def stop(signum, frame) -> None:
+            self._stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        self.stdout.write(self.style.SUCCESS(f"Quorum is starting at http://{addrport}/  (Ctrl-C stops it)"))
+        self._report_round_trip(processes)
+        exit_code = 0
+        while not self._stopping:
+            dead = [name for name, process in processes.items() if process.poll() is not None]
+            if dead:
+                self.stderr.write(f"{', '.join(dead)} stopped; stopping the rest.")
+                exit_code = 1
+                break
+            time.sleep(0.5)
+        for process in processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if exit_code:
+            sys.exit(exit_code)
+
+    def _report_round_trip(self, processes: dict, timeout: float = 60) -> None:
+        """Send a heartbeat through the broker and say when the worker has run it."""
+        sent_at = timezone.now()
+        with app.connection_for_write() as connection:
+            worker_heartbeat_task.apply_async(kwargs={"sent_at": sent_at.isoformat()}, connection=connection)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and processes["worker"].poll() is None and not self._stopping:
+            beat = WorkerHeartbeat.objects.filter(sent_at=sent_at).first()
+            if beat:
+                self.stdout.write(
+                    self.style.SUCCESS(
+                        f"Worker {beat.hostname} ran a test task from the {beat.queue!r} queue "
+                        f"{beat.latency_seconds:.1f} s after it was sent."
+                    )
+                )
+                return
+            time.sleep(0.5)
+        self.stderr.write("The worker did not run the test task within a minute; see its log above.")

@@ -1,0 +1,90 @@
+"""Writes of the operations app."""
+
+import json
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from annotation.models import Membership, Project, Role
+from ops.models import WorkerHeartbeat
+
+
+def heartbeat_record(*, queue: str, sent_at: datetime, hostname: str | None = None) -> WorkerHeartbeat:
+    """Record that a worker on `hostname` ran a heartbeat sent at `sent_at` from `queue`."""
+    return WorkerHeartbeat.objects.create(
+        hostname=hostname or socket.gethostname(),
+        queue=queue,
+        pid=os.getpid(),
+        sent_at=sent_at,
+    )
+
+
+def heartbeat_prune(*, older_than: timedelta = timedelta(days=7)) -> int:
+    """Delete heartbeats older than `older_than`; returns how many went."""
+    deleted, _ = WorkerHeartbeat.objects.filter(seen_at__lt=timezone.now() - older_than).delete()
+    return deleted
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    username: str
+    password: str
+    role: str
+
+
+DEMO_PROJECT_NAME = "Demo street scenes"
+# username -> role in the demo project ("admin" is also staff).
+DEMO_ROLES = {
+    "admin": Role.ADMIN,
+    "reviewer": Role.REVIEWER,
+    "annotator1": Role.ANNOTATOR,
+    "annotator2": Role.ANNOTATOR,
+    "annotator3": Role.ANNOTATOR,
+}
+
+
+@transaction.atomic
+def demo_accounts_ensure(*, secrets_file: Path) -> list[DemoAccount]:
+    """Create the demo accounts and project once; later calls return the same accounts.
+
+    Passwords are generated on first use and kept in `secrets_file` (mode 0600), so that
+    every `make run` prints the same ones. An account whose stored password no longer
+    works (changed by hand, or a database reset) gets a new one.
+    """
+    stored = json.loads(secrets_file.read_text()) if secrets_file.exists() else {}
+    User = get_user_model()
+    project = Project.objects.filter(name=DEMO_PROJECT_NAME).first()
+    accounts = []
+    for username, role in DEMO_ROLES.items():
+        user, _ = User.objects.get_or_create(username=username, defaults={"email": f"{username}@quorum.invalid"})
+        password = stored.get(username)
+        if not password or not user.check_password(password):
+            password = secrets.token_urlsafe(12)
+            user.set_password(password)
+        user.is_staff = user.is_superuser = role == Role.ADMIN
+        user.save()
+        stored[username] = password
+        accounts.append(DemoAccount(username=username, password=password, role=role.value))
+    admin = User.objects.get(username="admin")
+    if project is None:
+        project = Project.objects.create(
+            name=DEMO_PROJECT_NAME,
+            description="Synthetic street scenes for trying Quorum out.",
+            created_by=admin,
+        )
+    for username, role in DEMO_ROLES.items():
+        if role != Role.ADMIN:
+            Membership.objects.get_or_create(
+                project=project, user=User.objects.get(username=username), defaults={"role": role}
+            )
+    secrets_file.parent.mkdir(parents=True, exist_ok=True)
+    secrets_file.write_text(json.dumps(stored, indent=2))
+    secrets_file.chmod(0o600)
+    return accounts

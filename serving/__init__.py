@@ -1,0 +1,1 @@
+"""Serving: prediction API, model cache, routing and access rules, logs, monitoring, drift."""

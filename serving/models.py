@@ -1,0 +1,1 @@
+"""Models of the serving app; filled by its issue."""

@@ -1,0 +1,72 @@
+"""Creating projects through the API: validation, conflicts and the error shape."""
+
+import pytest
+from django.urls import reverse
+
+from annotation.models import Project
+
+pytestmark = pytest.mark.django_db
+
+
+def test_staff_creates_a_project_with_defaults(api_client, people):
+    api_client.force_login(people.staff)
+    response = api_client.post(reverse("api-project-list"), {"name": "  Night walkers "}, format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["name"] == "Night walkers"
+    assert body["labels"] == ["pedestrian"]
+    assert body["overlap_k"] == 3
+    assert body["role"] == "admin"
+    assert Project.objects.get(pk=body["id"]).created_by == people.staff
+
+
+def test_duplicate_name_ignoring_case_is_a_409(api_client, people):
+    api_client.force_login(people.staff)
+    response = api_client.post(reverse("api-project-list"), {"name": "project a"}, format="json")
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": {"status": 409, "code": "duplicate_name", "message": "A project named 'project a' already exists."}
+    }
+    assert Project.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "X", "overlap_k": 0}, "overlap_k"),
+        ({"name": "X", "overlap_k": "three"}, "overlap_k"),
+        ({"name": "X", "labels": []}, "labels"),
+        ({"name": "X", "labels": ["car", "car"]}, "labels"),
+        ({"name": "X", "labels": [" "]}, "labels"),
+    ],
+)
+def test_bad_input_is_a_400_naming_the_field_and_writes_nothing(api_client, people, body, field):
+    api_client.force_login(people.staff)
+    response = api_client.post(reverse("api-project-list"), body, format="json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    assert field in error["fields"]
+    assert Project.objects.count() == 2
+
+
+def test_unknown_api_path_answers_json_404(api_client, people):
+    api_client.force_login(people.staff)
+    response = api_client.get("/api/v1/no-such-thing/")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_schema_and_docs_are_served_without_a_cdn(client, db):
+    schema = client.get(reverse("api-schema"), HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert "/api/v1/projects/{project_id}/members/" in paths
+    assert "/api/v1/auth/token/" in paths
+    docs = client.get(reverse("api-docs"))
+    assert docs.status_code == 200
+    html = docs.content.decode()
+    assert "swagger-ui" in html
+    assert "https://" not in html and "http://" not in html.replace("http://testserver", "")

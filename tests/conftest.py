@@ -1,0 +1,138 @@
+"""Fixtures shared by every test, and the rule for tests that need a real service.
+
+A test marked `postgres`, `redis`, `browser` or `worker` needs that service. Without it the
+test skips with the reason, unless REQUIRE_SERVICES=1, which turns the skip into a failure
+so that CI cannot pass by skipping.
+"""
+
+import os
+import shutil
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+from django.db import connections
+from rest_framework.test import APIClient
+
+from annotation.models import Role
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _missing_service(marker: str) -> str | None:
+    """Why the service behind `marker` is unavailable, or None when it is there."""
+    if marker == "postgres":
+        engine = settings.DATABASES["default"]["ENGINE"]
+        if "postgresql" not in engine:
+            return "needs PostgreSQL: set DATABASE_URL=postgres://..."
+    if marker == "redis":
+        url = settings.CELERY_BROKER_URL
+        if not url.startswith("redis"):
+            return "needs Redis: set CELERY_BROKER_URL=redis://..."
+        parsed = urlparse(url)
+        try:
+            socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=2).close()
+        except OSError as error:
+            return f"Redis at {parsed.hostname}:{parsed.port} is unreachable: {error}"
+    if marker == "browser":
+        if not os.path.exists(CHROMIUM):
+            return f"needs Debian's chromium at {CHROMIUM} (apt-get install -y chromium)"
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            return "needs the playwright Python package"
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in ("postgres", "redis", "browser"):
+        if item.get_closest_marker(marker) is None:
+            continue
+        reason = _missing_service(marker)
+        if reason is None:
+            continue
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(f"REQUIRE_SERVICES=1 and {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@dataclass
+class People:
+    """One project with a member of every role, a second project, and a staff user."""
+
+    project: object
+    other_project: object
+    annotator: object
+    reviewer: object
+    project_admin: object
+    outsider: object
+    staff: object
+
+
+@pytest.fixture
+def people(db) -> People:
+    project = ProjectFactory(name="Project A")
+    other_project = ProjectFactory(name="Project B")
+    return People(
+        project=project,
+        other_project=other_project,
+        annotator=MembershipFactory(project=project, user__username="anna", role=Role.ANNOTATOR).user,
+        reviewer=MembershipFactory(project=project, user__username="rita", role=Role.REVIEWER).user,
+        project_admin=MembershipFactory(project=project, user__username="adam", role=Role.ADMIN).user,
+        outsider=MembershipFactory(project=other_project, user__username="otto", role=Role.ANNOTATOR).user,
+        staff=UserFactory(username="sam", is_staff=True),
+    )
+
+
+def chromium_args() -> list[str]:
+    return [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        "--disable-quic",
+    ]
+
+
+@pytest.fixture
+def browser():
+    """A headless Debian chromium driven by Playwright; nothing is downloaded."""
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
+    # meanwhile are still synchronous, but Django keeps their connection apart (asgiref's
+    # context-local), so it is closed here, before the loop goes.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=chromium_args(), headless=True)
+        try:
+            yield instance
+        finally:
+            instance.close()
+            connections.close_all()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def var_dir(tmp_path):
+    """An empty var/ for a subprocess that must not touch the developer's."""
+    path = tmp_path / "var"
+    path.mkdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

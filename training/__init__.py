@@ -1,0 +1,1 @@
+"""Training: dataset snapshots, YOLO export, training runs, evaluation, model registry."""
