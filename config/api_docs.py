@@ -1,6 +1,7 @@
 """Swagger UI for the API, served from drf-spectacular's sidecar files (no CDN)."""
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
 
@@ -11,6 +12,7 @@ class ApiDocsView(SpectacularSwaggerSplitView):
     alone allows inline style; inline script stays forbidden.
     """
 
+    @extend_schema(exclude=True)
     def get(self, request, *args, **kwargs):
         response = super().get(request, *args, **kwargs)
         response["Content-Security-Policy"] = settings.CONTENT_SECURITY_POLICY.replace(

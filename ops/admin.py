@@ -9,3 +9,7 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
     list_filter = ["queue", "hostname"]
     date_hierarchy = "seen_at"
     readonly_fields = ["hostname", "queue", "pid", "sent_at", "seen_at"]
+
+    def has_add_permission(self, request) -> bool:
+        # Heartbeats are written by workers only.
+        return False

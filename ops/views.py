@@ -1,6 +1,8 @@
-"""Health endpoint for load balancers and people."""
+"""Health endpoint for load balancers and people, and the favicon browsers ask for."""
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -36,3 +38,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
         for key in ("database", "broker"):
             body[key].pop("detail")
     return JsonResponse(body, status=200 if is_ok else 503)
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page links to."""
+    return redirect(static("quorum/favicon.svg"))

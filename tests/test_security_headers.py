@@ -20,3 +20,15 @@ def test_security_headers(client, name):
 def test_login_form_carries_a_csrf_token(client):
     html = client.get(reverse("login")).content.decode()
     assert 'name="csrfmiddlewaretoken"' in html
+
+
+def test_favicon_is_served_locally(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 302
+    assert response["Location"].endswith("quorum/favicon.svg")
+    assert client.get(response["Location"]).status_code == 200
+
+
+def test_api_docs_page_is_not_listed_in_the_schema(client):
+    paths = client.get(reverse("api-schema"), HTTP_ACCEPT="application/json").json()["paths"]
+    assert "/api/docs/" not in paths

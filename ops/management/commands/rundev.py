@@ -15,7 +15,9 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from config.celery import app
+from ops.management.commands.demo_accounts import demo_accounts_file, demo_accounts_text
 from ops.models import WorkerHeartbeat
+from ops.services import demo_accounts_ensure
 from ops.tasks import worker_heartbeat_task
 
 
@@ -28,8 +30,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, addrport: str, concurrency: int, **options) -> None:
         call_command("migrate", interactive=False, verbosity=0)
-        self.stdout.write("Database migrated.")
-        call_command("demo_accounts", stdout=self.stdout)
+        self._say("Database migrated.")
+        secrets_file = demo_accounts_file()
+        accounts = demo_accounts_ensure(secrets_file=secrets_file)
         queues = ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES)
         python = sys.executable
         commands = {
@@ -51,13 +54,16 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        self.stdout.write(self.style.SUCCESS(f"Quorum is starting at http://{addrport}/  (Ctrl-C stops it)"))
+        self._say(f"Starting the web server, a worker on {queues} and beat...")
         self._report_round_trip(processes)
+        # Said last, so it is not lost above the workers' start-up banners.
+        self._say(self.style.SUCCESS(f"\nQuorum is running at http://{addrport}/  (Ctrl-C stops it)"))
+        self._say(demo_accounts_text(accounts, secrets_file=secrets_file))
         exit_code = 0
         while not self._stopping:
             dead = [name for name, process in processes.items() if process.poll() is not None]
             if dead:
-                self.stderr.write(f"{', '.join(dead)} stopped; stopping the rest.")
+                self._say_error(f"{', '.join(dead)} stopped; stopping the rest.")
                 exit_code = 1
                 break
             time.sleep(0.5)
@@ -72,6 +78,15 @@ class Command(BaseCommand):
         if exit_code:
             sys.exit(exit_code)
 
+    def _say(self, text: str) -> None:
+        # Flushed at once: the children write to the same terminal (or pipe) meanwhile.
+        self.stdout.write(text)
+        self.stdout.flush()
+
+    def _say_error(self, text: str) -> None:
+        self.stderr.write(text)
+        self.stderr.flush()
+
     def _report_round_trip(self, processes: dict, timeout: float = 60) -> None:
         """Send a heartbeat through the broker and say when the worker has run it."""
         sent_at = timezone.now()
@@ -81,7 +96,7 @@ class Command(BaseCommand):
         while time.monotonic() < deadline and processes["worker"].poll() is None and not self._stopping:
             beat = WorkerHeartbeat.objects.filter(sent_at=sent_at).first()
             if beat:
-                self.stdout.write(
+                self._say(
                     self.style.SUCCESS(
                         f"Worker {beat.hostname} ran a test task from the {beat.queue!r} queue "
                         f"{beat.latency_seconds:.1f} s after it was sent."
@@ -89,4 +104,4 @@ class Command(BaseCommand):
                 )
                 return
             time.sleep(0.5)
-        self.stderr.write("The worker did not run the test task within a minute; see its log above.")
+        self._say_error("The worker did not run the test task within a minute; see its log above.")
