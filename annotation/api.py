@@ -17,6 +17,7 @@ from annotation.selectors import (
     membership_list,
     project_get,
     project_list,
+    project_role,
     projects_with_roles,
 )
 from annotation.serializers import (
@@ -71,7 +72,7 @@ class ProjectDetailApi(APIView):
     def get(self, request: Request, project_id: int) -> Response:
         project = project_get(project_id=project_id, user=request.user)
         self.check_object_permissions(request, project)
-        context = {"roles": _roles_by_project(request.user)}
+        context = {"roles": {project.pk: project_role(project=project, user=request.user)}}
         return Response(ProjectOutputSerializer(project, context=context).data)
 
 

@@ -81,3 +81,22 @@ def test_api_docs_render_offline_under_the_csp(browser, live_server, tmp_path):
     assert seen["foreign"] == []
     # no Content-Security-Policy violation, no missing file (favicon included)
     assert seen["errors"] == []
+
+
+def test_admin_pages_work_under_the_csp(browser, live_server, tmp_path):
+    accounts = {a.username: a for a in demo_accounts_ensure(secrets_file=tmp_path / "demo.json")}
+    page = browser.new_page()
+    seen = watch_page(page, live_server.url)
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", accounts["admin"].password)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#administer")
+    # the project form with its panel inline (select2 autocomplete, jQuery) runs its scripts
+    page.click("text=Demo street scenes")
+    page.click("text=Edit project and panel")
+    page.wait_for_selector("#memberships-group")
+    page.click("#memberships-group .add-row a")
+    assert page.locator("#memberships-group tr.dynamic-memberships").count() >= 2
+    assert seen["foreign"] == []
+    assert seen["errors"] == []
