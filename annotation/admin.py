@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.db.models import Count
 
-from annotation.models import Membership, Project
+from annotation.models import Image, Membership, Project
 
 
 class MembershipInline(admin.TabularInline):
@@ -12,7 +12,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "overlap_k", "member_count", "created_by", "created_at"]
+    list_display = ["name", "overlap_k", "split_percentages", "member_count", "created_by", "created_at"]
     search_fields = ["name", "description"]
     list_filter = ["overlap_k", "created_at"]
     readonly_fields = ["created_by", "created_at"]
@@ -24,6 +24,10 @@ class ProjectAdmin(admin.ModelAdmin):
     @admin.display(description="members", ordering="member_total")
     def member_count(self, project: Project) -> int:
         return project.member_total
+
+    @admin.display(description="train / val / test")
+    def split_percentages(self, project: Project) -> str:
+        return f"{project.train_percent} / {project.val_percent} / {project.test_percent}"
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -37,3 +41,26 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ["role", "project"]
     search_fields = ["user__username", "project__name"]
     autocomplete_fields = ["user", "project"]
+
+
+@admin.register(Image)
+class ImageAdmin(admin.ModelAdmin):
+    list_display = [
+        "original_name",
+        "project",
+        "split",
+        "width",
+        "height",
+        "format",
+        "stratum",
+        "is_gold",
+        "created_at",
+    ]
+    list_filter = ["project", "split", "format", "is_gold", "is_synthetic"]
+    search_fields = ["original_name", "sha256"]
+    list_select_related = ["project"]
+    readonly_fields = [field.name for field in Image._meta.fields if field.name not in ("is_gold",)]
+
+    def has_add_permission(self, request) -> bool:
+        # Images arrive through ingestion, which checks, decodes and splits them.
+        return False

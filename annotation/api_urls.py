@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotation import api
+from annotation import api, image_api
 
 urlpatterns = [
     path("me/", api.MeApi.as_view(), name="api-me"),
@@ -12,5 +12,13 @@ urlpatterns = [
         "projects/<int:project_id>/members/<int:user_id>/",
         api.MembershipDetailApi.as_view(),
         name="api-membership-detail",
+    ),
+    path("projects/<int:project_id>/images/", image_api.ProjectImagesApi.as_view(), name="api-project-images"),
+    path("images/<int:image_id>/", image_api.ImageDetailApi.as_view(), name="api-image-detail"),
+    path("images/<int:image_id>/file/", image_api.ImageFileApi.as_view(), name="api-image-file"),
+    path(
+        "images/<int:image_id>/thumbnail/",
+        image_api.ImageFileApi.as_view(variant="thumbnail"),
+        name="api-image-thumbnail",
     ),
 ]

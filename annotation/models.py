@@ -1,4 +1,6 @@
-"""Projects and who works on them, in which role."""
+"""Projects, who works on them in which role, and their images."""
+
+import secrets
 
 from django.conf import settings
 from django.db import models
@@ -20,8 +22,27 @@ class Role(models.TextChoices):
 ROLE_RANK = {Role.ANNOTATOR: 1, Role.REVIEWER: 2, Role.ADMIN: 3}
 
 
+class Split(models.TextChoices):
+    TRAIN = "train", "Train"
+    VAL = "val", "Validation"
+    TEST = "test", "Test"
+
+
 def default_labels() -> list[str]:
     return ["pedestrian"]
+
+
+def default_conditions() -> dict[str, list[str]]:
+    """The condition vocabulary: dimension -> allowed values. Splits are stratified by it."""
+    return {
+        "weather": ["sun", "overcast", "rain", "night"],
+        "setting": ["street", "indoor", "behind-glass"],
+        "resolution": ["hd", "low"],
+    }
+
+
+def new_split_seed() -> int:
+    return secrets.randbelow(2**31)
 
 
 class Project(models.Model):
@@ -30,6 +51,15 @@ class Project(models.Model):
     labels = models.JSONField(default=default_labels, help_text="The label set boxes may carry.")
     overlap_k = models.PositiveSmallIntegerField(
         default=3, help_text="How many annotators label each image, blind to each other."
+    )
+    train_percent = models.PositiveSmallIntegerField(default=80)
+    val_percent = models.PositiveSmallIntegerField(default=10)
+    test_percent = models.PositiveSmallIntegerField(default=10)
+    split_seed = models.PositiveIntegerField(
+        default=new_split_seed, help_text="Seeds the split draw; the same seed and arrivals give the same splits."
+    )
+    conditions = models.JSONField(
+        default=default_conditions, help_text="Condition vocabulary: dimension -> allowed values."
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -41,10 +71,30 @@ class Project(models.Model):
         constraints = [
             models.UniqueConstraint(Lower("name"), name="project_name_unique_ci"),
             models.CheckConstraint(condition=models.Q(overlap_k__gte=1), name="project_overlap_k_positive"),
+            models.CheckConstraint(
+                condition=models.Q(train_percent__gte=1)
+                & models.Q(val_percent__gte=1)
+                & models.Q(test_percent__gte=1)
+                & models.Q(train_percent__lte=98),
+                name="project_split_percent_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(train_percent=100 - models.F("val_percent") - models.F("test_percent")),
+                name="project_split_percent_sum_100",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def split_shares(self) -> dict[str, float]:
+        """Target share of each split, summing to 1."""
+        return {
+            Split.TRAIN: self.train_percent / 100,
+            Split.VAL: self.val_percent / 100,
+            Split.TEST: self.test_percent / 100,
+        }
 
 
 class Membership(models.Model):
@@ -64,3 +114,60 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} is {self.role} of {self.project}"
+
+
+def image_storage_name(image: "Image", filename: str) -> str:
+    """Content-addressed: images/<project>/<sha256[:2]>/<sha256>.<ext>."""
+    extension = filename.rsplit(".", 1)[-1]
+    return f"images/{image.project_id}/{image.sha256[:2]}/{image.sha256}.{extension}"
+
+
+def thumbnail_storage_name(image: "Image", filename: str) -> str:
+    return f"thumbnails/{image.project_id}/{image.sha256[:2]}/{image.sha256}.jpg"
+
+
+class ImageFormat(models.TextChoices):
+    JPEG = "jpeg", "JPEG"
+    PNG = "png", "PNG"
+    WEBP = "webp", "WebP"
+
+
+class Image(models.Model):
+    """One image of a project, stored upright and without EXIF, as Quorum decoded it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="images")
+    file = models.FileField(upload_to=image_storage_name, max_length=255)
+    thumbnail = models.FileField(upload_to=thumbnail_storage_name, max_length=255, blank=True)
+    original_name = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64, help_text="Of the uploaded bytes; duplicates are refused per project.")
+    format = models.CharField(max_length=8, choices=ImageFormat.choices)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    bytes = models.PositiveBigIntegerField(help_text="Size of the stored file.")
+    conditions = models.JSONField(default=dict, blank=True, help_text="Dimension -> value, from the vocabulary.")
+    stratum = models.CharField(
+        max_length=255, blank=True, help_text="The condition combination the split is stratified by."
+    )
+    split = models.CharField(max_length=8, choices=Split.choices)
+    is_gold = models.BooleanField(default=False)
+    is_synthetic = models.BooleanField(default=False)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "sha256"], name="image_unique_content_per_project"),
+            models.CheckConstraint(condition=models.Q(split__in=Split.values), name="image_split_valid"),
+            models.CheckConstraint(condition=models.Q(width__gte=1, height__gte=1), name="image_size_positive"),
+        ]
+        indexes = [models.Index(fields=["project", "stratum", "split"])]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.width}x{self.height})"
+
+    @property
+    def megapixels(self) -> float:
+        return self.width * self.height / 1e6

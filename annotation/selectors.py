@@ -6,7 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from annotation.models import ROLE_RANK, Membership, Project, Role
+from annotation.models import ROLE_RANK, Image, Membership, Project, Role
 
 
 @dataclass(frozen=True)
@@ -60,3 +60,20 @@ def membership_list(*, project: Project) -> QuerySet[Membership]:
 
 def membership_get(*, project: Project, user_id: int) -> Membership:
     return get_object_or_404(Membership, project=project, user_id=user_id)
+
+
+def image_list(*, project: Project, split: str | None = None, conditions: dict | None = None) -> QuerySet[Image]:
+    """Images of `project`, optionally of one split and with the given conditions."""
+    images = Image.objects.filter(project=project).order_by("pk")
+    if split:
+        images = images.filter(split=split)
+    for dimension, value in (conditions or {}).items():
+        images = images.filter(**{f"conditions__{dimension}": value})
+    return images
+
+
+def image_get(*, image_id: int, user: AbstractBaseUser) -> Image:
+    """The image if `user` may see its project; Http404 otherwise, whether or not it exists."""
+    return get_object_or_404(
+        Image.objects.select_related("project").filter(project__in=project_list(user=user)), pk=image_id
+    )

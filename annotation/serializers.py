@@ -1,8 +1,9 @@
 """Input and output shapes of the annotation API."""
 
+from django.urls import reverse
 from rest_framework import serializers
 
-from annotation.models import Membership, Project, Role
+from annotation.models import Image, Membership, Project, Role
 
 
 class ProjectInputSerializer(serializers.Serializer):
@@ -12,6 +13,14 @@ class ProjectInputSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=64), required=False, min_length=1, max_length=100
     )
     overlap_k = serializers.IntegerField(required=False, min_value=1, max_value=50, default=3)
+    train_percent = serializers.IntegerField(required=False, min_value=1, max_value=98, default=80)
+    val_percent = serializers.IntegerField(required=False, min_value=1, max_value=98, default=10)
+    test_percent = serializers.IntegerField(required=False, min_value=1, max_value=98, default=10)
+    split_seed = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    conditions = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField(max_length=64), min_length=1, max_length=50),
+        required=False,
+    )
 
 
 class ProjectOutputSerializer(serializers.ModelSerializer):
@@ -19,7 +28,20 @@ class ProjectOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Project
-        fields = ["id", "name", "description", "labels", "overlap_k", "created_at", "role"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "labels",
+            "overlap_k",
+            "train_percent",
+            "val_percent",
+            "test_percent",
+            "split_seed",
+            "conditions",
+            "created_at",
+            "role",
+        ]
 
     def get_role(self, project: Project) -> str | None:
         roles = self.context.get("roles", {})
@@ -64,3 +86,70 @@ class TokenRequestSerializer(serializers.Serializer):
 class TokenOutputSerializer(serializers.Serializer):
     token = serializers.CharField()
     created = serializers.DateTimeField()
+
+
+class ImageUploadSerializer(serializers.Serializer):
+    """Multipart: `files` (repeated); `conditions`, a JSON object for every file; and
+    `file_conditions`, a JSON object of file name -> conditions that overrides it per file."""
+
+    files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), min_length=1)
+    conditions = serializers.JSONField(required=False, default=dict)
+    file_conditions = serializers.JSONField(required=False, default=dict)
+
+    def validate_conditions(self, value):
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise serializers.ValidationError("Must be a JSON object of dimension -> value.")
+        return value
+
+    def validate_file_conditions(self, value):
+        if not isinstance(value, dict) or not all(
+            isinstance(c, dict) and all(isinstance(v, str) for v in c.values()) for c in value.values()
+        ):
+            raise serializers.ValidationError("Must be a JSON object of file name -> {dimension: value}.")
+        return value
+
+
+class IngestResultSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=["stored", "duplicate", "refused"])
+    image_id = serializers.IntegerField(allow_null=True)
+    split = serializers.CharField(allow_null=True)
+    code = serializers.CharField(allow_null=True)
+    message = serializers.CharField(allow_null=True)
+
+
+class IngestReportSerializer(serializers.Serializer):
+    stored = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    refused = serializers.IntegerField()
+    results = IngestResultSerializer(many=True)
+
+
+class ImageOutputSerializer(serializers.ModelSerializer):
+    file_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Image
+        fields = [
+            "id",
+            "original_name",
+            "width",
+            "height",
+            "format",
+            "bytes",
+            "sha256",
+            "conditions",
+            "split",
+            "is_gold",
+            "is_synthetic",
+            "created_at",
+            "file_url",
+            "thumbnail_url",
+        ]
+
+    def get_file_url(self, image: Image) -> str:
+        return reverse("api-image-file", kwargs={"image_id": image.pk})
+
+    def get_thumbnail_url(self, image: Image) -> str | None:
+        return reverse("api-image-thumbnail", kwargs={"image_id": image.pk}) if image.thumbnail else None

@@ -5,7 +5,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from rest_framework.authtoken.models import Token
 
-from annotation.models import Membership, Project, Role
+from annotation.models import Membership, Project, Role, default_conditions
 from config.errors import Conflict, ValidationFailed
 
 
@@ -16,8 +16,13 @@ def project_create(
     description: str = "",
     labels: list[str] | None = None,
     overlap_k: int = 3,
+    train_percent: int = 80,
+    val_percent: int = 10,
+    test_percent: int = 10,
+    split_seed: int | None = None,
+    conditions: dict[str, list[str]] | None = None,
 ) -> Project:
-    """Create a project. Names are unique, ignoring case."""
+    """Create a project. Names are unique, ignoring case; split percentages sum to 100."""
     name = name.strip()
     if not name:
         raise ValidationFailed("A project needs a name.", fields={"name": ["This field may not be blank."]})
@@ -28,12 +33,32 @@ def project_create(
         )
     if overlap_k < 1:
         raise ValidationFailed("Overlap k must be at least 1.", fields={"overlap_k": ["Must be at least 1."]})
+    if train_percent + val_percent + test_percent != 100 or min(train_percent, val_percent, test_percent) < 1:
+        message = "Split percentages must each be at least 1 and sum to 100."
+        raise ValidationFailed(message, fields={"train_percent": [message]})
+    conditions = default_conditions() if conditions is None else conditions
+    for dimension, values in conditions.items():
+        values = [value.strip() for value in values]
+        if not dimension.strip() or not values or not all(values) or len(set(values)) != len(values):
+            message = f"Condition {dimension!r} needs distinct, non-blank values."
+            raise ValidationFailed(message, fields={"conditions": [message]})
+        conditions[dimension] = values
+    extra = {"split_seed": split_seed} if split_seed is not None else {}
     if Project.objects.filter(name__iexact=name).exists():
         raise Conflict(f"A project named {name!r} already exists.", code="duplicate_name")
     try:
         with transaction.atomic():
             return Project.objects.create(
-                name=name, description=description, labels=labels, overlap_k=overlap_k, created_by=created_by
+                name=name,
+                description=description,
+                labels=labels,
+                overlap_k=overlap_k,
+                train_percent=train_percent,
+                val_percent=val_percent,
+                test_percent=test_percent,
+                conditions=conditions,
+                created_by=created_by,
+                **extra,
             )
     except IntegrityError as error:
         # Two requests raced past the check above.

@@ -179,6 +179,9 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 5000
 DATA_UPLOAD_MAX_NUMBER_FILES = env.int("QUORUM_MAX_FILES_PER_REQUEST", default=500)
 FILE_UPLOAD_PERMISSIONS = 0o640
 QUORUM_MAX_UPLOAD_BYTES = env.int("QUORUM_MAX_UPLOAD_BYTES", default=2 * 1024 * 1024 * 1024)
+# One image: bytes on the wire, and pixels (checked before decoding, against decompression bombs).
+QUORUM_MAX_IMAGE_BYTES = env.int("QUORUM_MAX_IMAGE_BYTES", default=50 * 1024 * 1024)
+QUORUM_MAX_IMAGE_PIXELS = env.int("QUORUM_MAX_IMAGE_PIXELS", default=50_000_000)
 
 # --- Security ---------------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -295,6 +298,14 @@ CELERY_BEAT_SCHEDULE = {
     },
     "prune-heartbeats": {
         "task": "ops.tasks.heartbeat_prune_task",
+        "schedule": 3600.0,
+    },
+    "image-thumbnails-sweep": {
+        "task": "annotation.tasks.image_thumbnails_sweep_task",
+        "schedule": 600.0,
+    },
+    "image-orphans-delete": {
+        "task": "annotation.tasks.image_orphans_delete_task",
         "schedule": 3600.0,
     },
 }

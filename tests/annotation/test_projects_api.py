@@ -70,3 +70,41 @@ def test_schema_and_docs_are_served_without_a_cdn(client, db):
     html = docs.content.decode()
     assert "swagger-ui" in html
     assert "https://" not in html and "http://" not in html.replace("http://testserver", "")
+
+
+def test_project_split_and_condition_settings(api_client, people):
+    api_client.force_login(people.staff)
+    body = {
+        "name": "Custom",
+        "train_percent": 70,
+        "val_percent": 15,
+        "test_percent": 15,
+        "split_seed": 99,
+        "conditions": {"camera": ["dash", "pole"]},
+    }
+    response = api_client.post(reverse("api-project-list"), body, format="json")
+    assert response.status_code == 201
+    project = Project.objects.get(pk=response.json()["id"])
+    assert (project.train_percent, project.val_percent, project.test_percent, project.split_seed) == (70, 15, 15, 99)
+    assert project.conditions == {"camera": ["dash", "pole"]}
+    # defaults: 80/10/10, a random seed and the street vocabulary
+    default = api_client.post(reverse("api-project-list"), {"name": "Default"}, format="json").json()
+    assert (default["train_percent"], default["val_percent"], default["test_percent"]) == (80, 10, 10)
+    assert default["conditions"]["weather"] == ["sun", "overcast", "rain", "night"]
+    assert default["conditions"]["resolution"] == ["hd", "low"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"train_percent": 80, "val_percent": 10, "test_percent": 20},
+        {"train_percent": 98, "val_percent": 2, "test_percent": 0},
+        {"conditions": {"weather": ["rain", "rain"]}},
+        {"conditions": {"weather": []}},
+    ],
+)
+def test_bad_split_or_condition_settings_are_refused(api_client, people, body):
+    api_client.force_login(people.staff)
+    response = api_client.post(reverse("api-project-list"), {"name": "Bad", **body}, format="json")
+    assert response.status_code == 400
+    assert not Project.objects.filter(name="Bad").exists()

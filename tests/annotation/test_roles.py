@@ -1,10 +1,15 @@
 """The role table of DESIGN.md: what each role's home page shows, and which API endpoints
 answer 200 / 201 / 204 / 401 / 403 / 404 to whom. Later issues add their rows here."""
 
+import io
+
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from annotation.models import Membership, Role
+from annotation.ingest import IncomingImage, image_ingest_one
+from annotation.models import Image, Membership, Role
+from tests import images
 
 pytestmark = pytest.mark.django_db
 
@@ -28,6 +33,10 @@ API_TABLE = [
     ("post", "api-membership-list", {"project": True}, "new-member", dict(anonymous=401, outsider=404, annotator=403, reviewer=403, project_admin=201, staff=201)),
     ("put", "api-membership-detail", {"project": True, "member": "annotator"}, {"role": "reviewer"}, dict(anonymous=401, outsider=404, annotator=403, reviewer=403, project_admin=200, staff=200)),
     ("delete", "api-membership-detail", {"project": True, "member": "annotator"}, None, dict(anonymous=401, outsider=404, annotator=403, reviewer=403, project_admin=204, staff=204)),
+    ("get", "api-project-images", {"project": True}, None, dict(anonymous=401, outsider=404, annotator=403, reviewer=200, project_admin=200, staff=200)),
+    ("post", "api-project-images", {"project": True}, "image-upload", dict(anonymous=401, outsider=404, annotator=403, reviewer=403, project_admin=201, staff=201)),
+    ("get", "api-image-detail", {"image": True}, None, dict(anonymous=401, outsider=404, annotator=403, reviewer=200, project_admin=200, staff=200)),
+    ("get", "api-image-file", {"image": True}, None, dict(anonymous=401, outsider=404, annotator=403, reviewer=200, project_admin=200, staff=200)),
 ]  # fmt: skip
 
 
@@ -37,7 +46,15 @@ def _url(people, name, kwargs):
         resolved["project_id"] = people.project.pk
     if kwargs.get("member"):
         resolved["user_id"] = getattr(people, kwargs["member"]).pk
+    if kwargs.get("image"):
+        resolved["image_id"] = _an_image(people).pk
     return reverse(name, kwargs=resolved)
+
+
+def _an_image(people):
+    data = images.image_bytes(seed=1)
+    upload = IncomingImage(name="a.jpg", file=io.BytesIO(data), size=len(data))
+    return Image.objects.get(pk=image_ingest_one(project=people.project, upload=upload, user=None).image_id)
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -45,10 +62,13 @@ def _url(people, name, kwargs):
 def test_api_role_table(api_client, people, role, method, name, kwargs, body, expected):
     # given a person of `role`
     login(api_client, people, role)
+    body_format = "json"
     if body == "new-member":
         body = {"user": people.outsider.pk, "role": "annotator"}
+    if body == "image-upload":
+        body, body_format = {"files": [SimpleUploadedFile("a.jpg", images.image_bytes(seed=2))]}, "multipart"
     # when they call the endpoint
-    response = getattr(api_client, method)(_url(people, name, kwargs), body, format="json")
+    response = getattr(api_client, method)(_url(people, name, kwargs), body, format=body_format)
     # then the status is the table's, and every error has the Quorum error shape
     assert response.status_code == expected[role], response.content
     if response.status_code >= 400:

@@ -1,0 +1,124 @@
+"""REST API of a project's images: upload, list, read, and the stored files."""
+
+from django.http import FileResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.ingest import IncomingImage, IngestResult, image_ingest
+from annotation.models import Split
+from annotation.permissions import IsProjectAdmin, IsProjectReviewer
+from annotation.selectors import image_get, image_list, project_get
+from annotation.serializers import ImageOutputSerializer, ImageUploadSerializer, IngestReportSerializer
+from config.errors import error_body
+
+
+def ingest_response(results: list[IngestResult]) -> Response:
+    """One result per file; 201 when any was stored, 200 when the rest were duplicates, and
+    the first refusal's status (400, 413, 415) when every file was refused."""
+    counts = {
+        "stored": sum(result.status == "stored" for result in results),
+        "duplicates": sum(result.status == "duplicate" for result in results),
+        "refused": sum(result.status == "refused" for result in results),
+    }
+    body = IngestReportSerializer({**counts, "results": results}).data
+    if counts["stored"]:
+        return Response(body, status=status.HTTP_201_CREATED)
+    if counts["duplicates"]:
+        return Response(body, status=status.HTTP_200_OK)
+    first = next(result for result in results if result.status == "refused")
+    plural = "" if len(results) == 1 else f" ({len(results)} files, none stored)"
+    error = error_body(status_code=first.http_status, code=first.code, message=f"{first.message}{plural}")
+    return Response({**error, **body}, status=first.http_status)
+
+
+class ProjectImagesApi(APIView):
+    parser_classes = [MultiPartParser]
+
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [IsAuthenticated(), IsProjectAdmin()]
+        return [IsAuthenticated(), IsProjectReviewer()]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("split", enum=Split.values),
+            OpenApiParameter("condition", description="dimension:value, repeatable", many=True),
+        ],
+        responses=ImageOutputSerializer(many=True),
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project = project_get(project_id=project_id, user=request.user)
+        self.check_object_permissions(request, project)
+        split = request.query_params.get("split")
+        if split and split not in Split.values:
+            raise ValidationError({"split": [f"Must be one of {', '.join(Split.values)}."]})
+        conditions = {}
+        for item in request.query_params.getlist("condition"):
+            dimension, _, value = item.partition(":")
+            if not value:
+                raise ValidationError({"condition": ["Use dimension:value, e.g. weather:rain."]})
+            conditions[dimension] = value
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(
+            image_list(project=project, split=split, conditions=conditions), request, self
+        )
+        return paginator.get_paginated_response(ImageOutputSerializer(page, many=True).data)
+
+    @extend_schema(request={"multipart/form-data": ImageUploadSerializer}, responses={201: IngestReportSerializer})
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_get(project_id=project_id, user=request.user)
+        self.check_object_permissions(request, project)
+        serializer = ImageUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        shared = serializer.validated_data["conditions"]
+        per_file = serializer.validated_data["file_conditions"]
+        uploads = [
+            IncomingImage(
+                name=uploaded.name,
+                file=uploaded,
+                size=uploaded.size,
+                conditions={**shared, **per_file.get(uploaded.name, {})},
+            )
+            for uploaded in serializer.validated_data["files"]
+        ]
+        return ingest_response(image_ingest(project=project, uploads=uploads, user=request.user))
+
+
+class ImageDetailApi(APIView):
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    @extend_schema(responses=ImageOutputSerializer)
+    def get(self, request: Request, image_id: int) -> Response:
+        image = image_get(image_id=image_id, user=request.user)
+        self.check_object_permissions(request, image)
+        return Response(ImageOutputSerializer(image).data)
+
+
+class ImageFileApi(APIView):
+    """The stored image (upright, without EXIF) or its thumbnail."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+    variant = "file"
+
+    @extend_schema(responses={(200, "image/*"): bytes})
+    def get(self, request: Request, image_id: int) -> FileResponse:
+        image = image_get(image_id=image_id, user=request.user)
+        self.check_object_permissions(request, image)
+        stored = getattr(image, self.variant)
+        if not stored:
+            raise NotFound("The thumbnail is not made yet.")
+        response = FileResponse(stored.open("rb"), content_type=_content_type(stored.name))
+        response["Cache-Control"] = "private, max-age=86400"
+        return response
+
+
+def _content_type(name: str) -> str:
+    extension = name.rsplit(".", 1)[-1].lower()
+    return {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}[extension]

@@ -1,0 +1,224 @@
+"""Image ingestion: the one service under the upload API, the zip upload and `import_images`.
+
+Per file: size limit, sha256, duplicate check, condition check, `decode_upright_rgb`, then
+the stored file is written and its row committed. A refused file leaves no row and no file;
+a file written for a row that then failed is deleted at once, and `image_orphans_delete`
+(run by beat) removes what a crash between the two leaves behind.
+"""
+
+import hashlib
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import BinaryIO
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from annotation.imaging import ImageRefused, decode_upright_rgb, encode_for_storage, thumbnail_bytes
+from annotation.models import Image, Project
+from annotation.splits import split_assign, stratum_key
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IncomingImage:
+    """One file to ingest: its client-side name, a seekable binary file, its size in bytes."""
+
+    name: str
+    file: BinaryIO
+    size: int
+    conditions: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    name: str
+    status: str  # "stored", "duplicate" or "refused"
+    image_id: int | None = None
+    split: str | None = None
+    code: str | None = None
+    message: str | None = None
+    http_status: int = 201
+
+
+def conditions_validate(*, project: Project, conditions: Mapping[str, str]) -> dict[str, str]:
+    """`conditions` checked against the project's vocabulary; ImageRefused names what is wrong."""
+    if not isinstance(conditions, Mapping):
+        raise ImageRefused("bad_conditions", "Conditions must be an object of dimension -> value.")
+    vocabulary = project.conditions
+    clean = {}
+    for dimension, value in conditions.items():
+        if dimension not in vocabulary:
+            known = ", ".join(sorted(vocabulary)) or "none"
+            raise ImageRefused(
+                "bad_conditions", f"Unknown condition {dimension!r}; this project's conditions are: {known}."
+            )
+        if value not in vocabulary[dimension]:
+            allowed = ", ".join(vocabulary[dimension])
+            raise ImageRefused("bad_conditions", f"Unknown value {value!r} for {dimension!r}; allowed: {allowed}.")
+        clean[dimension] = value
+    return clean
+
+
+def image_ingest(
+    *,
+    project: Project,
+    uploads: Iterable[IncomingImage],
+    user: AbstractBaseUser | None,
+    is_synthetic: bool = False,
+) -> list[IngestResult]:
+    """Ingest each upload on its own: one result per file, in order."""
+    return [
+        image_ingest_one(project=project, upload=upload, user=user, is_synthetic=is_synthetic) for upload in uploads
+    ]
+
+
+def image_ingest_one(
+    *, project: Project, upload: IncomingImage, user: AbstractBaseUser | None, is_synthetic: bool = False
+) -> IngestResult:
+    try:
+        return _ingest(project=project, upload=upload, user=user, is_synthetic=is_synthetic)
+    except ImageRefused as refusal:
+        return IngestResult(
+            name=upload.name, status="refused", code=refusal.code, message=refusal.message, http_status=refusal.status
+        )
+
+
+def _ingest(*, project: Project, upload: IncomingImage, user, is_synthetic: bool) -> IngestResult:
+    max_bytes = settings.QUORUM_MAX_IMAGE_BYTES
+    if upload.size > max_bytes:
+        raise ImageRefused(
+            "too_large",
+            f"The file is {upload.size / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.1f} MiB.",
+            status=413,
+        )
+    if upload.size == 0:
+        raise ImageRefused("empty", "The file is empty.")
+    upload.file.seek(0)
+    content = upload.file.read(max_bytes + 1)
+    if len(content) > max_bytes:
+        raise ImageRefused("too_large", f"The file is over the {max_bytes / 2**20:.1f} MiB limit.", status=413)
+    sha256 = hashlib.sha256(content).hexdigest()
+    existing = Image.objects.filter(project=project, sha256=sha256).values_list("pk", flat=True).first()
+    if existing:
+        return _duplicate(upload.name, existing)
+    conditions = conditions_validate(project=project, conditions=upload.conditions)
+    upload.file.seek(0)
+    decoded = decode_upright_rgb(upload.file, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
+    stored = encode_for_storage(decoded)
+    name = default_storage.save(image_storage_path(project.pk, sha256, decoded.format), ContentFile(stored))
+    try:
+        with transaction.atomic():
+            # One writer per project at a time, so concurrent batches see each other's splits.
+            locked = Project.objects.select_for_update().get(pk=project.pk)
+            existing = Image.objects.filter(project=project, sha256=sha256).values_list("pk", flat=True).first()
+            if existing:
+                default_storage.delete(name)
+                return _duplicate(upload.name, existing)
+            image = Image(
+                project=project,
+                original_name=upload.name[:255],
+                sha256=sha256,
+                format=decoded.format,
+                width=decoded.width,
+                height=decoded.height,
+                bytes=len(stored),
+                conditions=conditions,
+                stratum=stratum_key(conditions),
+                split=split_assign(project=locked, conditions=conditions, sha256=sha256),
+                is_synthetic=is_synthetic,
+                uploaded_by=user if user is not None and user.is_authenticated else None,
+            )
+            image.file.name = name
+            image.save()
+            transaction.on_commit(lambda: _enqueue_thumbnail(image.pk))
+    except IntegrityError:
+        # A concurrent request stored the same content between the check and the insert.
+        default_storage.delete(name)
+        existing = Image.objects.filter(project=project, sha256=sha256).values_list("pk", flat=True).first()
+        return _duplicate(upload.name, existing)
+    except BaseException:
+        default_storage.delete(name)
+        raise
+    return IngestResult(name=upload.name, status="stored", image_id=image.pk, split=image.split)
+
+
+def _duplicate(name: str, existing_id: int | None) -> IngestResult:
+    return IngestResult(
+        name=name,
+        status="duplicate",
+        image_id=existing_id,
+        code="duplicate",
+        message=f"This project already has this image (id {existing_id}).",
+        http_status=200,
+    )
+
+
+def image_storage_path(project_id: int, sha256: str, extension: str) -> str:
+    return f"images/{project_id}/{sha256[:2]}/{sha256}.{extension}"
+
+
+def _enqueue_thumbnail(image_id: int) -> None:
+    from annotation.tasks import image_thumbnail_task
+
+    try:
+        image_thumbnail_task.delay(image_id)
+    except Exception:  # noqa: BLE001 - the image is stored; beat makes missing thumbnails later
+        logger.warning("Could not enqueue the thumbnail of image %s; the periodic sweep will make it.", image_id)
+
+
+def image_thumbnail_make(*, image: Image) -> str:
+    """Make (or remake) the thumbnail of `image` from its stored file; returns its storage name."""
+    with default_storage.open(image.file.name, "rb") as stored:
+        decoded = decode_upright_rgb(stored, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
+    name = f"thumbnails/{image.project_id}/{image.sha256[:2]}/{image.sha256}.jpg"
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    name = default_storage.save(name, ContentFile(thumbnail_bytes(decoded.image)))
+    Image.objects.filter(pk=image.pk).update(thumbnail=name)
+    return name
+
+
+def image_thumbnails_missing(*, limit: int = 500) -> list[int]:
+    """Ids of images whose thumbnail is not made yet (an enqueue was lost, or is pending)."""
+    cutoff = timezone.now() - timedelta(minutes=5)
+    return list(Image.objects.filter(thumbnail="", created_at__lt=cutoff).values_list("pk", flat=True)[:limit])
+
+
+def image_orphans_delete(*, older_than: timedelta = timedelta(hours=1)) -> list[str]:
+    """Delete stored image and thumbnail files that no row refers to; returns their names.
+
+    Only files older than `older_than` go, so a file written for a row that is about to
+    commit is left alone.
+    """
+    cutoff = timezone.now() - older_than
+    deleted = []
+    for top in ("images", "thumbnails"):
+        for name in _storage_walk(top):
+            column = "file" if top == "images" else "thumbnail"
+            if Image.objects.filter(**{column: name}).exists():
+                continue
+            if default_storage.get_modified_time(name) >= cutoff:
+                continue
+            default_storage.delete(name)
+            deleted.append(name)
+    if deleted:
+        logger.info("Deleted %d orphan image files.", len(deleted))
+    return deleted
+
+
+def _storage_walk(top: str) -> Iterable[str]:
+    if not default_storage.exists(top):
+        return
+    directories, files = default_storage.listdir(top)
+    for file in files:
+        yield f"{top}/{file}"
+    for directory in directories:
+        yield from _storage_walk(f"{top}/{directory}")

@@ -1,0 +1,143 @@
+"""Seeded, stratified, stable splits."""
+
+import hashlib
+import itertools
+import random
+from collections import Counter
+
+import pytest
+
+from annotation.models import Image, Project, default_conditions
+from annotation.splits import split_assign, split_choose, stratum_key
+from tests.factories import ProjectFactory
+
+SHARES = {"train": 0.8, "val": 0.1, "test": 0.1}
+
+
+def test_one_stratum_gets_the_project_proportions_exactly():
+    counts = Counter()
+    for index in range(1000):
+        counts[split_choose(shares=SHARES, level_counts=[counts], seed=1, sha256=str(index))] += 1
+    assert counts == {"train": 800, "val": 100, "test": 100}
+
+
+def test_split_choice_is_a_seeded_draw():
+    ties = [{"train": 0, "val": 0, "test": 0}]
+    equal = {"train": 1 / 3, "val": 1 / 3, "test": 1 / 3}
+    draws = {split_choose(shares=equal, level_counts=ties, seed=7, sha256=f"{i}") for i in range(30)}
+    assert draws == {"train", "val", "test"}
+    assert split_choose(shares=equal, level_counts=ties, seed=7, sha256="x") == split_choose(
+        shares=equal, level_counts=ties, seed=7, sha256="x"
+    )
+
+
+def test_stratum_key_is_canonical():
+    assert stratum_key({"weather": "rain", "resolution": "hd"}) == "resolution=hd|weather=rain"
+    assert stratum_key({}) == ""
+
+
+def ingest_rows(project: Project, arrivals: list[dict]) -> list[Image]:
+    """Create rows the way ingestion does (split chosen at insert), without image files."""
+    rows = []
+    for conditions in arrivals:
+        sha256 = hashlib.sha256(f"{project.pk}-{len(rows)}-{random.random()}".encode()).hexdigest()
+        image = Image.objects.create(
+            project=project,
+            file=f"images/{sha256}.jpg",
+            original_name=f"{sha256[:8]}.jpg",
+            sha256=sha256,
+            format="jpeg",
+            width=1920,
+            height=1080,
+            bytes=1,
+            conditions=conditions,
+            stratum=stratum_key(conditions),
+            split=split_assign(project=project, conditions=conditions, sha256=sha256),
+        )
+        rows.append(image)
+    return rows
+
+
+def combinations() -> list[dict]:
+    vocabulary = default_conditions()
+    dimensions = sorted(vocabulary)
+    return [
+        dict(zip(dimensions, values, strict=True)) for values in itertools.product(*(vocabulary[d] for d in dimensions))
+    ]
+
+
+def split_table(project: Project) -> dict[tuple[str, str], Counter]:
+    table: dict[tuple[str, str], Counter] = {}
+    for image in Image.objects.filter(project=project):
+        for item in image.conditions.items():
+            table.setdefault(item, Counter())[image.split] += 1
+    return table
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("order", ["shuffled", "one stratum after another"])
+def test_every_condition_with_20_images_is_in_every_split(order):
+    # given 24 condition combinations with 2 to 8 images each: too few for any one
+    # combination to reach val and test on its own
+    rng = random.Random(5)
+    arrivals = [combo for combo in combinations() for _ in range(rng.randint(2, 8))]
+    if order == "shuffled":
+        rng.shuffle(arrivals)
+    project = ProjectFactory(split_seed=123)
+    # when they arrive
+    ingest_rows(project, arrivals)
+    # then every single condition that has at least 20 images appears in every split, within
+    # two images of its 80/10/10 share
+    table = split_table(project)
+    assert all(sum(counts.values()) >= 20 for counts in table.values())
+    for condition, counts in table.items():
+        total = sum(counts.values())
+        assert set(counts) == {"train", "val", "test"}, (condition, counts)
+        for split, share in SHARES.items():
+            assert abs(counts[split] - share * total) <= 2, (condition, counts)
+    overall = Counter(Image.objects.filter(project=project).values_list("split", flat=True))
+    assert abs(overall["val"] - overall["test"]) <= 2
+
+
+@pytest.mark.django_db
+def test_appending_images_never_moves_an_existing_one():
+    project = ProjectFactory()
+    rng = random.Random(9)
+    first = ingest_rows(project, [rng.choice(combinations()) for _ in range(200)])
+    before = {image.pk: image.split for image in first}
+    ingest_rows(project, [rng.choice(combinations()) for _ in range(200)])
+    after = dict(Image.objects.filter(pk__in=before).values_list("pk", "split"))
+    assert after == before
+
+
+@pytest.mark.django_db
+def test_same_seed_and_arrivals_give_the_same_splits():
+    rng = random.Random(3)
+    arrivals = [rng.choice(combinations()) for _ in range(120)]
+    shas = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(120)]
+
+    def run(name: str, seed: int) -> list[str]:
+        project = ProjectFactory(name=name, split_seed=seed)
+        splits = []
+        for conditions, sha256 in zip(arrivals, shas, strict=True):
+            split = split_assign(project=project, conditions=conditions, sha256=sha256)
+            Image.objects.create(
+                project=project, file=f"{sha256}.jpg", original_name="x.jpg", sha256=sha256, format="jpeg",
+                width=1, height=1, bytes=1, conditions=conditions, stratum=stratum_key(conditions), split=split,
+            )  # fmt: skip
+            splits.append(split)
+        return splits
+
+    assert run("A", 42) == run("B", 42)
+    assert run("C", 42) != run("D", 43)
+
+
+@pytest.mark.django_db
+def test_custom_proportions_are_followed():
+    project = ProjectFactory(train_percent=60, val_percent=20, test_percent=20)
+    ingest_rows(project, [{"weather": "sun"}] * 200)
+    assert Counter(Image.objects.filter(project=project).values_list("split", flat=True)) == {
+        "train": 120,
+        "val": 40,
+        "test": 40,
+    }
