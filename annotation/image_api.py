@@ -11,11 +11,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.ingest import IncomingImage, IngestResult, image_ingest
+from annotation.imaging import ImageRefused
+from annotation.ingest import IncomingImage, IngestResult, image_ingest, zip_ingest
 from annotation.models import Split
 from annotation.permissions import IsProjectAdmin, IsProjectReviewer
 from annotation.selectors import image_get, image_list, project_get
-from annotation.serializers import ImageOutputSerializer, ImageUploadSerializer, IngestReportSerializer
+from annotation.serializers import (
+    ImageOutputSerializer,
+    ImageUploadSerializer,
+    IngestReportSerializer,
+    SplitReportSerializer,
+    ZipUploadSerializer,
+)
+from annotation.splits import split_report
 from config.errors import error_body
 
 
@@ -91,6 +99,36 @@ class ProjectImagesApi(APIView):
         return ingest_response(image_ingest(project=project, uploads=uploads, user=request.user))
 
 
+class ProjectImagesZipApi(APIView):
+    """Upload a zip archive of images: one result per entry (see `zip_ingest` for the limits)."""
+
+    parser_classes = [MultiPartParser]
+    permission_classes = [IsAuthenticated, IsProjectAdmin]
+
+    @extend_schema(request={"multipart/form-data": ZipUploadSerializer}, responses={201: IngestReportSerializer})
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_get(project_id=project_id, user=request.user)
+        self.check_object_permissions(request, project)
+        serializer = ZipUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        archive = serializer.validated_data["archive"]
+        try:
+            results = zip_ingest(
+                project=project,
+                archive=archive,
+                archive_size=archive.size,
+                conditions=serializer.validated_data["conditions"],
+                user=request.user,
+            )
+        except ImageRefused as refusal:
+            body = error_body(status_code=refusal.status, code=refusal.code, message=refusal.message)
+            return Response(body, status=refusal.status)
+        if not results:
+            body = error_body(status_code=400, code="no_images", message="The archive holds no image files.")
+            return Response(body, status=status.HTTP_400_BAD_REQUEST)
+        return ingest_response(results)
+
+
 class ImageDetailApi(APIView):
     permission_classes = [IsAuthenticated, IsProjectReviewer]
 
@@ -122,3 +160,15 @@ class ImageFileApi(APIView):
 def _content_type(name: str) -> str:
     extension = name.rsplit(".", 1)[-1].lower()
     return {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}[extension]
+
+
+class SplitReportApi(APIView):
+    """Images per split and per split x condition, resolutions per split, and warnings."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    @extend_schema(responses=SplitReportSerializer)
+    def get(self, request: Request, project_id: int) -> Response:
+        project = project_get(project_id=project_id, user=request.user)
+        self.check_object_permissions(request, project)
+        return Response(SplitReportSerializer(split_report(project=project)).data)

@@ -6,8 +6,12 @@ a file written for a row that then failed is deleted at once, and `image_orphans
 (run by beat) removes what a crash between the two leaves behind.
 """
 
+import csv
 import hashlib
+import io
 import logging
+import stat
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -222,3 +226,118 @@ def _storage_walk(top: str) -> Iterable[str]:
         yield f"{top}/{file}"
     for directory in directories:
         yield from _storage_walk(f"{top}/{directory}")
+
+
+ZIP_SKIPPED_PREFIXES = ("__MACOSX/",)
+ZIP_MANIFEST = "conditions.csv"
+
+
+def zip_ingest(
+    *, project: Project, archive: BinaryIO, archive_size: int, conditions: Mapping[str, str], user
+) -> list[IngestResult]:
+    """Ingest every image of a zip archive, one result per entry.
+
+    Refused as a whole, before anything is stored (ImageRefused): a file that is not a zip,
+    an archive over QUORUM_MAX_UPLOAD_BYTES, more than QUORUM_ZIP_MAX_ENTRIES entries, or
+    more than QUORUM_ZIP_MAX_TOTAL_BYTES once uncompressed (zip bombs). Refused per entry:
+    absolute paths, `..` components, links, and everything image ingestion refuses. Entries
+    are read into memory one at a time, never extracted to disk. An optional `conditions.csv`
+    at the top (columns: file, then one per dimension) gives conditions per file, over
+    `conditions`. Folders starting with a dot and `__MACOSX/` are skipped.
+    """
+    if archive_size > settings.QUORUM_MAX_UPLOAD_BYTES:
+        raise ImageRefused(
+            "too_large",
+            f"The archive is {archive_size / 2**30:.2f} GiB; the limit is "
+            f"{settings.QUORUM_MAX_UPLOAD_BYTES / 2**30:.2f} GiB.",
+            status=413,
+        )
+    try:
+        bundle = zipfile.ZipFile(archive)
+        entries = bundle.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise ImageRefused("not_a_zip", "The file is not a zip archive.", status=415) from error
+    with bundle:
+        if len(entries) > settings.QUORUM_ZIP_MAX_ENTRIES:
+            raise ImageRefused(
+                "too_many_entries",
+                f"The archive has {len(entries)} entries; the limit is {settings.QUORUM_ZIP_MAX_ENTRIES}.",
+                status=413,
+            )
+        declared = sum(entry.file_size for entry in entries)
+        if declared > settings.QUORUM_ZIP_MAX_TOTAL_BYTES:
+            raise ImageRefused(
+                "too_large",
+                f"The archive would unpack to {declared / 2**30:.2f} GiB; the limit is "
+                f"{settings.QUORUM_ZIP_MAX_TOTAL_BYTES / 2**30:.2f} GiB.",
+                status=413,
+            )
+        per_file = _zip_manifest(bundle)
+        results = []
+        read_total = 0
+        for entry in entries:
+            name = entry.filename
+            reason = _zip_unsafe(entry)
+            if reason:
+                results.append(
+                    IngestResult(name=name, status="refused", code="unsafe_path", message=reason, http_status=400)
+                )
+                continue
+            if entry.is_dir() or name == ZIP_MANIFEST or _zip_is_skipped(name):
+                continue
+            # Declared sizes can lie: read at most one image's limit, and stop at the total.
+            with bundle.open(entry) as member:
+                content = member.read(settings.QUORUM_MAX_IMAGE_BYTES + 1)
+            read_total += len(content)
+            if read_total > settings.QUORUM_ZIP_MAX_TOTAL_BYTES:
+                results.append(
+                    IngestResult(
+                        name=name,
+                        status="refused",
+                        code="too_large",
+                        message="The archive unpacks to more than its limit; the rest was not read.",
+                        http_status=413,
+                    )
+                )
+                break
+            upload = IncomingImage(
+                name=name,
+                file=io.BytesIO(content),
+                size=len(content),
+                conditions={**conditions, **per_file.get(name, {})},
+            )
+            results.append(image_ingest_one(project=project, upload=upload, user=user))
+    return results
+
+
+def _zip_is_skipped(name: str) -> bool:
+    return name.startswith(ZIP_SKIPPED_PREFIXES) or any(part.startswith(".") for part in name.split("/"))
+
+
+def _zip_unsafe(entry: zipfile.ZipInfo) -> str | None:
+    name = entry.filename
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "Absolute paths are not allowed in the archive."
+    if ".." in parts:
+        return "Paths with '..' are not allowed in the archive."
+    if stat.S_ISLNK(entry.external_attr >> 16):
+        return "Links are not allowed in the archive."
+    return None
+
+
+def _zip_manifest(bundle: zipfile.ZipFile) -> dict[str, dict[str, str]]:
+    """file -> conditions from `conditions.csv`, if the archive has one."""
+    try:
+        raw = bundle.read(ZIP_MANIFEST)
+    except KeyError:
+        return {}
+    if len(raw) > 10 * 2**20:
+        raise ImageRefused("bad_manifest", f"{ZIP_MANIFEST} is over 10 MiB.", status=413)
+    try:
+        reader = csv.DictReader(io.StringIO(raw.decode("utf-8-sig")))
+        if not reader.fieldnames or reader.fieldnames[0] != "file":
+            raise ImageRefused("bad_manifest", f"{ZIP_MANIFEST} must start with a 'file' column.")
+        return {row["file"]: {key: value for key, value in row.items() if key != "file" and value} for row in reader}
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ImageRefused("bad_manifest", f"{ZIP_MANIFEST} could not be read: {error}") from error

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
 
 from annotation.models import ROLE_RANK, Image, Membership, Project, Role
@@ -77,3 +77,11 @@ def image_get(*, image_id: int, user: AbstractBaseUser) -> Image:
     return get_object_or_404(
         Image.objects.select_related("project").filter(project__in=project_list(user=user)), pk=image_id
     )
+
+
+def image_split_counts(*, project: Project) -> dict[str, int]:
+    """How many images each split of `project` holds (train, val, test, in that order)."""
+    counts = dict.fromkeys(("train", "val", "test"), 0)
+    for row in Image.objects.filter(project=project).values("split").annotate(total=Count("pk")):
+        counts[row["split"]] = row["total"]
+    return counts

@@ -109,6 +109,14 @@ class ImageUploadSerializer(serializers.Serializer):
         return value
 
 
+class ZipUploadSerializer(serializers.Serializer):
+    archive = serializers.FileField()
+    conditions = serializers.JSONField(required=False, default=dict)
+
+    def validate_conditions(self, value):
+        return ImageUploadSerializer().validate_conditions(value)
+
+
 class IngestResultSerializer(serializers.Serializer):
     name = serializers.CharField()
     status = serializers.ChoiceField(choices=["stored", "duplicate", "refused"])
@@ -153,3 +161,35 @@ class ImageOutputSerializer(serializers.ModelSerializer):
 
     def get_thumbnail_url(self, image: Image) -> str | None:
         return reverse("api-image-thumbnail", kwargs={"image_id": image.pk}) if image.thumbnail else None
+
+
+class SplitCountsSerializer(serializers.Serializer):
+    train = serializers.IntegerField()
+    val = serializers.IntegerField()
+    test = serializers.IntegerField()
+
+
+class ConditionRowSerializer(serializers.Serializer):
+    dimension = serializers.CharField()
+    value = serializers.CharField()
+    total = serializers.IntegerField()
+    counts = SplitCountsSerializer()
+
+
+class SplitWarningSerializer(serializers.Serializer):
+    level = serializers.ChoiceField(choices=["missing", "thin"])
+    dimension = serializers.CharField()
+    value = serializers.CharField()
+    split = serializers.CharField()
+    count = serializers.IntegerField()
+    expected = serializers.FloatField()
+    message = serializers.CharField()
+
+
+class SplitReportSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    shares = serializers.DictField(child=serializers.FloatField())
+    counts = SplitCountsSerializer()
+    conditions = ConditionRowSerializer(many=True)
+    resolutions = serializers.DictField(child=SplitCountsSerializer())
+    warnings = SplitWarningSerializer(many=True)

@@ -12,6 +12,7 @@ split is decided once and never changes: adding images never moves an existing o
 
 import random
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from django.db.models import Count, Q
 
@@ -57,3 +58,106 @@ def split_assign(*, project: Project, conditions: Mapping[str, str], sha256: str
     counts = Image.objects.filter(project=project).aggregate(**aggregates)
     level_counts = [{split: counts[f"{name}__{split}"] for split in SPLIT_ORDER} for name in groups]
     return split_choose(shares=project.split_shares, level_counts=level_counts, seed=project.split_seed, sha256=sha256)
+
+
+# Resolution buckets of the split report, by megapixels: (label, upper bound).
+RESOLUTION_BUCKETS = (
+    ("under 0.3 MP", 0.3),
+    ("0.3 to 1 MP", 1.0),
+    ("1 to 2.1 MP (HD)", 2.1),
+    ("2.1 to 8.3 MP (4K)", 8.3),
+    ("over 8.3 MP", float("inf")),
+)
+# A condition is "thin" in a split when that split holds under half the images its share
+# promises, and the promise is at least two images.
+THIN_FRACTION = 0.5
+THIN_MIN_EXPECTED = 2.0
+
+
+@dataclass(frozen=True)
+class ConditionRow:
+    dimension: str
+    value: str
+    total: int
+    counts: dict[str, int]  # split -> images
+
+
+@dataclass(frozen=True)
+class SplitWarning:
+    level: str  # "missing" or "thin"
+    dimension: str
+    value: str
+    split: str
+    count: int
+    expected: float
+    message: str
+
+
+@dataclass(frozen=True)
+class SplitReport:
+    total: int
+    shares: dict[str, float]
+    counts: dict[str, int]
+    conditions: list[ConditionRow]
+    resolutions: dict[str, dict[str, int]]  # bucket -> split -> images
+    warnings: list[SplitWarning] = field(default_factory=list)
+
+
+def split_report(*, project: Project) -> SplitReport:
+    """Counts per split and per split x condition, resolutions per split, and warnings.
+
+    Every value of the project's vocabulary is listed, with zeros where no image has it.
+    """
+    shares = project.split_shares
+    counts = dict.fromkeys(SPLIT_ORDER, 0)
+    by_condition: dict[tuple[str, str], dict[str, int]] = {
+        (dimension, value): dict.fromkeys(SPLIT_ORDER, 0)
+        for dimension, values in project.conditions.items()
+        for value in values
+    }
+    resolutions = {label: dict.fromkeys(SPLIT_ORDER, 0) for label, _ in RESOLUTION_BUCKETS}
+    rows = Image.objects.filter(project=project).values_list("split", "conditions", "width", "height")
+    for split, conditions, width, height in rows.iterator(chunk_size=5000):
+        counts[split] += 1
+        for item in (conditions or {}).items():
+            by_condition.setdefault(item, dict.fromkeys(SPLIT_ORDER, 0))[split] += 1
+        megapixels = width * height / 1e6
+        label = next(label for label, bound in RESOLUTION_BUCKETS if megapixels < bound)
+        resolutions[label][split] += 1
+    condition_rows = [
+        ConditionRow(dimension=dimension, value=value, total=sum(split_counts.values()), counts=split_counts)
+        for (dimension, value), split_counts in by_condition.items()
+    ]
+    warnings = []
+    for row in condition_rows:
+        if row.total == 0:
+            continue
+        for split in SPLIT_ORDER:
+            expected = shares[split] * row.total
+            have = row.counts[split]
+            if have == 0 and expected >= 1:
+                level, what = "missing", "has no"
+            elif expected >= THIN_MIN_EXPECTED and have < THIN_FRACTION * expected:
+                level, what = "thin", f"has only {have}"
+            else:
+                continue
+            warnings.append(
+                SplitWarning(
+                    level=level,
+                    dimension=row.dimension,
+                    value=row.value,
+                    split=split,
+                    count=have,
+                    expected=round(expected, 1),
+                    message=f"{split} {what} {row.dimension}={row.value} images "
+                    f"(about {expected:.1f} expected of {row.total}).",
+                )
+            )
+    return SplitReport(
+        total=sum(counts.values()),
+        shares={split: shares[split] for split in SPLIT_ORDER},
+        counts=counts,
+        conditions=condition_rows,
+        resolutions=resolutions,
+        warnings=warnings,
+    )

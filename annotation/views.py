@@ -8,7 +8,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 from rest_framework.authtoken.models import Token
 
 from annotation.models import Role
-from annotation.selectors import membership_list, project_get, project_role, projects_with_roles, role_at_least
+from annotation.selectors import (
+    image_split_counts,
+    membership_list,
+    project_get,
+    project_role,
+    projects_with_roles,
+    role_at_least,
+)
 from annotation.services import api_token_revoke, api_token_rotate
 
 
@@ -35,8 +42,9 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "role": role,
         "is_reviewer": is_reviewer,
         "is_admin": role_at_least(role, Role.ADMIN),
-        # Annotators work blind: they do not see who else is on the panel.
+        # Annotators work blind: they do not see who else is on the panel, nor the splits.
         "members": membership_list(project=project) if is_reviewer else None,
+        "split_counts": image_split_counts(project=project) if is_reviewer else None,
     }
     return render(request, "annotation/project_detail.html", context)
 

@@ -182,6 +182,9 @@ QUORUM_MAX_UPLOAD_BYTES = env.int("QUORUM_MAX_UPLOAD_BYTES", default=2 * 1024 * 
 # One image: bytes on the wire, and pixels (checked before decoding, against decompression bombs).
 QUORUM_MAX_IMAGE_BYTES = env.int("QUORUM_MAX_IMAGE_BYTES", default=50 * 1024 * 1024)
 QUORUM_MAX_IMAGE_PIXELS = env.int("QUORUM_MAX_IMAGE_PIXELS", default=50_000_000)
+# Zip uploads: entries, and bytes once uncompressed (against zip bombs).
+QUORUM_ZIP_MAX_ENTRIES = env.int("QUORUM_ZIP_MAX_ENTRIES", default=20_000)
+QUORUM_ZIP_MAX_TOTAL_BYTES = env.int("QUORUM_ZIP_MAX_TOTAL_BYTES", default=20 * 1024 * 1024 * 1024)
 
 # --- Security ---------------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True

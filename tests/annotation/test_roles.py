@@ -2,6 +2,7 @@
 answer 200 / 201 / 204 / 401 / 403 / 404 to whom. Later issues add their rows here."""
 
 import io
+import zipfile
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -35,6 +36,9 @@ API_TABLE = [
     ("delete", "api-membership-detail", {"project": True, "member": "annotator"}, None, dict(anonymous=401, outsider=404, annotator=403, reviewer=403, project_admin=204, staff=204)),
     ("get", "api-project-images", {"project": True}, None, dict(anonymous=401, outsider=404, annotator=403, reviewer=200, project_admin=200, staff=200)),
     ("post", "api-project-images", {"project": True}, "image-upload", dict(anonymous=401, outsider=404, annotator=403, reviewer=403, project_admin=201, staff=201)),
+    ("post", "api-project-images-zip", {"project": True}, "zip-upload", dict(anonymous=401, outsider=404, annotator=403, reviewer=403, project_admin=201, staff=201)),
+    ("get", "api-split-report", {"project": True}, None, dict(anonymous=401, outsider=404, annotator=403, reviewer=200, project_admin=200, staff=200)),
+    ("get", "api-image-thumbnail", {"image": True}, None, dict(anonymous=401, outsider=404, annotator=403, reviewer=404, project_admin=404, staff=404)),
     ("get", "api-image-detail", {"image": True}, None, dict(anonymous=401, outsider=404, annotator=403, reviewer=200, project_admin=200, staff=200)),
     ("get", "api-image-file", {"image": True}, None, dict(anonymous=401, outsider=404, annotator=403, reviewer=200, project_admin=200, staff=200)),
 ]  # fmt: skip
@@ -67,6 +71,11 @@ def test_api_role_table(api_client, people, role, method, name, kwargs, body, ex
         body = {"user": people.outsider.pk, "role": "annotator"}
     if body == "image-upload":
         body, body_format = {"files": [SimpleUploadedFile("a.jpg", images.image_bytes(seed=2))]}, "multipart"
+    if body == "zip-upload":
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as bundle:
+            bundle.writestr("z.jpg", images.image_bytes(seed=3))
+        body, body_format = {"archive": SimpleUploadedFile("a.zip", archive.getvalue())}, "multipart"
     # when they call the endpoint
     response = getattr(api_client, method)(_url(people, name, kwargs), body, format=body_format)
     # then the status is the table's, and every error has the Quorum error shape

@@ -1,0 +1,83 @@
+"""Pages of a project's data: upload (files or a zip), the image gallery, the split report."""
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+
+from annotation.imaging import ImageRefused
+from annotation.ingest import IncomingImage, IngestResult, image_ingest, zip_ingest
+from annotation.models import Project, Role
+from annotation.selectors import image_list, project_get, project_role, role_at_least
+from annotation.splits import split_report
+
+
+def _project_for(request: HttpRequest, project_id: int, required: Role) -> Project:
+    project = project_get(project_id=project_id, user=request.user)
+    if not role_at_least(project_role(project=project, user=request.user), required):
+        raise PermissionDenied
+    return project
+
+
+@login_required
+def split_report_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = _project_for(request, project_id, Role.REVIEWER)
+    report = split_report(project=project)
+    dimensions: dict[str, list] = {}
+    for row in report.conditions:
+        dimensions.setdefault(row.dimension, []).append(row)
+    context = {"project": project, "report": report, "dimensions": dimensions, "splits": ["train", "val", "test"]}
+    return render(request, "annotation/split_report.html", context)
+
+
+@login_required
+def image_gallery(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = _project_for(request, project_id, Role.REVIEWER)
+    split = request.GET.get("split") or None
+    page = Paginator(image_list(project=project, split=split if split in ("train", "val", "test") else None), 60)
+    context = {"project": project, "page": page.get_page(request.GET.get("page")), "split": split}
+    return render(request, "annotation/image_gallery.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def image_upload_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Upload files or a zip archive through the same service as the API."""
+    project = _project_for(request, project_id, Role.ADMIN)
+    results: list[IngestResult] = []
+    error = None
+    chosen = {dimension: request.POST.get(f"condition_{dimension}", "") for dimension in project.conditions}
+    if request.method == "POST":
+        conditions = {dimension: value for dimension, value in chosen.items() if value}
+        archive = request.FILES.get("archive")
+        files = request.FILES.getlist("files")
+        if archive:
+            try:
+                results = zip_ingest(
+                    project=project,
+                    archive=archive,
+                    archive_size=archive.size,
+                    conditions=conditions,
+                    user=request.user,
+                )
+            except ImageRefused as refusal:
+                error = refusal.message
+        elif files:
+            uploads = [IncomingImage(name=f.name, file=f, size=f.size, conditions=conditions) for f in files]
+            results = image_ingest(project=project, uploads=uploads, user=request.user)
+        else:
+            error = "Choose image files or a zip archive to upload."
+    summary = {status: sum(r.status == status for r in results) for status in ("stored", "duplicate", "refused")}
+    context = {
+        "project": project,
+        "results": results,
+        "summary": summary,
+        "error": error,
+        "condition_fields": [
+            (dimension, values, chosen[dimension]) for dimension, values in project.conditions.items()
+        ],
+    }
+    status = 400 if error else 200
+    return render(request, "annotation/image_upload.html", context, status=status)
