@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.db.models import Count
 
-from annotation.models import Image, Membership, Project
+from annotation.models import Image, Membership, Project, SyntheticTruth
 
 
 class MembershipInline(admin.TabularInline):
@@ -63,4 +63,15 @@ class ImageAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         # Images arrive through ingestion, which checks, decodes and splits them.
+        return False
+
+
+@admin.register(SyntheticTruth)
+class SyntheticTruthAdmin(admin.ModelAdmin):
+    list_display = ["image", "generator", "seed", "pedestrian_count"]
+    list_filter = ["generator", "image__project"]
+    list_select_related = ["image"]
+    readonly_fields = ["image", "generator", "seed", "boxes", "visible", "ignore"]
+
+    def has_add_permission(self, request) -> bool:
         return False

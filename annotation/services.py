@@ -12,7 +12,7 @@ from config.errors import Conflict, ValidationFailed
 def project_create(
     *,
     name: str,
-    created_by: AbstractBaseUser,
+    created_by: AbstractBaseUser | None,
     description: str = "",
     labels: list[str] | None = None,
     overlap_k: int = 3,

@@ -49,7 +49,17 @@ def test_rundev_serves_signs_in_runs_a_task_and_stops_cleanly(tmp_path):
         "QUORUM_VAR_DIR": str(tmp_path / "var"),
     }
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "rundev", "--addrport", f"127.0.0.1:{port}", "--concurrency", "1"],
+        [
+            sys.executable,
+            "manage.py",
+            "rundev",
+            "--addrport",
+            f"127.0.0.1:{port}",
+            "--concurrency",
+            "1",
+            "--demo-images",
+            "24",
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -82,6 +92,8 @@ def test_rundev_serves_signs_in_runs_a_task_and_stops_cleanly(tmp_path):
         assert 'id="annotate"' in page and "Demo street scenes" in page
         url, page = sign_in(base, "admin", accounts["admin"])
         assert 'id="administer"' in page
+        # and the demo project holds its synthetic images, split, with their report
+        assert re.search(r"Demo project: 24 images added; split \d+ train, \d+ val, \d+ test", output)
         children = psutil.Process(process.pid).children(recursive=True)
         assert len(children) >= 3
     finally:

@@ -14,10 +14,13 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from annotation.models import Project
+from annotation.selectors import image_split_counts
+from annotation.synthetic_data import synthetic_images_add
 from config.celery import app
 from ops.management.commands.demo_accounts import demo_accounts_file, demo_accounts_text
 from ops.models import WorkerHeartbeat
-from ops.services import demo_accounts_ensure
+from ops.services import DEMO_PROJECT_NAME, demo_accounts_ensure
 from ops.tasks import worker_heartbeat_task
 
 
@@ -27,12 +30,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--addrport", default="127.0.0.1:8000")
         parser.add_argument("--concurrency", type=int, default=2)
+        parser.add_argument("--demo-images", type=int, default=300, help="synthetic images in the demo project")
 
-    def handle(self, *args, addrport: str, concurrency: int, **options) -> None:
+    def handle(self, *args, addrport: str, concurrency: int, demo_images: int, **options) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         self._say("Database migrated.")
         secrets_file = demo_accounts_file()
         accounts = demo_accounts_ensure(secrets_file=secrets_file)
+        self._seed_demo_project(demo_images)
         queues = ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES)
         python = sys.executable
         commands = {
@@ -59,6 +64,11 @@ class Command(BaseCommand):
         # Said last, so it is not lost above the workers' start-up banners.
         self._say(self.style.SUCCESS(f"\nQuorum is running at http://{addrport}/  (Ctrl-C stops it)"))
         self._say(demo_accounts_text(accounts, secrets_file=secrets_file))
+        demo = Project.objects.get(name=DEMO_PROJECT_NAME)
+        self._say(
+            f"Demo project: http://{addrport}/projects/{demo.pk}/ "
+            f"(split report: http://{addrport}/projects/{demo.pk}/splits/)"
+        )
         exit_code = 0
         while not self._stopping:
             dead = [name for name, process in processes.items() if process.poll() is not None]
@@ -77,6 +87,24 @@ class Command(BaseCommand):
                 process.kill()
         if exit_code:
             sys.exit(exit_code)
+
+    def _seed_demo_project(self, count: int) -> None:
+        """Fill the demo project with synthetic street scenes, the first time only."""
+        project = Project.objects.get(name=DEMO_PROJECT_NAME)
+        if project.images.count() >= count:
+            return
+        self._say(f"Rendering {count} synthetic street scenes for {project.name!r} (first run only)...")
+
+        def progress(done: int, total: int) -> None:
+            if done % 50 == 0 or done == total:
+                self._say(f"  {done}/{total}")
+
+        totals = synthetic_images_add(project=project, count=count, seed=0, progress=progress)
+        counts = image_split_counts(project=project)
+        self._say(
+            f"Demo project: {totals['stored']} images added; split {counts['train']} train, "
+            f"{counts['val']} val, {counts['test']} test."
+        )
 
     def _say(self, text: str) -> None:
         # Flushed at once: the children write to the same terminal (or pipe) meanwhile.
