@@ -1,0 +1,473 @@
+"""Reading and writing box annotations in the formats people already use.
+
+COCO JSON, Ultralytics YOLO (data.yaml + labels/*.txt), Pascal VOC XML, and Label Studio
+JSON exports (rectanglelabels, read only). Pure: bytes and dicts in, dataclasses out.
+
+Quorum's one convention inside: absolute pixel xyxy, continuous coordinates (the left edge
+of the image is x = 0, the right edge x = width). Coordinates are kept to 1/1000 of a
+pixel (`PRECISION` decimals), which is what makes round trips exact: reading what
+`*_write` wrote gives back the same numbers.
+
+How each format carries Quorum's flags:
+- COCO: an ignore region is `iscrowd: 1`; occluded and truncated go in `attributes`
+  (CVAT's convention).
+- VOC: an ignore region is `difficult` (VOC's evaluation ignores those); `truncated` and
+  `occluded` are VOC's own fields. VOC pixel indices start at 1: xmin = x1 + 1, xmax = x2.
+- YOLO: label and box only. Ignore regions and flags are not exported to YOLO.
+"""
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from xml.etree import ElementTree
+
+import numpy as np
+
+from boxes.geometry import xyxy_to_yolo, yolo_to_xyxy
+
+PRECISION = 3
+
+
+class FormatError(ValueError):
+    """An input that cannot be read; `problems` lists every offending item."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        self.problems = problems or []
+        detail = f": {'; '.join(self.problems[:20])}" if self.problems else ""
+        more = f" (and {len(self.problems) - 20} more)" if len(self.problems) > 20 else ""
+        super().__init__(f"{message}{detail}{more}")
+        self.message = message
+
+
+@dataclass(frozen=True)
+class FormatBox:
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    label: str
+    is_ignored: bool = False
+    is_occluded: bool = False
+    is_truncated: bool = False
+
+
+@dataclass(frozen=True)
+class FormatImage:
+    file_name: str
+    width: int
+    height: int
+    boxes: tuple[FormatBox, ...] = ()
+
+
+@dataclass(frozen=True)
+class Dataset:
+    images: tuple[FormatImage, ...]
+    labels: tuple[str, ...] = field(default=("pedestrian",))
+
+
+def _round(value: float) -> float:
+    return round(float(value), PRECISION)
+
+
+def checked_box(
+    box: FormatBox, *, width: float, height: float, clip: bool, where: str, problems: list[str]
+) -> FormatBox | None:
+    """`box` rounded to PRECISION and checked against a width x height image.
+
+    Non-finite coordinates and boxes with no area are always problems; a box reaching
+    outside the image is a problem unless `clip`, which clips it (and drops it when
+    nothing is left inside).
+    """
+    coordinates = (box.x1, box.y1, box.x2, box.y2)
+    if not all(isinstance(value, int | float) and math.isfinite(value) for value in coordinates):
+        problems.append(f"{where}: coordinates must be finite numbers, got {list(coordinates)}")
+        return None
+    x1, y1, x2, y2 = (_round(value) for value in coordinates)
+    if x2 <= x1 or y2 <= y1:
+        problems.append(f"{where}: the box has no area ({x1}, {y1}, {x2}, {y2})")
+        return None
+    if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
+        if not clip:
+            problems.append(f"{where}: the box ({x1}, {y1}, {x2}, {y2}) reaches outside the {width}x{height} image")
+            return None
+        x1, y1, x2, y2 = max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))
+        if x2 <= x1 or y2 <= y1:
+            return None
+    return replace(box, x1=x1, y1=y1, x2=x2, y2=y2)
+
+
+def _checked_image(image: FormatImage, *, clip: bool, problems: list[str]) -> FormatImage:
+    if not (isinstance(image.width, int) and isinstance(image.height, int) and image.width > 0 and image.height > 0):
+        problems.append(f"{image.file_name}: width and height must be positive integers")
+        return image
+    boxes = []
+    for index, box in enumerate(image.boxes):
+        where = f"{image.file_name} box {index + 1}"
+        checked = checked_box(box, width=image.width, height=image.height, clip=clip, where=where, problems=problems)
+        if checked is not None:
+            boxes.append(checked)
+    return replace(image, boxes=tuple(boxes))
+
+
+def _finish(images: list[FormatImage], labels: Iterable[str], *, clip: bool, problems: list[str]) -> Dataset:
+    checked = [_checked_image(image, clip=clip, problems=problems) for image in images]
+    names = [image.file_name for image in checked]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    problems.extend(f"{name}: appears more than once" for name in duplicates)
+    if problems:
+        raise FormatError("The annotations have problems", problems)
+    return Dataset(images=tuple(checked), labels=tuple(labels))
+
+
+# --- COCO -------------------------------------------------------------------------------
+
+
+def coco_read(data: bytes | str | Mapping, *, clip: bool = False) -> Dataset:
+    """COCO detection JSON: `images`, `annotations` (bbox as [x, y, width, height]), `categories`."""
+    document = _json(data) if not isinstance(data, Mapping) else data
+    problems: list[str] = []
+    if not isinstance(document, Mapping) or not isinstance(document.get("images"), list):
+        raise FormatError("Not a COCO file: it needs an 'images' list")
+    categories = {}
+    for category in document.get("categories") or []:
+        if not isinstance(category, Mapping) or "id" not in category or not isinstance(category.get("name"), str):
+            problems.append(f"category {category!r}: needs an id and a name")
+            continue
+        categories[category["id"]] = category["name"]
+    images: dict = {}
+    for entry in document["images"]:
+        if not isinstance(entry, Mapping) or "id" not in entry or not isinstance(entry.get("file_name"), str):
+            problems.append(f"image {entry!r}: needs an id and a file_name")
+            continue
+        images[entry["id"]] = {"entry": entry, "boxes": []}
+    for index, annotation in enumerate(document.get("annotations") or []):
+        where = f"annotation {annotation.get('id', index + 1) if isinstance(annotation, Mapping) else index + 1}"
+        if not isinstance(annotation, Mapping):
+            problems.append(f"{where}: not an object")
+            continue
+        if annotation.get("image_id") not in images:
+            problems.append(f"{where}: unknown image_id {annotation.get('image_id')!r}")
+            continue
+        if annotation.get("category_id") not in categories:
+            problems.append(f"{where}: unknown category_id {annotation.get('category_id')!r}")
+            continue
+        bbox = annotation.get("bbox")
+        if not isinstance(bbox, list) or len(bbox) != 4 or not all(isinstance(v, int | float) for v in bbox):
+            problems.append(f"{where}: bbox must be four numbers [x, y, width, height]")
+            continue
+        x, y, w, h = (float(v) for v in bbox)
+        attributes = annotation.get("attributes") if isinstance(annotation.get("attributes"), Mapping) else {}
+        images[annotation["image_id"]]["boxes"].append(
+            FormatBox(
+                x1=x,
+                y1=y,
+                x2=_round(x + w) if math.isfinite(x + w) else x + w,
+                y2=_round(y + h) if math.isfinite(y + h) else y + h,
+                label=categories[annotation["category_id"]],
+                is_ignored=bool(annotation.get("iscrowd", 0)),
+                is_occluded=bool(attributes.get("occluded", False)),
+                is_truncated=bool(attributes.get("truncated", False)),
+            )
+        )
+    result = []
+    for item in images.values():
+        entry = item["entry"]
+        result.append(
+            FormatImage(
+                file_name=entry["file_name"],
+                width=entry.get("width"),
+                height=entry.get("height"),
+                boxes=tuple(item["boxes"]),
+            )
+        )
+    labels = list(dict.fromkeys(categories.values()))
+    return _finish(result, labels, clip=clip, problems=problems)
+
+
+def coco_write(dataset: Dataset, *, info: Mapping | None = None) -> dict:
+    """The dataset as one COCO dict. For large exports use `coco_iter_json`."""
+    return json.loads("".join(coco_iter_json(lambda: iter(dataset.images), labels=dataset.labels, info=info)))
+
+
+def coco_iter_json(
+    images: Callable[[], Iterator[FormatImage]], *, labels: Iterable[str], info: Mapping | None = None
+) -> Iterator[str]:
+    """COCO JSON text in pieces, so that an export never holds the whole file.
+
+    `images` is called twice and must give the same images in the same order both times:
+    once for the `images` array and once for `annotations`. Images are numbered from 1 in
+    that order, categories from 1 in `labels` order.
+    """
+    category_ids = {label: index + 1 for index, label in enumerate(labels)}
+    categories = [{"id": cid, "name": name, "supercategory": "person"} for name, cid in category_ids.items()]
+    yield '{"info": ' + json.dumps(dict(info or {})) + ', "categories": ' + json.dumps(categories)
+    yield ', "images": ['
+    for image_id, image in enumerate(images(), start=1):
+        entry = {"id": image_id, "file_name": image.file_name, "width": image.width, "height": image.height}
+        yield ("" if image_id == 1 else ", ") + json.dumps(entry)
+    yield '], "annotations": ['
+    annotation_id = 0
+    for image_id, image in enumerate(images(), start=1):
+        pieces = []
+        for box in image.boxes:
+            annotation_id += 1
+            width, height = _round(box.x2 - box.x1), _round(box.y2 - box.y1)
+            annotation = {
+                "id": annotation_id,
+                "image_id": image_id,
+                "category_id": category_ids[box.label],
+                "bbox": [box.x1, box.y1, width, height],
+                "area": _round(width * height),
+                "iscrowd": int(box.is_ignored),
+                "attributes": {"occluded": box.is_occluded, "truncated": box.is_truncated},
+            }
+            pieces.append(("" if annotation_id == 1 else ", ") + json.dumps(annotation))
+        if pieces:
+            yield "".join(pieces)
+    yield "]}"
+
+
+# --- YOLO -------------------------------------------------------------------------------
+
+
+def yolo_label_text(image: FormatImage, *, labels: list[str]) -> str:
+    """One YOLO label file: `class cx cy w h` per box, normalised; ignore regions left out."""
+    kept = [box for box in image.boxes if not box.is_ignored]
+    if not kept:
+        return ""
+    boxes = np.array([[box.x1, box.y1, box.x2, box.y2] for box in kept], dtype=np.float64)
+    normalised = xyxy_to_yolo(boxes, width=image.width, height=image.height)
+    lines = [
+        f"{labels.index(box.label)} " + " ".join(repr(float(v)) for v in row)
+        for box, row in zip(kept, normalised, strict=True)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def yolo_data_yaml(*, labels: Iterable[str], splits: Mapping[str, str], path: str = ".") -> str:
+    """Ultralytics' data.yaml: dataset root, one image folder per split, class names."""
+    lines = [f"path: {path}"]
+    lines += [f"{split}: {folder}" for split, folder in splits.items()]
+    lines.append("names:")
+    lines += [f"  {index}: {json.dumps(name)}" for index, name in enumerate(labels)]
+    return "\n".join(lines) + "\n"
+
+
+def yolo_names(data_yaml: bytes | str) -> list[str]:
+    """Class names from a data.yaml: `names:` as a mapping (0: person) or a list ([person])."""
+    text = data_yaml.decode("utf-8") if isinstance(data_yaml, bytes) else data_yaml
+    inline = re.search(r"^names:\s*\[(.*)\]\s*$", text, flags=re.M)
+    if inline:
+        return [name.strip().strip("'\"") for name in inline.group(1).split(",") if name.strip()]
+    block = re.search(r"^names:\s*\n((?:[ \t]+.*\n?)+)", text, flags=re.M)
+    if not block:
+        raise FormatError("data.yaml has no 'names'")
+    names = {}
+    for line in block.group(1).splitlines():
+        item = re.match(r"\s+(?:(\d+)\s*:|-)\s*(.+?)\s*$", line)
+        if item:
+            key = int(item.group(1)) if item.group(1) is not None else len(names)
+            names[key] = item.group(2).strip().strip("'\"")
+    if sorted(names) != list(range(len(names))):
+        raise FormatError("data.yaml 'names' must be numbered 0, 1, 2, ...")
+    return [names[index] for index in range(len(names))]
+
+
+def yolo_read(
+    *,
+    names: list[str],
+    label_files: Mapping[str, bytes | str],
+    sizes: Mapping[str, tuple[int, int]],
+    clip: bool = False,
+) -> Dataset:
+    """YOLO labels: `label_files` maps an image's file name to its .txt; `sizes` gives each
+    image's (width, height), which the normalised coordinates need."""
+    problems: list[str] = []
+    images = []
+    for file_name, content in label_files.items():
+        if file_name not in sizes:
+            problems.append(f"{file_name}: no image of that name")
+            continue
+        width, height = sizes[file_name]
+        text = content.decode("utf-8") if isinstance(content, bytes) else content
+        boxes = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            where = f"{file_name} line {number}"
+            if len(parts) != 5:
+                problems.append(f"{where}: expected 'class cx cy w h'")
+                continue
+            try:
+                cls = int(parts[0])
+                values = [float(v) for v in parts[1:]]
+            except ValueError:
+                problems.append(f"{where}: not numbers")
+                continue
+            if not 0 <= cls < len(names):
+                problems.append(f"{where}: class {cls} is not in data.yaml's names")
+                continue
+            if not all(math.isfinite(v) for v in values) or values[2] <= 0 or values[3] <= 0:
+                problems.append(f"{where}: coordinates must be finite with positive width and height")
+                continue
+            x1, y1, x2, y2 = yolo_to_xyxy(np.array([values]), width=width, height=height)[0]
+            boxes.append(FormatBox(x1=x1, y1=y1, x2=x2, y2=y2, label=names[cls]))
+        images.append(FormatImage(file_name=file_name, width=width, height=height, boxes=tuple(boxes)))
+    return _finish(images, names, clip=clip, problems=problems)
+
+
+# --- Pascal VOC -----------------------------------------------------------------------------
+
+
+def voc_write(image: FormatImage) -> bytes:
+    """One Pascal VOC annotation XML."""
+    root = ElementTree.Element("annotation")
+    ElementTree.SubElement(root, "filename").text = image.file_name
+    size = ElementTree.SubElement(root, "size")
+    ElementTree.SubElement(size, "width").text = str(image.width)
+    ElementTree.SubElement(size, "height").text = str(image.height)
+    ElementTree.SubElement(size, "depth").text = "3"
+    for box in image.boxes:
+        element = ElementTree.SubElement(root, "object")
+        ElementTree.SubElement(element, "name").text = box.label
+        ElementTree.SubElement(element, "truncated").text = str(int(box.is_truncated))
+        ElementTree.SubElement(element, "occluded").text = str(int(box.is_occluded))
+        ElementTree.SubElement(element, "difficult").text = str(int(box.is_ignored))
+        bndbox = ElementTree.SubElement(element, "bndbox")
+        for tag, value in (("xmin", box.x1 + 1), ("ymin", box.y1 + 1), ("xmax", box.x2), ("ymax", box.y2)):
+            ElementTree.SubElement(bndbox, tag).text = _number(_round(value))
+    ElementTree.indent(root)
+    return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def voc_read(files: Mapping[str, bytes], *, clip: bool = False) -> Dataset:
+    """Pascal VOC: one XML per image (`files` maps the XML's name to its bytes)."""
+    problems: list[str] = []
+    images, labels = [], []
+    for xml_name, content in files.items():
+        # Entity declarations are how XML bombs work; VOC files never need them.
+        if b"<!DOCTYPE" in content.upper() or b"<!ENTITY" in content.upper():
+            problems.append(f"{xml_name}: DOCTYPE and ENTITY declarations are not accepted")
+            continue
+        try:
+            root = ElementTree.fromstring(content)
+        except ElementTree.ParseError as error:
+            problems.append(f"{xml_name}: not valid XML ({error})")
+            continue
+        file_name = (root.findtext("filename") or "").strip()
+        try:
+            width = int(float(root.findtext("size/width") or 0))
+            height = int(float(root.findtext("size/height") or 0))
+        except ValueError:
+            problems.append(f"{xml_name}: size must be numbers")
+            continue
+        if not file_name:
+            problems.append(f"{xml_name}: no <filename>")
+            continue
+        boxes = []
+        for index, element in enumerate(root.findall("object"), start=1):
+            label = (element.findtext("name") or "").strip()
+            try:
+                xmin, ymin, xmax, ymax = (
+                    float(element.findtext(f"bndbox/{tag}")) for tag in ("xmin", "ymin", "xmax", "ymax")
+                )
+            except (TypeError, ValueError):
+                problems.append(f"{xml_name} object {index}: bndbox needs xmin, ymin, xmax, ymax numbers")
+                continue
+            labels.append(label)
+            boxes.append(
+                FormatBox(
+                    x1=_round(xmin - 1),
+                    y1=_round(ymin - 1),
+                    x2=xmax,
+                    y2=ymax,
+                    label=label,
+                    is_ignored=_flag(element, "difficult"),
+                    is_occluded=_flag(element, "occluded"),
+                    is_truncated=_flag(element, "truncated"),
+                )
+            )
+        images.append(FormatImage(file_name=file_name, width=width, height=height, boxes=tuple(boxes)))
+    return _finish(images, dict.fromkeys(labels), clip=clip, problems=problems)
+
+
+def _flag(element, tag: str) -> bool:
+    return (element.findtext(tag) or "0").strip() in ("1", "true", "True")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+# --- Label Studio ---------------------------------------------------------------------------
+
+
+def labelstudio_read(data: bytes | str | list, *, clip: bool = False) -> Dataset:
+    """A Label Studio JSON export: tasks whose annotations hold `rectanglelabels` results in
+    percent of the original image size. The first annotation of each task is read; a task's
+    image is named by the last part of `data.image`."""
+    tasks = _json(data) if not isinstance(data, list) else data
+    if not isinstance(tasks, list):
+        raise FormatError("Not a Label Studio export: expected a list of tasks")
+    problems: list[str] = []
+    images, labels = [], []
+    for number, task in enumerate(tasks, start=1):
+        if not isinstance(task, Mapping) or not isinstance(task.get("data"), Mapping):
+            problems.append(f"task {number}: not a task object")
+            continue
+        reference = str(task["data"].get("image") or "")
+        file_name = reference.rsplit("/", 1)[-1].split("?", 1)[0]
+        if not file_name:
+            problems.append(f"task {task.get('id', number)}: no data.image")
+            continue
+        annotations = [
+            a for a in task.get("annotations") or [] if isinstance(a, Mapping) and not a.get("was_cancelled")
+        ]
+        results = annotations[0].get("result") or [] if annotations else []
+        width = height = None
+        boxes = []
+        for index, result in enumerate(results, start=1):
+            if not isinstance(result, Mapping) or result.get("type") != "rectanglelabels":
+                continue
+            value = result.get("value") or {}
+            where = f"{file_name} result {index}"
+            try:
+                width, height = int(result["original_width"]), int(result["original_height"])
+                x, y, w, h = (float(value[key]) for key in ("x", "y", "width", "height"))
+                names = value["rectanglelabels"]
+            except (KeyError, TypeError, ValueError):
+                problems.append(f"{where}: needs original_width/height and value x, y, width, height, rectanglelabels")
+                continue
+            if float(value.get("rotation") or 0) != 0:
+                problems.append(f"{where}: rotated boxes are not supported")
+                continue
+            if not isinstance(names, list) or len(names) != 1:
+                problems.append(f"{where}: exactly one label per box")
+                continue
+            labels.append(names[0])
+            boxes.append(
+                FormatBox(
+                    x1=x * width / 100,
+                    y1=y * height / 100,
+                    x2=(x + w) * width / 100,
+                    y2=(y + h) * height / 100,
+                    label=names[0],
+                )
+            )
+        images.append(FormatImage(file_name=file_name, width=width or 1, height=height or 1, boxes=tuple(boxes)))
+    dataset = _finish(images, dict.fromkeys(labels), clip=clip, problems=problems)
+    # Images without any box carry no size in the export: 0 marks it unknown.
+    return replace(
+        dataset,
+        images=tuple(replace(i, width=0, height=0) if not i.boxes else i for i in dataset.images),
+    )
+
+
+def _json(data: bytes | str):
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise FormatError(f"Not valid JSON: {error}") from error
