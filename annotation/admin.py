@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.db.models import Count
 
-from annotation.models import Image, Membership, Project, SyntheticTruth
+from annotation.models import Annotation, Box, Image, Membership, Project, SyntheticTruth
 
 
 class MembershipInline(admin.TabularInline):
@@ -72,6 +72,43 @@ class SyntheticTruthAdmin(admin.ModelAdmin):
     list_filter = ["generator", "image__project"]
     list_select_related = ["image"]
     readonly_fields = ["image", "generator", "seed", "boxes", "visible", "ignore"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+class BoxInline(admin.TabularInline):
+    model = Box
+    extra = 0
+    fields = ["label", "x1", "y1", "x2", "y2", "is_occluded", "is_truncated", "is_ignored"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Annotation)
+class AnnotationAdmin(admin.ModelAdmin):
+    """Submitted annotations are immutable: the admin shows them, it does not edit them."""
+
+    list_display = ["image", "annotator", "kind", "source", "revision", "is_current", "submitted_at"]
+    list_filter = ["kind", "source", "is_current", "image__project"]
+    search_fields = ["annotator__username", "image__original_name"]
+    list_select_related = ["image", "annotator"]
+    readonly_fields = [field.name for field in Annotation._meta.fields]
+    inlines = [BoxInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Box)
+class BoxAdmin(admin.ModelAdmin):
+    list_display = ["annotation", "label", "x1", "y1", "x2", "y2", "is_occluded", "is_truncated", "is_ignored"]
+    list_filter = ["label", "is_occluded", "is_truncated", "is_ignored"]
+    list_select_related = ["annotation__image", "annotation__annotator"]
+    readonly_fields = [field.name for field in Box._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotation import api, image_api
+from annotation import api, image_api, transfer_api
 
 urlpatterns = [
     path("me/", api.MeApi.as_view(), name="api-me"),
@@ -18,6 +18,8 @@ urlpatterns = [
         "projects/<int:project_id>/images/zip/", image_api.ProjectImagesZipApi.as_view(), name="api-project-images-zip"
     ),
     path("projects/<int:project_id>/split-report/", image_api.SplitReportApi.as_view(), name="api-split-report"),
+    path("projects/<int:project_id>/import/", transfer_api.ProjectImportApi.as_view(), name="api-project-import"),
+    path("projects/<int:project_id>/export/", transfer_api.ProjectExportApi.as_view(), name="api-project-export"),
     path("images/<int:image_id>/", image_api.ImageDetailApi.as_view(), name="api-image-detail"),
     path("images/<int:image_id>/file/", image_api.ImageFileApi.as_view(), name="api-image-file"),
     path(

@@ -5,6 +5,7 @@ through the same function, so every part of Quorum sees the same pixels.
 """
 
 import io
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -14,6 +15,20 @@ from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 ACCEPTED_FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp"}
+
+
+def _pillow_open():
+    """Pillow's own `Image.open`.
+
+    Importing ultralytics replaces `PIL.Image.open` process-wide with a wrapper that, on a
+    file Pillow cannot identify, tries to install and load a HEIF plugin. Quorum decides
+    what it accepts itself, so it always opens images with Pillow's original function.
+    """
+    opener = PILImage.open
+    if getattr(opener, "__module__", "") != "PIL.Image":
+        patches = sys.modules.get("ultralytics.utils.patches")
+        opener = getattr(patches, "_image_open", opener)
+    return opener
 
 
 class ImageRefused(Exception):
@@ -47,7 +62,8 @@ def decode_upright_rgb(file: BinaryIO, *, max_pixels: int) -> DecodedImage:
         file.seek(0)
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-            with PILImage.open(file) as probe:
+            open_image = _pillow_open()
+            with open_image(file) as probe:
                 image_format = ACCEPTED_FORMATS.get(probe.format or "")
                 if image_format is None:
                     raise ImageRefused(
@@ -62,7 +78,7 @@ def decode_upright_rgb(file: BinaryIO, *, max_pixels: int) -> DecodedImage:
                     raise ImageRefused("animated", "Animated images are not accepted.", status=415)
                 probe.verify()
             file.seek(0)
-            with PILImage.open(file) as image:
+            with open_image(file) as image:
                 image.load()
                 upright = ImageOps.exif_transpose(image)
                 rgb = _to_rgb(upright)

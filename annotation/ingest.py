@@ -10,7 +10,6 @@ import csv
 import hashlib
 import io
 import logging
-import stat
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from annotation.archives import zip_open, zip_read_member, zip_unsafe_reason
 from annotation.imaging import ImageRefused, decode_upright_rgb, encode_for_storage, thumbnail_bytes
 from annotation.models import Image, Project
 from annotation.splits import split_assign, stratum_key
@@ -245,39 +245,15 @@ def zip_ingest(
     at the top (columns: file, then one per dimension) gives conditions per file, over
     `conditions`. Folders starting with a dot and `__MACOSX/` are skipped.
     """
-    if archive_size > settings.QUORUM_MAX_UPLOAD_BYTES:
-        raise ImageRefused(
-            "too_large",
-            f"The archive is {archive_size / 2**30:.2f} GiB; the limit is "
-            f"{settings.QUORUM_MAX_UPLOAD_BYTES / 2**30:.2f} GiB.",
-            status=413,
-        )
-    try:
-        bundle = zipfile.ZipFile(archive)
-        entries = bundle.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
-        raise ImageRefused("not_a_zip", "The file is not a zip archive.", status=415) from error
+    bundle = zip_open(archive, archive_size=archive_size)
     with bundle:
-        if len(entries) > settings.QUORUM_ZIP_MAX_ENTRIES:
-            raise ImageRefused(
-                "too_many_entries",
-                f"The archive has {len(entries)} entries; the limit is {settings.QUORUM_ZIP_MAX_ENTRIES}.",
-                status=413,
-            )
-        declared = sum(entry.file_size for entry in entries)
-        if declared > settings.QUORUM_ZIP_MAX_TOTAL_BYTES:
-            raise ImageRefused(
-                "too_large",
-                f"The archive would unpack to {declared / 2**30:.2f} GiB; the limit is "
-                f"{settings.QUORUM_ZIP_MAX_TOTAL_BYTES / 2**30:.2f} GiB.",
-                status=413,
-            )
+        entries = bundle.infolist()
         per_file = _zip_manifest(bundle)
         results = []
         read_total = 0
         for entry in entries:
             name = entry.filename
-            reason = _zip_unsafe(entry)
+            reason = zip_unsafe_reason(entry)
             if reason:
                 results.append(
                     IngestResult(name=name, status="refused", code="unsafe_path", message=reason, http_status=400)
@@ -286,8 +262,7 @@ def zip_ingest(
             if entry.is_dir() or name == ZIP_MANIFEST or _zip_is_skipped(name):
                 continue
             # Declared sizes can lie: read at most one image's limit, and stop at the total.
-            with bundle.open(entry) as member:
-                content = member.read(settings.QUORUM_MAX_IMAGE_BYTES + 1)
+            content = zip_read_member(bundle, entry, limit=settings.QUORUM_MAX_IMAGE_BYTES)
             read_total += len(content)
             if read_total > settings.QUORUM_ZIP_MAX_TOTAL_BYTES:
                 results.append(
@@ -312,18 +287,6 @@ def zip_ingest(
 
 def _zip_is_skipped(name: str) -> bool:
     return name.startswith(ZIP_SKIPPED_PREFIXES) or any(part.startswith(".") for part in name.split("/"))
-
-
-def _zip_unsafe(entry: zipfile.ZipInfo) -> str | None:
-    name = entry.filename
-    parts = name.replace("\\", "/").split("/")
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        return "Absolute paths are not allowed in the archive."
-    if ".." in parts:
-        return "Paths with '..' are not allowed in the archive."
-    if stat.S_ISLNK(entry.external_attr >> 16):
-        return "Links are not allowed in the archive."
-    return None
 
 
 def _zip_manifest(bundle: zipfile.ZipFile) -> dict[str, dict[str, str]]:

@@ -246,9 +246,12 @@ def yolo_label_text(image: FormatImage, *, labels: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def yolo_data_yaml(*, labels: Iterable[str], splits: Mapping[str, str], path: str = ".") -> str:
-    """Ultralytics' data.yaml: dataset root, one image folder per split, class names."""
-    lines = [f"path: {path}"]
+def yolo_data_yaml(*, labels: Iterable[str], splits: Mapping[str, str], path: str | None = None) -> str:
+    """Ultralytics' data.yaml: one image folder per split and the class names.
+
+    Without `path`, ultralytics takes the folder holding data.yaml as the dataset root.
+    """
+    lines = [f"path: {path}"] if path else []
     lines += [f"{split}: {folder}" for split, folder in splits.items()]
     lines.append("names:")
     lines += [f"  {index}: {json.dumps(name)}" for index, name in enumerate(labels)]

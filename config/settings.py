@@ -182,6 +182,8 @@ QUORUM_MAX_UPLOAD_BYTES = env.int("QUORUM_MAX_UPLOAD_BYTES", default=2 * 1024 * 
 # One image: bytes on the wire, and pixels (checked before decoding, against decompression bombs).
 QUORUM_MAX_IMAGE_BYTES = env.int("QUORUM_MAX_IMAGE_BYTES", default=50 * 1024 * 1024)
 QUORUM_MAX_IMAGE_PIXELS = env.int("QUORUM_MAX_IMAGE_PIXELS", default=50_000_000)
+# Import files (COCO / Label Studio JSON, YOLO / VOC archives of text).
+QUORUM_MAX_IMPORT_BYTES = env.int("QUORUM_MAX_IMPORT_BYTES", default=200 * 1024 * 1024)
 # Zip uploads: entries, and bytes once uncompressed (against zip bombs).
 QUORUM_ZIP_MAX_ENTRIES = env.int("QUORUM_ZIP_MAX_ENTRIES", default=20_000)
 QUORUM_ZIP_MAX_TOTAL_BYTES = env.int("QUORUM_ZIP_MAX_TOTAL_BYTES", default=20 * 1024 * 1024 * 1024)
@@ -216,6 +218,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
+    # `?format=` names an export format (coco, yolo, voc), not a DRF renderer.
+    "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]

@@ -279,3 +279,16 @@ def test_files_and_lists_are_for_reviewers_and_admins(api_client, people):
     assert upload(api_client, people.project, [("b.jpg", images.image_bytes(seed=52))]).status_code == 403
     listed = api_client.get(list_url, {"split": Image.objects.get(pk=image_id).split}).json()
     assert [item["id"] for item in listed["results"]] == [image_id]
+
+
+def test_refusals_are_the_same_after_ultralytics_patched_pillow(admin_client, people, settings):
+    # ultralytics replaces PIL.Image.open process-wide when imported (serving and training
+    # workers import it); a file that is not an image must still be a clean 415
+    import ultralytics.utils.patches  # noqa: F401
+    from PIL import Image as PILImageModule
+
+    assert PILImageModule.open.__module__ != "PIL.Image"
+    response = upload(admin_client, people.project, [("notes.jpg", b"not an image at all")])
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "not_an_image"
+    assert upload(admin_client, people.project, [("ok.jpg", images.image_bytes(seed=77))]).status_code == 201

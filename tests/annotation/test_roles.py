@@ -2,6 +2,7 @@
 answer 200 / 201 / 204 / 401 / 403 / 404 to whom. Later issues add their rows here."""
 
 import io
+import json
 import zipfile
 
 import pytest
@@ -37,6 +38,8 @@ API_TABLE = [
     ("get", "api-project-images", {"project": True}, None, dict(anonymous=401, outsider=404, annotator=403, reviewer=200, project_admin=200, staff=200)),
     ("post", "api-project-images", {"project": True}, "image-upload", dict(anonymous=401, outsider=404, annotator=403, reviewer=403, project_admin=201, staff=201)),
     ("post", "api-project-images-zip", {"project": True}, "zip-upload", dict(anonymous=401, outsider=404, annotator=403, reviewer=403, project_admin=201, staff=201)),
+    ("get", "api-project-export", {"project": True, "query": {"format": "coco"}}, None, dict(anonymous=401, outsider=404, annotator=403, reviewer=200, project_admin=200, staff=200)),
+    ("post", "api-project-import", {"project": True}, "coco-import", dict(anonymous=401, outsider=404, annotator=403, reviewer=403, project_admin=201, staff=201)),
     ("get", "api-split-report", {"project": True}, None, dict(anonymous=401, outsider=404, annotator=403, reviewer=200, project_admin=200, staff=200)),
     ("get", "api-image-thumbnail", {"image": True}, None, dict(anonymous=401, outsider=404, annotator=403, reviewer=404, project_admin=404, staff=404)),
     ("get", "api-image-detail", {"image": True}, None, dict(anonymous=401, outsider=404, annotator=403, reviewer=200, project_admin=200, staff=200)),
@@ -52,7 +55,8 @@ def _url(people, name, kwargs):
         resolved["user_id"] = getattr(people, kwargs["member"]).pk
     if kwargs.get("image"):
         resolved["image_id"] = _an_image(people).pk
-    return reverse(name, kwargs=resolved)
+    query = "?" + "&".join(f"{k}={v}" for k, v in kwargs["query"].items()) if kwargs.get("query") else ""
+    return reverse(name, kwargs=resolved) + query
 
 
 def _an_image(people):
@@ -71,6 +75,10 @@ def test_api_role_table(api_client, people, role, method, name, kwargs, body, ex
         body = {"user": people.outsider.pk, "role": "annotator"}
     if body == "image-upload":
         body, body_format = {"files": [SimpleUploadedFile("a.jpg", images.image_bytes(seed=2))]}, "multipart"
+    if body == "coco-import":
+        coco = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "pedestrian"}]}
+        body = {"file": SimpleUploadedFile("c.json", json.dumps(coco).encode()), "format": "coco", "target": "gold"}
+        body_format = "multipart"
     if body == "zip-upload":
         archive = io.BytesIO()
         with zipfile.ZipFile(archive, "w") as bundle:
