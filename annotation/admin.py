@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.db.models import Count
 
-from annotation.models import Annotation, Box, Image, Membership, Project, SyntheticTruth
+from annotation.models import Annotation, Box, Image, Membership, Project, SplitTally, SyntheticTruth
+from annotation.splits import split_tallies_rebuild
 
 
 class MembershipInline(admin.TabularInline):
@@ -65,6 +66,17 @@ class ImageAdmin(admin.ModelAdmin):
         # Images arrive through ingestion, which checks, decodes and splits them.
         return False
 
+    def delete_model(self, request, obj) -> None:
+        project = obj.project
+        super().delete_model(request, obj)
+        split_tallies_rebuild(project=project)
+
+    def delete_queryset(self, request, queryset) -> None:
+        projects = list(Project.objects.filter(images__in=queryset).distinct())
+        super().delete_queryset(request, queryset)
+        for project in projects:
+            split_tallies_rebuild(project=project)
+
 
 @admin.register(SyntheticTruth)
 class SyntheticTruthAdmin(admin.ModelAdmin):
@@ -109,6 +121,17 @@ class BoxAdmin(admin.ModelAdmin):
     list_filter = ["label", "is_occluded", "is_truncated", "is_ignored"]
     list_select_related = ["annotation__image", "annotation__annotator"]
     readonly_fields = [field.name for field in Box._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(SplitTally)
+class SplitTallyAdmin(admin.ModelAdmin):
+    list_display = ["project", "group", "split", "count"]
+    list_filter = ["project", "split"]
+    search_fields = ["group"]
+    readonly_fields = ["project", "group", "split", "count"]
 
     def has_add_permission(self, request) -> bool:
         return False

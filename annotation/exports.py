@@ -7,12 +7,13 @@ gold references. (Ground-truth versions join the sources with the ground-truth i
 """
 
 import zipfile
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from django.core.files.storage import default_storage
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 
 from annotation.models import Annotation, AnnotationKind, Box, Image, Project
 from boxes.formats import FormatBox, FormatImage, coco_iter_json, voc_write, yolo_data_yaml, yolo_label_text
@@ -34,20 +35,53 @@ class ExportSource:
         return f"the current submissions of user {self.annotator_id}"
 
 
+def _export_name(image_id: int, original: str, *, is_clash: bool) -> str:
+    name = original.replace("\\", "/").replace("/", "__")
+    if is_clash:
+        path = PurePosixPath(name)
+        name = f"{path.stem}-{image_id}{path.suffix}"
+    return name
+
+
+def _flat(original: str) -> str:
+    return original.replace("\\", "/").replace("/", "__")
+
+
+def _unflattened(flat: str) -> set[str]:
+    """Every original name that flattens to `flat` ("a__b.jpg": a__b.jpg, a/b.jpg, a\\b.jpg)."""
+    parts = flat.split("__")
+    names = {parts[0]}
+    for part in parts[1:]:
+        names = {f"{name}{joint}{part}" for name in names for joint in ("__", "/", "\\")}
+    return names
+
+
 def export_file_names(project: Project) -> dict[int, str]:
     """image id -> the name it has in exports: its original name with folders flattened
-    ("day/a.jpg" -> "day__a.jpg"), made unique by adding "-<id>" where two would clash.
-    Imports match names the same way, so exported files import back onto the same images."""
-    names: dict[int, str] = {}
-    taken: set[str] = set()
-    for image_id, original in Image.objects.filter(project=project).order_by("pk").values_list("pk", "original_name"):
-        name = original.replace("\\", "/").replace("/", "__")
-        if name in taken:
-            path = PurePosixPath(name)
-            name = f"{path.stem}-{image_id}{path.suffix}"
-        taken.add(name)
-        names[image_id] = name
-    return names
+    ("day/a.jpg" -> "day__a.jpg"), or "<stem>-<id><suffix>" when another image of the project
+    has the same original name or flattened name. Imports match names the same way, so
+    exported files import back onto the same images."""
+    rows = list(Image.objects.filter(project=project).values_list("pk", "original_name"))
+    flat_counts = Counter(_flat(original) for _, original in rows)
+    return {
+        image_id: _export_name(image_id, original, is_clash=flat_counts[_flat(original)] > 1)
+        for image_id, original in rows
+    }
+
+
+def _page_names(project: Project, page: list[tuple[int, str]]) -> dict[int, str]:
+    """`export_file_names` for one page of (id, original name), with one query, so that an
+    export's memory does not grow with the project."""
+    candidates = {variant for _, original in page for variant in _unflattened(_flat(original))}
+    others = Counter(
+        _flat(original)
+        for original in Image.objects.filter(project=project, original_name__in=candidates).values_list(
+            "original_name", flat=True
+        )
+    )
+    return {
+        image_id: _export_name(image_id, original, is_clash=others[_flat(original)] > 1) for image_id, original in page
+    }
 
 
 def _annotations(project: Project, source: ExportSource) -> QuerySet[Annotation]:
@@ -57,65 +91,66 @@ def _annotations(project: Project, source: ExportSource) -> QuerySet[Annotation]
     return annotations
 
 
-def export_images(*, project: Project, source: ExportSource) -> Callable[[], Iterator[tuple[Image, FormatImage]]]:
-    """A function that, each time it is called, walks the source's annotated images in id
-    order, a page at a time, giving each image with its boxes in the `boxes.formats` form."""
-    names = export_file_names(project)
+@dataclass(frozen=True)
+class ExportRow:
+    image_id: int
+    split: str
+    file: str  # storage name of the stored image
+    image: FormatImage
 
-    def walk() -> Iterator[tuple[Image, FormatImage]]:
-        annotations = _annotations(project, source)
-        last = 0
-        while True:
-            page = list(
-                annotations.filter(image_id__gt=last)
-                .select_related("image")
-                .prefetch_related(Prefetch("boxes", queryset=Box.objects.order_by("pk")))
-                .order_by("image_id")[:PAGE]
-            )
-            if not page:
-                return
-            for annotation in page:
-                image = annotation.image
-                yield (
-                    image,
-                    FormatImage(
-                        file_name=names[image.pk],
-                        width=image.width,
-                        height=image.height,
-                        boxes=tuple(format_box(box) for box in annotation.boxes.all()),
-                    ),
+
+BOX_FIELDS = ("annotation_id", "x1", "y1", "x2", "y2", "label", "is_ignored", "is_occluded", "is_truncated")
+
+
+def export_rows(*, project: Project, source: ExportSource, with_boxes: bool = True) -> Iterator[ExportRow]:
+    """The source's annotated images in id order, read a page at a time (plain tuples, not
+    model instances), each with its boxes in the `boxes.formats` form."""
+    annotations = _annotations(project, source)
+    last = 0
+    while True:
+        page = list(
+            annotations.filter(image_id__gt=last)
+            .order_by("image_id")
+            .values_list(
+                "pk", "image_id", "image__original_name", "image__width", "image__height", "image__split", "image__file"
+            )[:PAGE]
+        )
+        if not page:
+            return
+        names = _page_names(project, [(row[1], row[2]) for row in page])
+        boxes: dict[int, list[FormatBox]] = {}
+        if with_boxes:
+            for annotation_id, *values in (
+                Box.objects.filter(annotation_id__in=[row[0] for row in page]).order_by("pk").values_list(*BOX_FIELDS)
+            ):
+                x1, y1, x2, y2, label, ignored, occluded, truncated = values
+                boxes.setdefault(annotation_id, []).append(
+                    FormatBox(x1, y1, x2, y2, label, is_ignored=ignored, is_occluded=occluded, is_truncated=truncated)
                 )
-            last = page[-1].image_id
-
-    return walk
-
-
-def format_box(box: Box) -> FormatBox:
-    return FormatBox(
-        x1=box.x1,
-        y1=box.y1,
-        x2=box.x2,
-        y2=box.y2,
-        label=box.label,
-        is_ignored=box.is_ignored,
-        is_occluded=box.is_occluded,
-        is_truncated=box.is_truncated,
-    )
+        for annotation_id, image_id, _, width, height, split, file in page:
+            image = FormatImage(
+                file_name=names[image_id], width=width, height=height, boxes=tuple(boxes.get(annotation_id, ()))
+            )
+            yield ExportRow(image_id=image_id, split=split, file=file, image=image)
+        last = page[-1][1]
 
 
 def export_coco(*, project: Project, source: ExportSource) -> Iterator[str]:
-    walk = export_images(project=project, source=source)
     info = {
         "description": f"{project.name}: {source.description}",
         "contributor": "Quorum",
         "synthetic": project.images.filter(is_synthetic=True).exists(),
     }
-    return coco_iter_json(lambda: (image for _, image in walk()), labels=project.labels, info=info)
+    return coco_iter_json(
+        images=lambda: (row.image for row in export_rows(project=project, source=source, with_boxes=False)),
+        annotated=lambda: (row.image for row in export_rows(project=project, source=source)),
+        labels=project.labels,
+        info=info,
+    )
 
 
 def export_yolo(*, project: Project, source: ExportSource) -> Iterator[bytes]:
     """A zip of an Ultralytics dataset: data.yaml, images/<split>/, labels/<split>/."""
-    walk = export_images(project=project, source=source)
     splits = {"train": "images/train", "val": "images/val", "test": "images/test"}
 
     def files() -> Iterator[tuple[str, bytes]]:
@@ -124,33 +159,32 @@ def export_yolo(*, project: Project, source: ExportSource) -> Iterator[bytes]:
         for split in splits:
             yield f"images/{split}/", b""
             yield f"labels/{split}/", b""
-        for image, exported in walk():
-            stem = PurePosixPath(exported.file_name).stem
-            yield f"labels/{image.split}/{stem}.txt", yolo_label_text(exported, labels=list(project.labels)).encode()
-            yield f"images/{image.split}/{exported.file_name}", _stored_bytes(image)
+        for row in export_rows(project=project, source=source):
+            stem = PurePosixPath(row.image.file_name).stem
+            yield f"labels/{row.split}/{stem}.txt", yolo_label_text(row.image, labels=list(project.labels)).encode()
+            yield f"images/{row.split}/{row.image.file_name}", _stored_bytes(row.file)
 
     return zip_stream(files())
 
 
 def export_voc(*, project: Project, source: ExportSource) -> Iterator[bytes]:
     """A zip in the Pascal VOC layout: Annotations/*.xml, JPEGImages/*, ImageSets/Main/<split>.txt."""
-    walk = export_images(project=project, source=source)
 
     def files() -> Iterator[tuple[str, bytes]]:
         members: dict[str, list[str]] = {"train": [], "val": [], "test": []}
-        for image, exported in walk():
-            stem = PurePosixPath(exported.file_name).stem
-            members[image.split].append(stem)
-            yield f"Annotations/{stem}.xml", voc_write(exported)
-            yield f"JPEGImages/{exported.file_name}", _stored_bytes(image)
+        for row in export_rows(project=project, source=source):
+            stem = PurePosixPath(row.image.file_name).stem
+            members[row.split].append(stem)
+            yield f"Annotations/{stem}.xml", voc_write(row.image)
+            yield f"JPEGImages/{row.image.file_name}", _stored_bytes(row.file)
         for split, stems in members.items():
             yield f"ImageSets/Main/{split}.txt", ("\n".join(stems) + "\n" if stems else "").encode()
 
     return zip_stream(files())
 
 
-def _stored_bytes(image: Image) -> bytes:
-    with default_storage.open(image.file.name, "rb") as stored:
+def _stored_bytes(name: str) -> bytes:
+    with default_storage.open(name, "rb") as stored:
         return stored.read()
 
 

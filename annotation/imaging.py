@@ -15,6 +15,7 @@ from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 ACCEPTED_FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp"}
+ORIENTATION_TAG = 0x0112
 
 
 def _pillow_open():
@@ -41,12 +42,25 @@ class ImageRefused(Exception):
         self.status = status
 
 
+# What an image file may carry and still be stored byte for byte: structure, no metadata.
+# Anything else (EXIF, ICC profiles, XMP, comments, text chunks, transparency) is dropped
+# by re-encoding.
+CLEAN_INFO = {
+    "jpeg": {"jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi", "progressive", "progression"},
+    "png": {"dpi", "gamma", "srgb", "aspect"},
+    "webp": {"loop", "duration", "background", "timestamp"},
+}
+
+
 @dataclass(frozen=True)
 class DecodedImage:
     image: PILImage.Image  # RGB, upright
     format: str  # "jpeg", "png" or "webp", decided by content
     width: int
     height: int
+    # The file already is what Quorum stores: RGB, upright, without metadata. Its bytes can
+    # be kept as they are, which spares a re-encode and its loss of quality.
+    is_clean: bool = False
 
 
 def decode_upright_rgb(file: BinaryIO, *, max_pixels: int) -> DecodedImage:
@@ -80,8 +94,10 @@ def decode_upright_rgb(file: BinaryIO, *, max_pixels: int) -> DecodedImage:
             file.seek(0)
             with open_image(file) as image:
                 image.load()
-                upright = ImageOps.exif_transpose(image)
+                orientation = image.getexif().get(ORIENTATION_TAG, 1)
+                upright = ImageOps.exif_transpose(image) if orientation not in (None, 1) else image
                 rgb = _to_rgb(upright)
+                is_clean = rgb is image and set(image.info) <= CLEAN_INFO[image_format]
                 # No metadata travels on: EXIF, ICC profiles and text chunks stay behind.
                 rgb.info = {}
     except ImageRefused:
@@ -92,7 +108,7 @@ def decode_upright_rgb(file: BinaryIO, *, max_pixels: int) -> DecodedImage:
         raise ImageRefused("too_many_pixels", f"The image has too many pixels: {error}", status=413) from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageRefused("corrupt", f"The image could not be decoded: {error}") from error
-    return DecodedImage(image=rgb, format=image_format, width=rgb.width, height=rgb.height)
+    return DecodedImage(image=rgb, format=image_format, width=rgb.width, height=rgb.height, is_clean=is_clean)
 
 
 def _too_many_pixels(width: int, height: int, max_pixels: int) -> ImageRefused:

@@ -12,8 +12,11 @@ import io
 import logging
 import zipfile
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import BinaryIO
 
 from django.conf import settings
@@ -24,7 +27,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from annotation.archives import zip_open, zip_read_member, zip_unsafe_reason
-from annotation.imaging import ImageRefused, decode_upright_rgb, encode_for_storage, thumbnail_bytes
+from annotation.imaging import DecodedImage, ImageRefused, decode_upright_rgb, encode_for_storage, thumbnail_bytes
 from annotation.models import Image, Project
 from annotation.splits import split_assign, stratum_key
 
@@ -78,24 +81,88 @@ def image_ingest(
     user: AbstractBaseUser | None,
     is_synthetic: bool = False,
 ) -> list[IngestResult]:
-    """Ingest each upload on its own: one result per file, in order."""
-    return [
-        image_ingest_one(project=project, upload=upload, user=user, is_synthetic=is_synthetic) for upload in uploads
-    ]
+    """Ingest each upload on its own: one result per file, in order.
+
+    Files go through in small groups: their bytes are read and hashed, known content is
+    answered as a duplicate at once, the rest are decoded and re-encoded on a few threads
+    (Pillow releases the GIL while it works), then stored and committed one by one, in order.
+    A group is at most four times the thread count, which bounds the memory a batch holds.
+    """
+    uploads = list(uploads)
+    workers = max(1, settings.QUORUM_INGEST_THREADS)
+    results: list[IngestResult] = []
+    with ThreadPoolExecutor(max_workers=workers) if workers > 1 else nullcontext() as pool:
+        for start in range(0, len(uploads), 4 * workers):
+            group = uploads[start : start + 4 * workers]
+            results += _ingest_group(project=project, group=group, user=user, is_synthetic=is_synthetic, pool=pool)
+    return results
 
 
 def image_ingest_one(
     *, project: Project, upload: IncomingImage, user: AbstractBaseUser | None, is_synthetic: bool = False
 ) -> IngestResult:
-    try:
-        return _ingest(project=project, upload=upload, user=user, is_synthetic=is_synthetic)
-    except ImageRefused as refusal:
-        return IngestResult(
-            name=upload.name, status="refused", code=refusal.code, message=refusal.message, http_status=refusal.status
+    return image_ingest(project=project, uploads=[upload], user=user, is_synthetic=is_synthetic)[0]
+
+
+def _refused(upload: IncomingImage, refusal: ImageRefused) -> IngestResult:
+    return IngestResult(
+        name=upload.name, status="refused", code=refusal.code, message=refusal.message, http_status=refusal.status
+    )
+
+
+@dataclass
+class _Pending:
+    upload: IncomingImage
+    content: bytes
+    sha256: str
+    conditions: dict
+    decoded: DecodedImage | None = None
+    stored: bytes = b""
+
+
+def _ingest_group(
+    *, project: Project, group: list[IncomingImage], user, is_synthetic: bool, pool
+) -> list[IngestResult]:
+    outcomes: list[IngestResult | _Pending] = []
+    for upload in group:
+        try:
+            content = _read(upload)
+            conditions = conditions_validate(project=project, conditions=upload.conditions)
+        except ImageRefused as refusal:
+            outcomes.append(_refused(upload, refusal))
+            continue
+        outcomes.append(
+            _Pending(upload=upload, content=content, sha256=hashlib.sha256(content).hexdigest(), conditions=conditions)
         )
+    pending = [item for item in outcomes if isinstance(item, _Pending)]
+    known = dict(
+        Image.objects.filter(project=project, sha256__in=[item.sha256 for item in pending]).values_list("sha256", "pk")
+    )
+    to_decode = [item for item in pending if item.sha256 not in known]
+    decode = partial(_decode, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
+    # Submitted all at once: later files decode on the threads while earlier ones are stored.
+    futures = {id(item): pool.submit(decode, item) for item in to_decode} if pool else {}
+    results = []
+    for item in outcomes:
+        if isinstance(item, IngestResult):
+            results.append(item)
+        elif item.sha256 in known:
+            results.append(_duplicate(item.upload.name, known[item.sha256]))
+        else:
+            refusal = futures[id(item)].result() if pool else decode(item)
+            if refusal is not None:
+                results.append(_refused(item.upload, refusal))
+            else:
+                results.append(_store(project=project, item=item, user=user, is_synthetic=is_synthetic))
+                item.decoded = None  # let the pixels go
+    stored = [result.image_id for result in results if result.status == "stored"]
+    if stored:
+        # One thumbnail task per group, once the rows are committed.
+        transaction.on_commit(lambda: _enqueue_thumbnails(stored))
+    return results
 
 
-def _ingest(*, project: Project, upload: IncomingImage, user, is_synthetic: bool) -> IngestResult:
+def _read(upload: IncomingImage) -> bytes:
     max_bytes = settings.QUORUM_MAX_IMAGE_BYTES
     if upload.size > max_bytes:
         raise ImageRefused(
@@ -109,44 +176,51 @@ def _ingest(*, project: Project, upload: IncomingImage, user, is_synthetic: bool
     content = upload.file.read(max_bytes + 1)
     if len(content) > max_bytes:
         raise ImageRefused("too_large", f"The file is over the {max_bytes / 2**20:.1f} MiB limit.", status=413)
-    sha256 = hashlib.sha256(content).hexdigest()
-    existing = Image.objects.filter(project=project, sha256=sha256).values_list("pk", flat=True).first()
-    if existing:
-        return _duplicate(upload.name, existing)
-    conditions = conditions_validate(project=project, conditions=upload.conditions)
-    upload.file.seek(0)
-    decoded = decode_upright_rgb(upload.file, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
-    stored = encode_for_storage(decoded)
-    name = default_storage.save(image_storage_path(project.pk, sha256, decoded.format), ContentFile(stored))
+    return content
+
+
+def _decode(item: _Pending, *, max_pixels: int) -> ImageRefused | None:
+    """Decode and re-encode one file; runs on a worker thread, so it touches no database."""
+    try:
+        item.decoded = decode_upright_rgb(io.BytesIO(item.content), max_pixels=max_pixels)
+    except ImageRefused as refusal:
+        return refusal
+    # A clean file (RGB, upright, no metadata) is kept byte for byte; others are re-encoded.
+    item.stored = item.content if item.decoded.is_clean else encode_for_storage(item.decoded)
+    return None
+
+
+def _store(*, project: Project, item: _Pending, user, is_synthetic: bool) -> IngestResult:
+    decoded, upload = item.decoded, item.upload
+    name = default_storage.save(image_storage_path(project.pk, item.sha256, decoded.format), ContentFile(item.stored))
     try:
         with transaction.atomic():
             # One writer per project at a time, so concurrent batches see each other's splits.
             locked = Project.objects.select_for_update().get(pk=project.pk)
-            existing = Image.objects.filter(project=project, sha256=sha256).values_list("pk", flat=True).first()
+            existing = Image.objects.filter(project=project, sha256=item.sha256).values_list("pk", flat=True).first()
             if existing:
                 default_storage.delete(name)
                 return _duplicate(upload.name, existing)
             image = Image(
                 project=project,
                 original_name=upload.name[:255],
-                sha256=sha256,
+                sha256=item.sha256,
                 format=decoded.format,
                 width=decoded.width,
                 height=decoded.height,
-                bytes=len(stored),
-                conditions=conditions,
-                stratum=stratum_key(conditions),
-                split=split_assign(project=locked, conditions=conditions, sha256=sha256),
+                bytes=len(item.stored),
+                conditions=item.conditions,
+                stratum=stratum_key(item.conditions),
+                split=split_assign(project=locked, conditions=item.conditions, sha256=item.sha256),
                 is_synthetic=is_synthetic,
                 uploaded_by=user if user is not None and user.is_authenticated else None,
             )
             image.file.name = name
             image.save()
-            transaction.on_commit(lambda: _enqueue_thumbnail(image.pk))
     except IntegrityError:
         # A concurrent request stored the same content between the check and the insert.
         default_storage.delete(name)
-        existing = Image.objects.filter(project=project, sha256=sha256).values_list("pk", flat=True).first()
+        existing = Image.objects.filter(project=project, sha256=item.sha256).values_list("pk", flat=True).first()
         return _duplicate(upload.name, existing)
     except BaseException:
         default_storage.delete(name)
@@ -169,13 +243,13 @@ def image_storage_path(project_id: int, sha256: str, extension: str) -> str:
     return f"images/{project_id}/{sha256[:2]}/{sha256}.{extension}"
 
 
-def _enqueue_thumbnail(image_id: int) -> None:
-    from annotation.tasks import image_thumbnail_task
+def _enqueue_thumbnails(image_ids: list[int]) -> None:
+    from annotation.tasks import image_thumbnails_task
 
     try:
-        image_thumbnail_task.delay(image_id)
-    except Exception:  # noqa: BLE001 - the image is stored; beat makes missing thumbnails later
-        logger.warning("Could not enqueue the thumbnail of image %s; the periodic sweep will make it.", image_id)
+        image_thumbnails_task.delay(image_ids)
+    except Exception:  # noqa: BLE001 - the images are stored; beat makes missing thumbnails later
+        logger.warning("Could not enqueue thumbnails of images %s; the periodic sweep will make them.", image_ids)
 
 
 def image_thumbnail_make(*, image: Image) -> str:
@@ -230,6 +304,8 @@ def _storage_walk(top: str) -> Iterable[str]:
 
 ZIP_SKIPPED_PREFIXES = ("__MACOSX/",)
 ZIP_MANIFEST = "conditions.csv"
+# Entries read into memory and ingested together (decoded on the ingest threads).
+ZIP_GROUP = 16
 
 
 def zip_ingest(
@@ -249,7 +325,8 @@ def zip_ingest(
     with bundle:
         entries = bundle.infolist()
         per_file = _zip_manifest(bundle)
-        results = []
+        results: list[IngestResult | None] = []
+        waiting: list[tuple[int, IncomingImage]] = []
         read_total = 0
         for entry in entries:
             name = entry.filename
@@ -281,8 +358,22 @@ def zip_ingest(
                 size=len(content),
                 conditions={**conditions, **per_file.get(name, {})},
             )
-            results.append(image_ingest_one(project=project, upload=upload, user=user))
+            # Placeholders keep the archive's order; groups of entries are ingested together.
+            waiting.append((len(results), upload))
+            results.append(None)
+            if len(waiting) >= ZIP_GROUP:
+                _zip_flush(project, waiting, results, user)
+        _zip_flush(project, waiting, results, user)
     return results
+
+
+def _zip_flush(project: Project, waiting: list, results: list, user) -> None:
+    if not waiting:
+        return
+    ingested = image_ingest(project=project, uploads=[upload for _, upload in waiting], user=user)
+    for (index, _), result in zip(waiting, ingested, strict=True):
+        results[index] = result
+    waiting.clear()
 
 
 def _zip_is_skipped(name: str) -> bool:

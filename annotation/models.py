@@ -279,3 +279,24 @@ class Box(models.Model):
     @property
     def xyxy(self) -> tuple[float, float, float, float]:
         return (self.x1, self.y1, self.x2, self.y2)
+
+
+class SplitTally(models.Model):
+    """How many images of a project are in each split, per group the split draw balances:
+    the whole project ("all"), each condition combination ("stratum:...") and each single
+    condition ("condition:weather=rain"). Kept in step with the images at ingest, so the
+    draw reads a few rows instead of counting the project's images every time."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="split_tallies")
+    group = models.CharField(max_length=300)
+    split = models.CharField(max_length=8, choices=Split.choices)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["project", "group", "split"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "group", "split"], name="split_tally_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project}: {self.group} {self.split} = {self.count}"

@@ -14,9 +14,10 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Q
+from django.db import transaction
+from django.db.models import F
 
-from annotation.models import Image, Project, Split
+from annotation.models import Image, Project, Split, SplitTally
 
 SPLIT_ORDER = (Split.TRAIN, Split.VAL, Split.TEST)
 
@@ -43,21 +44,48 @@ def split_choose(*, shares: Mapping[str, float], level_counts: list[Mapping[str,
     return random.Random(f"{seed}:{sha256}").choice(tied)
 
 
-def split_assign(*, project: Project, conditions: Mapping[str, str], sha256: str) -> str:
-    """Choose the split of a new image of `project`; the caller holds the project's row lock."""
-    groups = {"all": Q()}
+def split_groups(conditions: Mapping[str, str]) -> list[str]:
+    """The groups an image with `conditions` belongs to, as `SplitTally.group` names them."""
+    groups = ["all"]
     if conditions:
-        groups["stratum"] = Q(stratum=stratum_key(conditions))
-        for index, (dimension, value) in enumerate(sorted(conditions.items())):
-            groups[f"c{index}"] = Q(**{f"conditions__{dimension}": value})
-    aggregates = {
-        f"{name}__{split}": Count("pk", filter=condition & Q(split=split))
-        for name, condition in groups.items()
-        for split in SPLIT_ORDER
-    }
-    counts = Image.objects.filter(project=project).aggregate(**aggregates)
-    level_counts = [{split: counts[f"{name}__{split}"] for split in SPLIT_ORDER} for name in groups]
-    return split_choose(shares=project.split_shares, level_counts=level_counts, seed=project.split_seed, sha256=sha256)
+        groups.append(f"stratum:{stratum_key(conditions)}")
+        groups += [f"condition:{dimension}={value}" for dimension, value in sorted(conditions.items())]
+    return groups
+
+
+def split_assign(*, project: Project, conditions: Mapping[str, str], sha256: str) -> str:
+    """Choose the split of a new image of `project` and count it in the tallies.
+
+    The caller holds the project's row lock and creates the image in the same transaction.
+    """
+    groups = split_groups(conditions)
+    counts: dict[str, dict[str, int]] = {group: {} for group in groups}
+    for group, split, count in SplitTally.objects.filter(project=project, group__in=groups).values_list(
+        "group", "split", "count"
+    ):
+        counts[group][split] = count
+    split = split_choose(
+        shares=project.split_shares, level_counts=list(counts.values()), seed=project.split_seed, sha256=sha256
+    )
+    SplitTally.objects.filter(project=project, group__in=groups, split=split).update(count=F("count") + 1)
+    missing = [group for group in groups if split not in counts[group]]
+    SplitTally.objects.bulk_create(SplitTally(project=project, group=group, split=split, count=1) for group in missing)
+    return split
+
+
+def split_tallies_rebuild(*, project: Project) -> int:
+    """Recount the tallies of `project` from its images (after images were deleted)."""
+    totals: dict[tuple[str, str], int] = {}
+    for split, conditions in Image.objects.filter(project=project).values_list("split", "conditions"):
+        for group in split_groups(conditions or {}):
+            totals[(group, split)] = totals.get((group, split), 0) + 1
+    with transaction.atomic():
+        SplitTally.objects.filter(project=project).delete()
+        SplitTally.objects.bulk_create(
+            SplitTally(project=project, group=group, split=split, count=count)
+            for (group, split), count in totals.items()
+        )
+    return len(totals)
 
 
 # Resolution buckets of the split report, by megapixels: (label, upper bound).

@@ -15,6 +15,16 @@ def image_thumbnail_task(image_id: int) -> str | None:
 
 
 @shared_task(acks_late=True)
+def image_thumbnails_task(image_ids: list[int]) -> int:
+    """Thumbnails of one upload group; safe to run again (a thumbnail is remade in place)."""
+    made = 0
+    for image in Image.objects.filter(pk__in=image_ids):
+        image_thumbnail_make(image=image)
+        made += 1
+    return made
+
+
+@shared_task(acks_late=True)
 def image_thumbnails_sweep_task() -> int:
     """Enqueue thumbnails whose first enqueue was lost (broker down at upload time)."""
     missing = image_thumbnails_missing()

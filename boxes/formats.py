@@ -188,17 +188,22 @@ def coco_read(data: bytes | str | Mapping, *, clip: bool = False) -> Dataset:
 
 def coco_write(dataset: Dataset, *, info: Mapping | None = None) -> dict:
     """The dataset as one COCO dict. For large exports use `coco_iter_json`."""
-    return json.loads("".join(coco_iter_json(lambda: iter(dataset.images), labels=dataset.labels, info=info)))
+    images = lambda: iter(dataset.images)  # noqa: E731
+    return json.loads("".join(coco_iter_json(images=images, annotated=images, labels=dataset.labels, info=info)))
 
 
 def coco_iter_json(
-    images: Callable[[], Iterator[FormatImage]], *, labels: Iterable[str], info: Mapping | None = None
+    *,
+    images: Callable[[], Iterable[FormatImage]],
+    annotated: Callable[[], Iterable[FormatImage]],
+    labels: Iterable[str],
+    info: Mapping | None = None,
 ) -> Iterator[str]:
     """COCO JSON text in pieces, so that an export never holds the whole file.
 
-    `images` is called twice and must give the same images in the same order both times:
-    once for the `images` array and once for `annotations`. Images are numbered from 1 in
-    that order, categories from 1 in `labels` order.
+    `images()` gives the images for the `images` array (their boxes are not read) and
+    `annotated()` the same images, in the same order, with their boxes, for `annotations`.
+    Images are numbered from 1 in that order, categories from 1 in `labels` order.
     """
     category_ids = {label: index + 1 for index, label in enumerate(labels)}
     categories = [{"id": cid, "name": name, "supercategory": "person"} for name, cid in category_ids.items()]
@@ -209,24 +214,25 @@ def coco_iter_json(
         yield ("" if image_id == 1 else ", ") + json.dumps(entry)
     yield '], "annotations": ['
     annotation_id = 0
-    for image_id, image in enumerate(images(), start=1):
+    for image_id, image in enumerate(annotated(), start=1):
         pieces = []
         for box in image.boxes:
             annotation_id += 1
             width, height = _round(box.x2 - box.x1), _round(box.y2 - box.y1)
-            annotation = {
-                "id": annotation_id,
-                "image_id": image_id,
-                "category_id": category_ids[box.label],
-                "bbox": [box.x1, box.y1, width, height],
-                "area": _round(width * height),
-                "iscrowd": int(box.is_ignored),
-                "attributes": {"occluded": box.is_occluded, "truncated": box.is_truncated},
-            }
-            pieces.append(("" if annotation_id == 1 else ", ") + json.dumps(annotation))
+            pieces.append(
+                ("" if annotation_id == 1 else ", ")
+                + f'{{"id": {annotation_id}, "image_id": {image_id}, "category_id": {category_ids[box.label]}, '
+                f'"bbox": [{box.x1!r}, {box.y1!r}, {width!r}, {height!r}], "area": {_round(width * height)!r}, '
+                f'"iscrowd": {int(box.is_ignored)}, "attributes": {{"occluded": {_json_bool(box.is_occluded)}, '
+                f'"truncated": {_json_bool(box.is_truncated)}}}}}'
+            )
         if pieces:
             yield "".join(pieces)
     yield "]}"
+
+
+def _json_bool(value: bool) -> str:
+    return "true" if value else "false"
 
 
 # --- YOLO -------------------------------------------------------------------------------

@@ -317,3 +317,33 @@ def test_export_and_import_permissions(api_client, people, project_images):
     response = post_import(api_client, people.project, b"{}", "x.json", format="coco", target="gold")
     assert response.status_code == 403
     assert api_client.get(export_url, {"format": "pdf"}).status_code == 400
+
+
+def test_export_names_agree_page_by_page_and_for_the_whole_project(people):
+    from annotation.exports import _page_names, _unflattened, export_file_names
+
+    names = ["day/a.jpg", "day__a.jpg", "night\\a.jpg", "b.jpg", "b.jpg", "c.png"]
+    rows = []
+    for index, name in enumerate(names):
+        sha = f"{index:064x}"
+        rows.append(
+            Image.objects.create(
+                project=people.project,
+                file=f"{sha}.jpg",
+                original_name=name,
+                sha256=sha,
+                format="jpeg",
+                width=1,
+                height=1,
+                bytes=1,
+                split="train",
+            )
+        )
+    whole = export_file_names(people.project)
+    for row in rows:
+        assert _page_names(people.project, [(row.pk, row.original_name)]) == {row.pk: whole[row.pk]}
+    assert len(set(whole.values())) == len(names)
+    assert whole[rows[0].pk] == f"day__a-{rows[0].pk}.jpg"
+    assert whole[rows[2].pk] == "night__a.jpg"
+    assert whole[rows[5].pk] == "c.png"
+    assert _unflattened("x__y.jpg") == {"x__y.jpg", "x/y.jpg", "x\\y.jpg"}

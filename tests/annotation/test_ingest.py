@@ -292,3 +292,33 @@ def test_refusals_are_the_same_after_ultralytics_patched_pillow(admin_client, pe
     assert response.status_code == 415
     assert response.json()["error"]["code"] == "not_an_image"
     assert upload(admin_client, people.project, [("ok.jpg", images.image_bytes(seed=77))]).status_code == 201
+
+
+def test_clean_files_are_kept_byte_for_byte_and_metadata_forces_a_clean_copy(admin_client, people):
+    clean = images.image_bytes("JPEG", size=(64, 48), seed=61)
+    with_comment = images.image_bytes("JPEG", size=(64, 48), seed=62, comment=b"shot by someone")
+    with_icc = images.image_bytes("PNG", size=(64, 48), seed=63, icc_profile=b"\0" * 128)
+    results = upload(
+        admin_client, people.project, [("a.jpg", clean), ("b.jpg", with_comment), ("c.png", with_icc)]
+    ).json()
+    stored = [Image.objects.get(pk=r["image_id"]) for r in results["results"]]
+    # a clean upload is stored as sent: no generation loss
+    assert Path(stored[0].file.path).read_bytes() == clean
+    # metadata is dropped by a clean re-encode
+    for image in stored[1:]:
+        with PILImage.open(image.file.path) as reopened:
+            assert "comment" not in reopened.info and "icc_profile" not in reopened.info
+        assert Path(image.file.path).read_bytes() not in (with_comment, with_icc)
+
+
+def test_one_thumbnail_task_per_group_makes_every_thumbnail(admin_client, people, django_capture_on_commit_callbacks):
+    from annotation.tasks import image_thumbnails_task
+
+    files = [(f"{i}.jpg", images.image_bytes(size=(300, 200), seed=80 + i)) for i in range(5)]
+    with django_capture_on_commit_callbacks() as callbacks:
+        results = upload(admin_client, people.project, files).json()["results"]
+    assert len(callbacks) == 1
+    ids = [r["image_id"] for r in results]
+    # the task, run in this process as the worker would run it, makes all five
+    assert image_thumbnails_task(ids) == 5
+    assert all(Image.objects.get(pk=i).thumbnail for i in ids)

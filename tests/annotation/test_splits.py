@@ -141,3 +141,44 @@ def test_custom_proportions_are_followed():
         "val": 40,
         "test": 40,
     }
+
+
+@pytest.mark.django_db
+def test_tallies_follow_the_images_and_rebuild_after_deletes():
+    from annotation.models import SplitTally
+    from annotation.splits import split_tallies_rebuild
+
+    project = ProjectFactory()
+    rows = ingest_rows(project, [{"weather": "rain", "setting": "street"}] * 30 + [{"weather": "sun"}] * 10)
+
+    def tallies():
+        return {(t.group, t.split): t.count for t in SplitTally.objects.filter(project=project, count__gt=0)}
+
+    def recount():
+        counts = Counter()
+        for image in Image.objects.filter(project=project):
+            counts[("all", image.split)] += 1
+            for dimension, value in image.conditions.items():
+                counts[(f"condition:{dimension}={value}", image.split)] += 1
+            counts[(f"stratum:{image.stratum}", image.split)] += 1
+        return dict(counts)
+
+    assert tallies() == recount()
+    Image.objects.filter(pk__in=[row.pk for row in rows[:7]]).delete()
+    assert tallies() != recount()
+    split_tallies_rebuild(project=project)
+    assert tallies() == recount()
+
+
+@pytest.mark.django_db
+def test_deleting_images_in_the_admin_rebuilds_the_tallies(admin_client):
+    from annotation.models import SplitTally
+
+    project = ProjectFactory()
+    rows = ingest_rows(project, [{"weather": "rain"}] * 12)
+    admin_client.post(
+        "/admin/annotation/image/",
+        {"action": "delete_selected", "_selected_action": [rows[0].pk, rows[1].pk], "post": "yes"},
+    )
+    assert Image.objects.filter(project=project).count() == 10
+    assert sum(SplitTally.objects.filter(project=project, group="all").values_list("count", flat=True)) == 10

@@ -1,0 +1,38 @@
+"""Shared set-up for benchmarks: Django on a throwaway test database and var/ folder."""
+
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def django_test_database():
+    """Django set up with a fresh test database (SQLite, or DATABASE_URL's server) and a
+    temporary var/ folder; both are removed afterwards."""
+    sys.path.insert(0, str(ROOT))
+    with tempfile.TemporaryDirectory(prefix="quorum-bench-") as var_dir:
+        os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+        os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-only-secret-key")
+        os.environ["QUORUM_VAR_DIR"] = var_dir
+        os.environ["QUORUM_STATIC_MANIFEST"] = "0"
+        os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver")
+        import django
+
+        django.setup()
+        from django.conf import settings
+        from django.db import connection
+        from django.test.utils import setup_test_environment
+
+        setup_test_environment()
+        settings.ALLOWED_HOSTS = ["testserver"]
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+        old_name = connection.settings_dict["NAME"]
+        connection.creation.create_test_db(verbosity=0, autoclobber=True)
+        try:
+            yield Path(var_dir)
+        finally:
+            connection.creation.destroy_test_db(old_name, verbosity=0)

@@ -1,0 +1,128 @@
+"""Export benchmark: COCO export of a 10,000-image project with 10 boxes per image.
+
+Prints the seconds and the peak Python memory of Quorum's streamed export, at 2,500 and at
+10,000 images (memory must stay flat: about one page of rows, whatever the project size),
+and, as the reference measured in the same run, the same file built the obvious way: every
+row loaded, one dict, one json.dumps.
+"""
+
+import json
+import time
+import tracemalloc
+
+from _setup import django_test_database
+
+BOXES_PER_IMAGE = 10
+SIZES = (2_500, 10_000)
+
+
+def fill(project, annotator, count: int, start: int) -> None:
+    from annotation.models import Annotation, AnnotationKind, AnnotationSource, Box, Image
+
+    images = Image.objects.bulk_create(
+        Image(
+            project=project,
+            file=f"images/{i}.jpg",
+            original_name=f"street_{i:06d}.jpg",
+            sha256=f"{i:064x}",
+            format="jpeg",
+            width=1920,
+            height=1080,
+            bytes=1,
+            conditions={"weather": "rain"},
+            stratum="weather=rain",
+            split="train",
+        )
+        for i in range(start, start + count)
+    )
+    annotations = Annotation.objects.bulk_create(
+        Annotation(image=image, annotator=annotator, kind=AnnotationKind.SUBMISSION, source=AnnotationSource.IMPORT)
+        for image in images
+    )
+    Box.objects.bulk_create(
+        (
+            Box(annotation=annotation, x1=10.0 * b, y1=20.0, x2=10.0 * b + 30.5, y2=120.25, label="pedestrian")
+            for annotation in annotations
+            for b in range(BOXES_PER_IMAGE)
+        ),
+        batch_size=5000,
+    )
+
+
+def streamed(project, source) -> tuple[float, int]:
+    from annotation.exports import export_coco
+
+    started = time.perf_counter()
+    size = sum(len(piece) for piece in export_coco(project=project, source=source))
+    return time.perf_counter() - started, size
+
+
+def in_memory(project, annotator) -> tuple[float, int]:
+    from annotation.models import Box, Image
+
+    started = time.perf_counter()
+    images = list(Image.objects.filter(project=project).order_by("pk").values("pk", "original_name", "width", "height"))
+    boxes = list(
+        Box.objects.filter(annotation__image__project=project, annotation__annotator=annotator).values_list(
+            "annotation__image_id", "x1", "y1", "x2", "y2", "is_ignored"
+        )
+    )
+    document = {
+        "images": [
+            {"id": i["pk"], "file_name": i["original_name"], "width": i["width"], "height": i["height"]} for i in images
+        ],
+        "annotations": [
+            {
+                "id": n,
+                "image_id": b[0],
+                "category_id": 1,
+                "bbox": [b[1], b[2], b[3] - b[1], b[4] - b[2]],
+                "iscrowd": int(b[5]),
+            }
+            for n, b in enumerate(boxes, start=1)
+        ],
+        "categories": [{"id": 1, "name": "pedestrian"}],
+    }
+    size = len(json.dumps(document))
+    return time.perf_counter() - started, size
+
+
+def peak(function, *args) -> int:
+    tracemalloc.start()
+    function(*args)
+    _, top = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return top
+
+
+def main() -> None:
+    with django_test_database():
+        from annotation.exports import ExportSource
+        from annotation.models import AnnotationKind, Project
+        from tests.factories import UserFactory
+
+        annotator = UserFactory(username="bench-annotator")
+        project = Project.objects.create(name="export bench")
+        source = ExportSource(kind=AnnotationKind.SUBMISSION, annotator_id=annotator.pk)
+        print(f"export: COCO, {BOXES_PER_IMAGE} boxes per image")
+        done = 0
+        peaks = {}
+        for count in SIZES:
+            fill(project, annotator, count - done, done)
+            done = count
+            seconds, size = streamed(project, source)
+            reference_seconds, _ = in_memory(project, annotator)
+            peaks[count] = peak(streamed, project, source)
+            reference_peak = peak(in_memory, project, annotator)
+            print(f"  {count:>6} images ({size / 2**20:.1f} MiB of JSON):")
+            print(f"    Quorum streamed export: {seconds:6.2f} s, peak memory {peaks[count] / 2**20:7.1f} MiB")
+            reference = f"{reference_seconds:4.2f} s, peak memory {reference_peak / 2**20:7.1f} MiB"
+            print(f"    reference, all in memory: {reference}")
+            ratios = f"time {seconds / reference_seconds:.2f}, memory {peaks[count] / reference_peak:.3f}"
+            print(f"    streamed / reference: {ratios}")
+        small, large = SIZES
+        print(f"  streamed peak memory, {large} vs {small} images: {peaks[large] / peaks[small]:.2f}x (flat is 1.0)")
+
+
+if __name__ == "__main__":
+    main()
