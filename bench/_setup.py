@@ -20,9 +20,14 @@ def django_test_database():
         os.environ["QUORUM_VAR_DIR"] = var_dir
         os.environ["QUORUM_STATIC_MANIFEST"] = "0"
         os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver")
+        import logging
+        import warnings
+
         import django
 
+        warnings.filterwarnings("ignore", message="No directory at")
         django.setup()
+        logging.getLogger("kombu").setLevel(logging.ERROR)
         from django.conf import settings
         from django.db import connection
         from django.test.utils import setup_test_environment

@@ -248,6 +248,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(BROKER_DIR / "control"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
+        # The filesystem transport polls; once a second is slow for a development machine.
+        "polling_interval": 0.1,
     }
     # kombu's filesystem transport does not create its folders.
     for _folder in ("queue", "control", "processed"):

@@ -30,7 +30,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Created project {project.pk}: {project.name}")
 
         def progress(done: int, total: int) -> None:
-            if done % 50 == 0 or done == total:
+            if done % 48 == 0 or done == total:
                 self.stdout.write(f"  {done}/{total} scenes")
                 self.stdout.flush()
 

@@ -96,7 +96,7 @@ class Command(BaseCommand):
         self._say(f"Rendering {count} synthetic street scenes for {project.name!r} (first run only)...")
 
         def progress(done: int, total: int) -> None:
-            if done % 50 == 0 or done == total:
+            if done % 48 == 0 or done == total:
                 self._say(f"  {done}/{total}")
 
         totals = synthetic_images_add(project=project, count=count, seed=0, progress=progress)
