@@ -1,17 +1,21 @@
 """Pages of a project's data: upload (files or a zip), the image gallery, the split report."""
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from annotation.forms import ProjectForm
 from annotation.imaging import ImageRefused
 from annotation.ingest import IncomingImage, IngestResult, image_ingest, zip_ingest
 from annotation.models import Project, Role
 from annotation.selectors import image_list, project_get, project_role, role_at_least
+from annotation.services import project_create
 from annotation.splits import split_report
+from config.errors import DomainError
 
 
 def _project_for(request: HttpRequest, project_id: int, required: Role) -> Project:
@@ -81,3 +85,21 @@ def image_upload_page(request: HttpRequest, project_id: int) -> HttpResponse:
     }
     status = 400 if error else 200
     return render(request, "annotation/image_upload.html", context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_create_page(request: HttpRequest) -> HttpResponse:
+    """A new project, for Quorum administrators (staff)."""
+    if not request.user.is_staff:
+        raise PermissionDenied
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project = project_create(created_by=request.user, **form.cleaned_data)
+        except DomainError as error:
+            form.add_error(None, error.message)
+        else:
+            messages.success(request, f"Project {project.name!r} created. Upload its images next.")
+            return redirect("project-detail", project_id=project.pk)
+    return render(request, "annotation/project_form.html", {"form": form}, status=400 if form.errors else 200)

@@ -72,3 +72,49 @@ def test_annotators_never_see_splits_on_the_project_page(client, people):
     html = client.get(reverse("project-detail", kwargs={"project_id": people.project.pk})).content.decode()
     assert 'id="data"' not in html
     assert "train" not in html.lower()
+
+
+def test_staff_create_a_project_on_its_page(client, people):
+    from annotation.models import Project
+
+    client.force_login(people.staff)
+    assert client.get(reverse("project-create")).status_code == 200
+    response = client.post(
+        reverse("project-create"),
+        {
+            "name": "Dash cams",
+            "labels": "pedestrian, cyclist",
+            "overlap_k": 5,
+            "train_percent": 70,
+            "val_percent": 15,
+            "test_percent": 15,
+            "split_seed": 7,
+            "conditions": "camera: dash, pole\nlight: day, night\n",
+        },
+    )
+    project = Project.objects.get(name="Dash cams")
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "project-detail", kwargs={"project_id": project.pk}
+    )
+    assert project.labels == ["pedestrian", "cyclist"]
+    assert (project.overlap_k, project.train_percent, project.split_seed) == (5, 70, 7)
+    assert project.conditions == {"camera": ["dash", "pole"], "light": ["day", "night"]}
+
+
+def test_project_page_errors_are_shown_and_nothing_is_created(client, people):
+    from annotation.models import Project
+
+    client.force_login(people.staff)
+    base = {"labels": "pedestrian", "overlap_k": 3, "val_percent": 10, "test_percent": 10, "conditions": "w: a"}
+    response = client.post(reverse("project-create"), {**base, "name": "Project A", "train_percent": 80})
+    assert response.status_code == 400
+    assert "A project named &#x27;Project A&#x27; already exists." in response.content.decode()
+    response = client.post(reverse("project-create"), {**base, "name": "Odd", "train_percent": 50})
+    assert "Split percentages must each be at least 1 and sum to 100." in response.content.decode()
+    assert not Project.objects.filter(name="Odd").exists()
+
+
+@pytest.mark.parametrize("role", ["annotator", "reviewer", "project_admin"])
+def test_only_staff_create_projects(client, people, role):
+    client.force_login(getattr(people, role))
+    assert client.get(reverse("project-create")).status_code == 403
