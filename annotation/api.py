@@ -11,11 +11,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.models import Role
-from annotation.permissions import IsProjectAdmin, IsProjectAnnotator, IsProjectReviewer, IsStaff
+from annotation.permissions import IsProjectAdmin, IsProjectAnnotator, IsProjectReviewer, IsStaff, ProjectApiMixin
 from annotation.selectors import (
     membership_get,
     membership_list,
-    project_get,
     project_list,
     project_role,
     projects_with_roles,
@@ -65,18 +64,17 @@ class ProjectListApi(APIView):
         return Response(ProjectOutputSerializer(project, context=context).data, status=status.HTTP_201_CREATED)
 
 
-class ProjectDetailApi(APIView):
+class ProjectDetailApi(ProjectApiMixin, APIView):
     permission_classes = [IsAuthenticated, IsProjectAnnotator]
 
     @extend_schema(responses=ProjectOutputSerializer)
     def get(self, request: Request, project_id: int) -> Response:
-        project = project_get(project_id=project_id, user=request.user)
-        self.check_object_permissions(request, project)
+        project = self.project_for(request, project_id)
         context = {"roles": {project.pk: project_role(project=project, user=request.user)}}
         return Response(ProjectOutputSerializer(project, context=context).data)
 
 
-class MembershipListApi(APIView):
+class MembershipListApi(ProjectApiMixin, APIView):
     def get_permissions(self):
         if self.request.method == "POST":
             return [IsAuthenticated(), IsProjectAdmin()]
@@ -84,14 +82,12 @@ class MembershipListApi(APIView):
 
     @extend_schema(responses=MembershipOutputSerializer(many=True))
     def get(self, request: Request, project_id: int) -> Response:
-        project = project_get(project_id=project_id, user=request.user)
-        self.check_object_permissions(request, project)
+        project = self.project_for(request, project_id)
         return Response(MembershipOutputSerializer(membership_list(project=project), many=True).data)
 
     @extend_schema(request=MembershipInputSerializer, responses={201: MembershipOutputSerializer})
     def post(self, request: Request, project_id: int) -> Response:
-        project = project_get(project_id=project_id, user=request.user)
-        self.check_object_permissions(request, project)
+        project = self.project_for(request, project_id)
         serializer = MembershipInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         membership = membership_set(
@@ -100,13 +96,12 @@ class MembershipListApi(APIView):
         return Response(MembershipOutputSerializer(membership).data, status=status.HTTP_201_CREATED)
 
 
-class MembershipDetailApi(APIView):
+class MembershipDetailApi(ProjectApiMixin, APIView):
     permission_classes = [IsAuthenticated, IsProjectAdmin]
 
     @extend_schema(request=MembershipRoleSerializer, responses=MembershipOutputSerializer)
     def put(self, request: Request, project_id: int, user_id: int) -> Response:
-        project = project_get(project_id=project_id, user=request.user)
-        self.check_object_permissions(request, project)
+        project = self.project_for(request, project_id)
         membership_get(project=project, user_id=user_id)
         serializer = MembershipRoleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -115,8 +110,7 @@ class MembershipDetailApi(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, project_id: int, user_id: int) -> Response:
-        project = project_get(project_id=project_id, user=request.user)
-        self.check_object_permissions(request, project)
+        project = self.project_for(request, project_id)
         membership_remove(membership=membership_get(project=project, user_id=user_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 

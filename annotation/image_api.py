@@ -11,11 +11,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.imaging import ImageRefused
 from annotation.ingest import IncomingImage, IngestResult, image_ingest, zip_ingest
 from annotation.models import Split
-from annotation.permissions import IsProjectAdmin, IsProjectReviewer
-from annotation.selectors import image_get, image_list, project_get
+from annotation.permissions import IsProjectAdmin, IsProjectReviewer, ProjectApiMixin
+from annotation.selectors import image_get, image_list
 from annotation.serializers import (
     ImageOutputSerializer,
     ImageUploadSerializer,
@@ -46,7 +45,7 @@ def ingest_response(results: list[IngestResult]) -> Response:
     return Response({**error, **body}, status=first.http_status)
 
 
-class ProjectImagesApi(APIView):
+class ProjectImagesApi(ProjectApiMixin, APIView):
     parser_classes = [MultiPartParser]
 
     def get_permissions(self):
@@ -62,8 +61,7 @@ class ProjectImagesApi(APIView):
         responses=ImageOutputSerializer(many=True),
     )
     def get(self, request: Request, project_id: int) -> Response:
-        project = project_get(project_id=project_id, user=request.user)
-        self.check_object_permissions(request, project)
+        project = self.project_for(request, project_id)
         split = request.query_params.get("split")
         if split and split not in Split.values:
             raise ValidationError({"split": [f"Must be one of {', '.join(Split.values)}."]})
@@ -81,8 +79,7 @@ class ProjectImagesApi(APIView):
 
     @extend_schema(request={"multipart/form-data": ImageUploadSerializer}, responses={201: IngestReportSerializer})
     def post(self, request: Request, project_id: int) -> Response:
-        project = project_get(project_id=project_id, user=request.user)
-        self.check_object_permissions(request, project)
+        project = self.project_for(request, project_id)
         serializer = ImageUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         shared = serializer.validated_data["conditions"]
@@ -99,7 +96,7 @@ class ProjectImagesApi(APIView):
         return ingest_response(image_ingest(project=project, uploads=uploads, user=request.user))
 
 
-class ProjectImagesZipApi(APIView):
+class ProjectImagesZipApi(ProjectApiMixin, APIView):
     """Upload a zip archive of images: one result per entry (see `zip_ingest` for the limits)."""
 
     parser_classes = [MultiPartParser]
@@ -107,22 +104,17 @@ class ProjectImagesZipApi(APIView):
 
     @extend_schema(request={"multipart/form-data": ZipUploadSerializer}, responses={201: IngestReportSerializer})
     def post(self, request: Request, project_id: int) -> Response:
-        project = project_get(project_id=project_id, user=request.user)
-        self.check_object_permissions(request, project)
+        project = self.project_for(request, project_id)
         serializer = ZipUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         archive = serializer.validated_data["archive"]
-        try:
-            results = zip_ingest(
-                project=project,
-                archive=archive,
-                archive_size=archive.size,
-                conditions=serializer.validated_data["conditions"],
-                user=request.user,
-            )
-        except ImageRefused as refusal:
-            body = error_body(status_code=refusal.status, code=refusal.code, message=refusal.message)
-            return Response(body, status=refusal.status)
+        results = zip_ingest(
+            project=project,
+            archive=archive,
+            archive_size=archive.size,
+            conditions=serializer.validated_data["conditions"],
+            user=request.user,
+        )
         if not results:
             body = error_body(status_code=400, code="no_images", message="The archive holds no image files.")
             return Response(body, status=status.HTTP_400_BAD_REQUEST)
@@ -162,13 +154,12 @@ def _content_type(name: str) -> str:
     return {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}[extension]
 
 
-class SplitReportApi(APIView):
+class SplitReportApi(ProjectApiMixin, APIView):
     """Images per split and per split x condition, resolutions per split, and warnings."""
 
     permission_classes = [IsAuthenticated, IsProjectReviewer]
 
     @extend_schema(responses=SplitReportSerializer)
     def get(self, request: Request, project_id: int) -> Response:
-        project = project_get(project_id=project_id, user=request.user)
-        self.check_object_permissions(request, project)
+        project = self.project_for(request, project_id)
         return Response(SplitReportSerializer(split_report(project=project)).data)

@@ -14,6 +14,8 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
+from config.errors import DomainError
+
 ACCEPTED_FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp"}
 ORIENTATION_TAG = 0x0112
 
@@ -32,14 +34,12 @@ def _pillow_open():
     return opener
 
 
-class ImageRefused(Exception):
-    """An input that is not an image Quorum accepts; `status` is the HTTP status to answer."""
+class ImageRefused(DomainError):
+    """An input Quorum does not accept; `status` is the HTTP status to answer (400, 413, 415)."""
 
     def __init__(self, code: str, message: str, *, status: int = 400):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+        super().__init__(message, code=code)
+        self.status = self.status_code = status
 
 
 # What an image file may carry and still be stored byte for byte: structure, no metadata.

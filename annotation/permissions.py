@@ -8,7 +8,7 @@ too low. Staff users are admins of every project.
 from rest_framework.permissions import BasePermission
 
 from annotation.models import Project, Role
-from annotation.selectors import project_role, role_at_least
+from annotation.selectors import project_get, project_role, role_at_least
 
 
 class HasProjectRole(BasePermission):
@@ -40,3 +40,13 @@ class IsStaff(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+
+
+class ProjectApiMixin:
+    """For API views under /projects/{project_id}/: the project, 404 to whoever may not see
+    it, then the view's permission classes (403 for a role too low)."""
+
+    def project_for(self, request, project_id: int) -> Project:
+        project = project_get(project_id=project_id, user=request.user)
+        self.check_object_permissions(request, project)
+        return project

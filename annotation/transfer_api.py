@@ -11,12 +11,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.exports import ExportSource, export_coco, export_voc, export_yolo
-from annotation.imaging import ImageRefused
 from annotation.imports import FORMATS, TARGETS, annotations_import, import_dataset_read
 from annotation.models import AnnotationKind, Membership
-from annotation.permissions import IsProjectAdmin, IsProjectReviewer
-from annotation.selectors import project_get
-from config.errors import error_body
+from annotation.permissions import IsProjectAdmin, IsProjectReviewer, ProjectApiMixin
 
 
 class ImportInputSerializer(serializers.Serializer):
@@ -36,7 +33,7 @@ class ImportSummarySerializer(serializers.Serializer):
     revised = serializers.IntegerField()
 
 
-class ProjectImportApi(APIView):
+class ProjectImportApi(ProjectApiMixin, APIView):
     """Import boxes as one annotator's submissions or as gold references; all or nothing."""
 
     parser_classes = [MultiPartParser]
@@ -44,24 +41,19 @@ class ProjectImportApi(APIView):
 
     @extend_schema(request={"multipart/form-data": ImportInputSerializer}, responses={201: ImportSummarySerializer})
     def post(self, request: Request, project_id: int) -> Response:
-        project = project_get(project_id=project_id, user=request.user)
-        self.check_object_permissions(request, project)
+        project = self.project_for(request, project_id)
         serializer = ImportInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         upload = data["file"]
-        try:
-            dataset = import_dataset_read(
-                project=project,
-                fmt=data["format"],
-                upload=upload,
-                upload_name=upload.name,
-                size=upload.size,
-                clip=data["clip"],
-            )
-        except ImageRefused as refusal:
-            body = error_body(status_code=refusal.status, code=refusal.code, message=refusal.message)
-            return Response(body, status=refusal.status)
+        dataset = import_dataset_read(
+            project=project,
+            fmt=data["format"],
+            upload=upload,
+            upload_name=upload.name,
+            size=upload.size,
+            clip=data["clip"],
+        )
         summary = annotations_import(
             project=project,
             dataset=dataset,
@@ -80,7 +72,7 @@ EXPORTERS = {
 }
 
 
-class ProjectExportApi(APIView):
+class ProjectExportApi(ProjectApiMixin, APIView):
     """Stream the project's boxes from one source as COCO JSON, a YOLO dataset or Pascal VOC."""
 
     permission_classes = [IsAuthenticated, IsProjectReviewer]
@@ -94,8 +86,7 @@ class ProjectExportApi(APIView):
         responses={(200, "application/octet-stream"): bytes},
     )
     def get(self, request: Request, project_id: int) -> StreamingHttpResponse:
-        project = project_get(project_id=project_id, user=request.user)
-        self.check_object_permissions(request, project)
+        project = self.project_for(request, project_id)
         fmt = request.query_params.get("format", "")
         if fmt not in EXPORTERS:
             raise ValidationError({"format": [f"Must be one of {', '.join(EXPORTERS)}."]})
