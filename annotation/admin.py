@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.db.models import Count
 
-from annotation.models import Annotation, Box, Image, Membership, Project, SplitTally, SyntheticTruth
+from annotation.models import Annotation, Assignment, Box, Image, Membership, Project, SplitTally, SyntheticTruth
 from annotation.splits import split_tallies_rebuild
 
 
@@ -132,6 +132,18 @@ class SplitTallyAdmin(admin.ModelAdmin):
     list_filter = ["project", "split"]
     search_fields = ["group"]
     readonly_fields = ["project", "group", "split", "count"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ["image", "annotator", "state", "version", "active_seconds", "lease_expires_at", "finished_at"]
+    list_filter = ["state", "image__project"]
+    search_fields = ["annotator__username", "image__original_name"]
+    list_select_related = ["image", "annotator"]
+    readonly_fields = [field.name for field in Assignment._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -212,6 +212,7 @@ def _store(*, project: Project, item: _Pending, user, is_synthetic: bool) -> Ing
                 conditions=item.conditions,
                 stratum=stratum_key(item.conditions),
                 split=split_assign(project=locked, conditions=item.conditions, sha256=item.sha256),
+                shuffle_key=shuffle_key(seed=locked.split_seed, sha256=item.sha256),
                 is_synthetic=is_synthetic,
                 uploaded_by=user if user is not None and user.is_authenticated else None,
             )
@@ -237,6 +238,11 @@ def _duplicate(name: str, existing_id: int | None) -> IngestResult:
         message=f"This project already has this image (id {existing_id}).",
         http_status=200,
     )
+
+
+def shuffle_key(*, seed: int, sha256: str) -> int:
+    """An image's seeded place in the annotation queue (among images equally far along)."""
+    return int(hashlib.sha256(f"{seed}:{sha256}".encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
 
 
 def image_storage_path(project_id: int, sha256: str, extension: str) -> str:

@@ -61,6 +61,10 @@ class Project(models.Model):
     conditions = models.JSONField(
         default=default_conditions, help_text="Condition vocabulary: dimension -> allowed values."
     )
+    lease_minutes = models.PositiveIntegerField(
+        default=30, help_text="How long an annotator holds an image before it returns to the pool."
+    )
+    gold_rate = models.FloatField(default=0.0, help_text="Share of tasks that are gold images, 0 to 1.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -71,6 +75,10 @@ class Project(models.Model):
         constraints = [
             models.UniqueConstraint(Lower("name"), name="project_name_unique_ci"),
             models.CheckConstraint(condition=models.Q(overlap_k__gte=1), name="project_overlap_k_positive"),
+            models.CheckConstraint(
+                condition=models.Q(gold_rate__gte=0) & models.Q(gold_rate__lte=1), name="project_gold_rate_range"
+            ),
+            models.CheckConstraint(condition=models.Q(lease_minutes__gte=1), name="project_lease_positive"),
             models.CheckConstraint(
                 condition=models.Q(train_percent__gte=1)
                 & models.Q(val_percent__gte=1)
@@ -151,6 +159,9 @@ class Image(models.Model):
     split = models.CharField(max_length=8, choices=Split.choices)
     is_gold = models.BooleanField(default=False)
     is_synthetic = models.BooleanField(default=False)
+    shuffle_key = models.PositiveIntegerField(
+        default=0, help_text="Seeded position in the annotation queue among images equally far along."
+    )
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -163,7 +174,10 @@ class Image(models.Model):
             models.CheckConstraint(condition=models.Q(split__in=Split.values), name="image_split_valid"),
             models.CheckConstraint(condition=models.Q(width__gte=1, height__gte=1), name="image_size_positive"),
         ]
-        indexes = [models.Index(fields=["project", "stratum", "split"])]
+        indexes = [
+            models.Index(fields=["project", "stratum", "split"]),
+            models.Index(fields=["project", "shuffle_key"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.original_name} ({self.width}x{self.height})"
@@ -300,3 +314,54 @@ class SplitTally(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project}: {self.group} {self.split} = {self.count}"
+
+
+class AssignmentState(models.TextChoices):
+    LEASED = "leased", "Leased"
+    SUBMITTED = "submitted", "Submitted"
+    SKIPPED = "skipped", "Skipped"
+    EXPIRED = "expired", "Lease expired"
+
+
+class Assignment(models.Model):
+    """One annotator's slot on one image: leased, then submitted or skipped (or expired).
+
+    An image takes at most the project's k annotators, counting submissions and live leases.
+    `version` grows with every draft save, so a stale tab is told (412) instead of
+    silently overwriting newer work.
+    """
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    state = models.CharField(max_length=16, choices=AssignmentState.choices, default=AssignmentState.LEASED)
+    leased_at = models.DateTimeField()
+    lease_expires_at = models.DateTimeField()
+    version = models.PositiveIntegerField(default=1)
+    draft = models.JSONField(default=list, blank=True, help_text="Boxes saved so far, as the canvas sent them.")
+    active_seconds = models.FloatField(default=0.0)
+    skip_reason = models.CharField(max_length=500, blank=True)
+    annotation = models.OneToOneField(
+        Annotation, null=True, blank=True, on_delete=models.PROTECT, related_name="assignment"
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-leased_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "annotator"], name="assignment_one_per_image_annotator"),
+            models.CheckConstraint(condition=models.Q(state__in=AssignmentState.values), name="assignment_state_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["image", "state", "lease_expires_at"]),
+            models.Index(fields=["annotator", "state"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} on image {self.image_id}: {self.state}"
+
+    @property
+    def is_live(self) -> bool:
+        from django.utils import timezone
+
+        return self.state == AssignmentState.LEASED and self.lease_expires_at > timezone.now()

@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from annotation.assignments import assignment_leases_expire
 from annotation.ingest import image_orphans_delete, image_thumbnail_make, image_thumbnails_missing
 from annotation.models import Image
 
@@ -36,3 +37,8 @@ def image_thumbnails_sweep_task() -> int:
 @shared_task(acks_late=True)
 def image_orphans_delete_task() -> int:
     return len(image_orphans_delete())
+
+
+@shared_task(acks_late=True)
+def assignment_leases_expire_task() -> int:
+    return assignment_leases_expire()

@@ -315,6 +315,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "annotation.tasks.image_thumbnails_sweep_task",
         "schedule": 600.0,
     },
+    "assignment-leases-expire": {
+        "task": "annotation.tasks.assignment_leases_expire_task",
+        "schedule": 60.0,
+    },
     "image-orphans-delete": {
         "task": "annotation.tasks.image_orphans_delete_task",
         "schedule": 3600.0,

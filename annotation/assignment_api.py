@@ -1,0 +1,150 @@
+"""REST API of an annotator's work: next task, the task, drafts, submit, skip, the image."""
+
+from django.http import FileResponse
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.assignments import (
+    assignment_draft_save,
+    assignment_get,
+    assignment_lease_next,
+    assignment_skip,
+    assignment_submit,
+)
+from annotation.models import Assignment
+from annotation.permissions import IsProjectAnnotator, ProjectApiMixin
+from config.errors import DomainError
+
+
+class PreconditionRequired(DomainError):
+    status_code = 428
+    code = "precondition_required"
+
+
+class AssignmentOutputSerializer(serializers.Serializer):
+    """What an annotator sees of a task: never the split, nor how many others work on it."""
+
+    id = serializers.IntegerField()
+    project = serializers.IntegerField(source="image.project_id")
+    image_url = serializers.SerializerMethodField()
+    width = serializers.IntegerField(source="image.width")
+    height = serializers.IntegerField(source="image.height")
+    labels = serializers.ListField(source="image.project.labels", child=serializers.CharField())
+    state = serializers.CharField()
+    version = serializers.IntegerField()
+    draft = serializers.JSONField()
+    active_seconds = serializers.FloatField()
+    lease_expires_at = serializers.DateTimeField()
+    annotation = serializers.IntegerField(source="annotation_id", allow_null=True)
+
+    def get_image_url(self, assignment: Assignment) -> str:
+        return reverse("api-assignment-image", kwargs={"assignment_id": assignment.pk})
+
+
+class BoxesInputSerializer(serializers.Serializer):
+    boxes = serializers.JSONField(help_text="[{x1, y1, x2, y2, label, is_occluded, is_truncated, is_ignored}]")
+    active_seconds = serializers.FloatField(required=False, min_value=0, max_value=86_400)
+
+
+class SkipInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500)
+
+
+class SubmitOutputSerializer(serializers.Serializer):
+    annotation = serializers.IntegerField()
+    revision = serializers.IntegerField()
+    boxes = serializers.IntegerField()
+    next_task = serializers.CharField()
+
+
+class NextTaskApi(ProjectApiMixin, APIView):
+    permission_classes = [IsAuthenticated, IsProjectAnnotator]
+
+    @extend_schema(request=None, responses={200: AssignmentOutputSerializer, 204: None})
+    def post(self, request: Request, project_id: int) -> Response:
+        project = self.project_for(request, project_id)
+        assignment = assignment_lease_next(project=project, user=request.user)
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(AssignmentOutputSerializer(assignment).data)
+
+
+class AssignmentDetailApi(APIView):
+    @extend_schema(responses=AssignmentOutputSerializer)
+    def get(self, request: Request, assignment_id: int) -> Response:
+        return Response(AssignmentOutputSerializer(assignment_get(assignment_id=assignment_id, user=request.user)).data)
+
+
+class AssignmentDraftApi(APIView):
+    @extend_schema(
+        request=BoxesInputSerializer,
+        parameters=[OpenApiParameter("If-Match", location="header", required=True, description="the task's version")],
+        responses={200: AssignmentOutputSerializer},
+    )
+    def put(self, request: Request, assignment_id: int) -> Response:
+        assignment = assignment_get(assignment_id=assignment_id, user=request.user)
+        header = request.headers.get("If-Match", "").strip().strip('"').removeprefix("W/").strip('"')
+        if not header:
+            raise PreconditionRequired("Send If-Match with the version you last saw.")
+        if not header.isdigit():
+            raise ValidationError({"If-Match": ["Must be the task's version number."]})
+        serializer = BoxesInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        saved = assignment_draft_save(
+            assignment=assignment,
+            boxes=serializer.validated_data["boxes"],
+            expected_version=int(header),
+            active_seconds=serializer.validated_data.get("active_seconds"),
+        )
+        response = Response(AssignmentOutputSerializer(saved).data)
+        response["ETag"] = f'"{saved.version}"'
+        return response
+
+
+class AssignmentSubmitApi(APIView):
+    @extend_schema(request=BoxesInputSerializer, responses={201: SubmitOutputSerializer, 200: SubmitOutputSerializer})
+    def post(self, request: Request, assignment_id: int) -> Response:
+        assignment = assignment_get(assignment_id=assignment_id, user=request.user)
+        was_submitted = assignment.annotation_id is not None
+        serializer = BoxesInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        annotation = assignment_submit(
+            assignment=assignment,
+            boxes=serializer.validated_data["boxes"],
+            active_seconds=serializer.validated_data.get("active_seconds"),
+        )
+        body = {
+            "annotation": annotation.pk,
+            "revision": annotation.revision,
+            "boxes": annotation.boxes.count(),
+            "next_task": reverse("api-next-task", kwargs={"project_id": assignment.image.project_id}),
+        }
+        return Response(body, status=status.HTTP_200_OK if was_submitted else status.HTTP_201_CREATED)
+
+
+class AssignmentSkipApi(APIView):
+    @extend_schema(request=SkipInputSerializer, responses=AssignmentOutputSerializer)
+    def post(self, request: Request, assignment_id: int) -> Response:
+        assignment = assignment_get(assignment_id=assignment_id, user=request.user)
+        serializer = SkipInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        skipped = assignment_skip(assignment=assignment, reason=serializer.validated_data["reason"])
+        return Response(AssignmentOutputSerializer(skipped).data)
+
+
+class AssignmentImageApi(APIView):
+    """The task's image, for the annotator who holds the task only."""
+
+    @extend_schema(responses={(200, "image/*"): bytes})
+    def get(self, request: Request, assignment_id: int) -> FileResponse:
+        assignment = assignment_get(assignment_id=assignment_id, user=request.user)
+        image = assignment.image
+        response = FileResponse(image.file.open("rb"), content_type=f"image/{image.format}")
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
