@@ -185,7 +185,13 @@ def assignment_draft_save(
         return current
 
 
-def assignment_submit(*, assignment: Assignment, boxes: object, active_seconds: float | None = None) -> Annotation:
+def assignment_submit(
+    *,
+    assignment: Assignment,
+    boxes: object,
+    active_seconds: float | None = None,
+    source: str = AnnotationSource.PANEL,
+) -> Annotation:
     """Submit the boxes (an empty list means "no pedestrians here"); the same annotation
     again for a retried request. ValidationFailed (400) lists every invalid box."""
     with transaction.atomic():
@@ -216,7 +222,7 @@ def assignment_submit(*, assignment: Assignment, boxes: object, active_seconds: 
             image=current.image,
             annotator=current.annotator,
             kind=AnnotationKind.SUBMISSION,
-            source=AnnotationSource.PANEL,
+            source=source,
             revision=previous.revision + 1 if previous else 1,
             supersedes=previous,
             active_seconds=_active_seconds(current, active_seconds),

@@ -94,6 +94,7 @@ def test_rundev_serves_signs_in_runs_a_task_and_stops_cleanly(tmp_path):
         assert 'id="administer"' in page
         # and the demo project holds its synthetic images, split, with their report
         assert re.search(r"Demo project: 24 images added; split \d+ train, \d+ val, \d+ test", output)
+        assert "Simulated annotators submitted 50 of the 72 slots." in output
         children = psutil.Process(process.pid).children(recursive=True)
         assert len(children) >= 3
     finally:

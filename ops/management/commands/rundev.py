@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from annotation.models import Project
 from annotation.selectors import image_split_counts
+from annotation.simulation import panel_simulate
 from annotation.synthetic_data import synthetic_images_add
 from config.celery import app
 from ops.management.commands.demo_accounts import demo_accounts_file, demo_accounts_text
@@ -104,6 +105,11 @@ class Command(BaseCommand):
         self._say(
             f"Demo project: {totals['stored']} images added; split {counts['train']} train, "
             f"{counts['val']} val, {counts['test']} test."
+        )
+        # Five simulated annotators do about 70% of the work; the rest is left for people.
+        run = panel_simulate(project=project, annotators=5, fraction=0.7)
+        self._say(
+            f"Simulated annotators submitted {run.submitted} of the {project.images.count() * project.overlap_k} slots."
         )
 
     def _say(self, text: str) -> None:
