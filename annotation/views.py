@@ -76,3 +76,10 @@ def account_token_revoke(request: HttpRequest) -> HttpResponse:
     else:
         messages.info(request, "You had no API token.")
     return redirect("account")
+
+
+@login_required
+def annotate(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The annotation canvas; the page asks the API for tasks one after another."""
+    project = project_get(project_id=project_id, user=request.user)
+    return render(request, "annotation/annotate.html", {"project": project})

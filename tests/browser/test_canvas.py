@@ -1,0 +1,139 @@
+"""The annotation canvas in a real browser: draw, resize by a handle, flag by keyboard,
+undo and redo, submit; again zoomed in after a pan; and two tabs on one draft."""
+
+import io
+
+import pytest
+
+from annotation.ingest import IncomingImage, image_ingest
+from annotation.models import Annotation, Assignment
+from tests import images
+from tests.factories import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+WIDTH, HEIGHT = 400, 300
+
+
+@pytest.fixture
+def project(people):
+    data = [images.image_bytes("PNG", size=(WIDTH, HEIGHT), seed=300 + i) for i in range(3)]
+    uploads = [IncomingImage(name=f"{i}.png", file=io.BytesIO(d), size=len(d)) for i, d in enumerate(data)]
+    image_ingest(project=people.project, uploads=uploads, user=None)
+    return people.project
+
+
+def open_canvas(browser, live_server, project, *, context=None):
+    context = context or browser.new_context(viewport={"width": 1200, "height": 800})
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{live_server.url}/login/")
+    if page.locator("#id_username").count():
+        page.fill("#id_username", "anna")
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#annotate")
+    page.goto(f"{live_server.url}/projects/{project.pk}/annotate/")
+    page.wait_for_selector("#annotator[data-ready='1']")
+    return page, errors
+
+
+def screen(page, x, y):
+    point = page.evaluate("([x, y]) => window.quorumCanvas.imageToScreen(x, y)", [x, y])
+    return point["x"], point["y"]
+
+
+def drag(page, start, end, steps=8):
+    page.mouse.move(*screen(page, *start))
+    page.mouse.down()
+    page.mouse.move(*screen(page, *end), steps=steps)
+    page.mouse.up()
+
+
+def submitted_boxes(assignment_id):
+    annotation = Annotation.objects.get(assignment__pk=assignment_id)
+    return [(b.x1, b.y1, b.x2, b.y2, b.is_occluded) for b in annotation.boxes.order_by("pk")]
+
+
+def assert_close(actual, expected, tolerance=1.0):
+    assert len(actual) == len(expected), (actual, expected)
+    for got, want in zip(actual, expected, strict=True):
+        assert all(abs(a - b) <= tolerance for a, b in zip(got[:4], want[:4], strict=True)), (got, want)
+        assert got[4:] == want[4:], (got, want)
+
+
+def test_draw_resize_flag_undo_redo_submit(browser, live_server, project, tmp_path):
+    page, errors = open_canvas(browser, live_server, project)
+    assignment_id = int(page.get_attribute("#annotator", "data-assignment"))
+    # two boxes by mouse
+    drag(page, (50, 60), (150, 260))
+    drag(page, (200, 50), (260, 200))
+    assert page.inner_text("#box-count") == "2 boxes"
+    # resize the second (selected) box by its bottom-right handle
+    drag(page, (260, 200), (280, 230))
+    # flag it occluded by keyboard, undo, redo
+    page.keyboard.press("o")
+    assert page.evaluate("window.quorumCanvas.boxes()[1].is_occluded") is True
+    page.keyboard.press("Control+z")
+    assert page.evaluate("window.quorumCanvas.boxes()[1].is_occluded") is False
+    page.keyboard.press("Control+Shift+z")
+    assert page.evaluate("window.quorumCanvas.boxes()[1].is_occluded") is True
+    page.screenshot(path=str(tmp_path / "canvas.png"))
+    print(f"canvas screenshot: {tmp_path / 'canvas.png'}")
+    # submit; the next image loads without a page reload
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function(f"() => document.getElementById('annotator').dataset.assignment !== '{assignment_id}'")
+    assert "submitted 2 box(es)" in page.inner_text("#status") or page.get_attribute("#annotator", "data-ready") == "1"
+    assert_close(submitted_boxes(assignment_id), [(50, 60, 150, 260, False), (200, 50, 280, 230, True)])
+    assert errors == []
+
+
+def test_zoomed_in_after_a_pan_coordinates_stay_in_image_pixels(browser, live_server, project):
+    page, errors = open_canvas(browser, live_server, project)
+    assignment_id = int(page.get_attribute("#annotator", "data-assignment"))
+    before = page.evaluate("window.quorumCanvas.view()")
+    # zoom in about 2x around a point, then pan with space + drag
+    page.mouse.move(*screen(page, 200, 150))
+    for _ in range(3):
+        page.mouse.wheel(0, -100)
+        page.wait_for_timeout(50)
+    page.keyboard.down(" ")
+    x, y = screen(page, 200, 150)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x - 120, y - 80, steps=6)
+    page.mouse.up()
+    page.keyboard.up(" ")
+    view = page.evaluate("window.quorumCanvas.view()")
+    assert view["scale"] == pytest.approx(before["scale"] * 1.25**3, rel=1e-6)
+    # draw where image pixels (180, 120)-(230, 200) now are on screen
+    drag(page, (180, 120), (230, 200))
+    page.click("#submit-button")
+    page.wait_for_function(f"() => document.getElementById('annotator').dataset.assignment !== '{assignment_id}'")
+    assert_close(submitted_boxes(assignment_id), [(180, 120, 230, 200, False)])
+    assert errors == []
+
+
+def test_two_tabs_on_one_draft_the_stale_tab_is_told_and_loses_nothing(browser, live_server, project):
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    first, _ = open_canvas(browser, live_server, project, context=context)
+    second, _ = open_canvas(browser, live_server, project, context=context)
+    assignment_id = int(first.get_attribute("#annotator", "data-assignment"))
+    assert int(second.get_attribute("#annotator", "data-assignment")) == assignment_id
+    # the first tab draws and autosaves
+    drag(first, (20, 20), (80, 120))
+    first.wait_for_function("() => document.getElementById('save-state').textContent === 'saved'")
+    # the second tab, which never saw that save, draws and tries to save
+    drag(second, (300, 100), (360, 250))
+    second.wait_for_selector("#conflict:not([hidden])")
+    assert "Another tab saved this task with 1 box(es)" in second.inner_text("#conflict")
+    # nothing was overwritten silently
+    assert Assignment.objects.get(pk=assignment_id).draft[0]["x1"] == pytest.approx(20, abs=1)
+    # keeping its own boxes saves them on top of the newer version, knowingly
+    second.click("#keep-mine")
+    second.wait_for_function("() => document.getElementById('save-state').textContent === 'saved'")
+    draft = Assignment.objects.get(pk=assignment_id).draft
+    assert len(draft) == 1 and draft[0]["x1"] == pytest.approx(300, abs=1)
+    context.close()
