@@ -6,7 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
 
-from annotation.models import ROLE_RANK, Image, Membership, Project, Role
+from annotation.models import ROLE_RANK, Annotation, AnnotationKind, Image, Membership, Project, Role
 
 
 @dataclass(frozen=True)
@@ -85,3 +85,27 @@ def image_split_counts(*, project: Project) -> dict[str, int]:
     for row in Image.objects.filter(project=project).values("split").annotate(total=Count("pk")):
         counts[row["split"]] = row["total"]
     return counts
+
+
+@dataclass(frozen=True)
+class AnnotatorStats:
+    done_today: int
+    done_total: int
+    seconds_per_image: float | None
+
+
+def annotator_stats(*, project: Project, user: AbstractBaseUser) -> AnnotatorStats:
+    """The caller's own figures in `project`: submissions today and overall, mean active time."""
+    from django.db.models import Avg
+    from django.utils import timezone
+
+    mine = Annotation.objects.filter(
+        image__project=project, annotator=user, kind=AnnotationKind.SUBMISSION, is_current=True
+    )
+    start_of_day = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    figures = mine.aggregate(total=Count("pk"), seconds=Avg("active_seconds"))
+    return AnnotatorStats(
+        done_today=mine.filter(submitted_at__gte=start_of_day).count(),
+        done_total=figures["total"],
+        seconds_per_image=figures["seconds"],
+    )

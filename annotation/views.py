@@ -9,6 +9,7 @@ from rest_framework.authtoken.models import Token
 
 from annotation.models import Role
 from annotation.selectors import (
+    annotator_stats,
     image_split_counts,
     membership_list,
     project_get,
@@ -23,8 +24,9 @@ from annotation.services import api_token_revoke, api_token_rotate
 def home(request: HttpRequest) -> HttpResponse:
     """Each person's work, grouped by what they do: annotate, review, administer."""
     items = projects_with_roles(user=request.user)
+    annotating = [item.project for item in items if item.role == Role.ANNOTATOR]
     context = {
-        "annotate": [item.project for item in items if item.role == Role.ANNOTATOR],
+        "annotate": [(project, annotator_stats(project=project, user=request.user)) for project in annotating],
         "review": [item.project for item in items if item.role == Role.REVIEWER],
         "administer": [item.project for item in items if item.role == Role.ADMIN],
         "is_staff": request.user.is_staff,

@@ -262,3 +262,18 @@ def test_expired_leases_are_marked_by_the_periodic_task(api_client, panel):
     assert assignment_leases_expire_task() == 1
     assert Assignment.objects.get(pk=old["id"]).state == "expired"
     assert Assignment.objects.get(pk=fresh["id"]).state == "leased"
+
+
+def test_annotator_home_shows_own_figures(client, api_client, panel):
+    project, (anna, *_) = panel
+    task = next_task(as_user(api_client, anna), project).json()
+    Assignment.objects.filter(pk=task["id"]).update(leased_at=timezone.now() - timedelta(seconds=60))
+    api_client.post(
+        reverse("api-assignment-submit", kwargs={"assignment_id": task["id"]}),
+        {"boxes": [], "active_seconds": 42},
+        format="json",
+    )
+    client.force_login(anna)
+    html = client.get(reverse("home")).content.decode()
+    assert "1 done today, 1 in all, 42 s per image" in html
+    assert f'href="/projects/{project.pk}/annotate/"' in html

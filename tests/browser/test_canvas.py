@@ -90,8 +90,10 @@ def test_draw_resize_flag_undo_redo_submit(browser, live_server, project, tmp_pa
     assert errors == []
 
 
-def test_zoomed_in_after_a_pan_coordinates_stay_in_image_pixels(browser, live_server, project):
-    page, errors = open_canvas(browser, live_server, project)
+@pytest.mark.parametrize("pixel_ratio", [1, 2])
+def test_zoomed_in_after_a_pan_coordinates_stay_in_image_pixels(browser, live_server, project, pixel_ratio):
+    context = browser.new_context(viewport={"width": 1000, "height": 700}, device_scale_factor=pixel_ratio)
+    page, errors = open_canvas(browser, live_server, project, context=context)
     assignment_id = int(page.get_attribute("#annotator", "data-assignment"))
     before = page.evaluate("window.quorumCanvas.view()")
     # zoom in about 2x around a point, then pan with space + drag
