@@ -45,9 +45,7 @@ test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install
-	@if ls bench/bench_*.py >/dev/null 2>&1; then \
-		for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done; \
-	else echo "No benchmarks yet."; fi
+	@for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean-var:
 	rm -rf var/broker var/celerybeat-schedule* var/test-quorum.sqlite3

@@ -12,7 +12,8 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -36,23 +37,27 @@ CANDIDATES = 16
 LOCK_RETRIES = 50
 
 
-def _live_or_submitted(now) -> Q:
-    return Q(assignments__state=AssignmentState.SUBMITTED) | Q(
-        assignments__state=AssignmentState.LEASED, assignments__lease_expires_at__gt=now
-    )
-
-
 def _eligible(project: Project, user: AbstractBaseUser, now) -> QuerySet[Image]:
-    """Images with a free slot that `user` has not submitted, skipped or leased."""
-    mine = Assignment.objects.filter(image=OuterRef("pk"), annotator=user)
+    """Images with a free slot that `user` has not submitted or skipped, in queue order.
+
+    Submissions are counted on the image row; live leases by a correlated count that the
+    database runs only for the rows it walks through in index order, until it has enough.
+    """
+    live = (
+        Assignment.objects.filter(image=OuterRef("pk"), state=AssignmentState.LEASED, lease_expires_at__gt=now)
+        .order_by()
+        .values("image")
+        .annotate(total=Count("pk"))
+        .values("total")
+    )
+    finished = Assignment.objects.filter(
+        image=OuterRef("pk"), annotator=user, state__in=[AssignmentState.SUBMITTED, AssignmentState.SKIPPED]
+    )
     return (
-        Image.objects.filter(project=project)
-        .annotate(
-            taken=Count("assignments", filter=_live_or_submitted(now), distinct=True),
-            submitted=Count("assignments", filter=Q(assignments__state=AssignmentState.SUBMITTED), distinct=True),
-        )
-        .filter(taken__lt=project.overlap_k)
-        .exclude(Exists(mine.filter(state__in=[AssignmentState.SUBMITTED, AssignmentState.SKIPPED])))
+        Image.objects.filter(project=project, submitted_count__lt=project.overlap_k)
+        .annotate(live=Coalesce(Subquery(live), 0))
+        .filter(live__lt=project.overlap_k - F("submitted_count"))
+        .exclude(Exists(finished))
     )
 
 
@@ -77,10 +82,12 @@ def assignment_lease_next(*, project: Project, user: AbstractBaseUser) -> Assign
         return live
     now = timezone.now()
     eligible = _eligible(project, user, now)
-    done = Assignment.objects.filter(annotator=user, image__project=project).count()
-    wants_gold = project.gold_rate > 0 and random.Random(f"{user.pk}:{project.pk}:{done}").random() < project.gold_rate
-    orders = [("-is_gold", "-submitted", "shuffle_key")] if wants_gold else []
-    orders.append(("is_gold", "-submitted", "shuffle_key"))
+    wants_gold = False
+    if project.gold_rate > 0:
+        done = Assignment.objects.filter(annotator=user, image__project=project).count()
+        wants_gold = random.Random(f"{user.pk}:{project.pk}:{done}").random() < project.gold_rate
+    orders = [("-is_gold", "-submitted_count", "shuffle_key")] if wants_gold else []
+    orders.append(("is_gold", "-submitted_count", "shuffle_key"))
     for attempt in range(LOCK_RETRIES):
         saw_locked = False
         for order in orders:
@@ -89,7 +96,7 @@ def assignment_lease_next(*, project: Project, user: AbstractBaseUser) -> Assign
                 candidates = list(eligible.order_by(*order).values_list("pk", flat=True)[skip : skip + CANDIDATES])
                 if not candidates:
                     break
-                assignment, was_locked = _lease_one(project=project, user=user, candidates=candidates)
+                assignment, was_locked = _lease_one(project=project, user=user, candidates=candidates, order=order)
                 if assignment is not None:
                     return assignment
                 saw_locked |= was_locked
@@ -101,22 +108,27 @@ def assignment_lease_next(*, project: Project, user: AbstractBaseUser) -> Assign
     return None
 
 
-def _lease_one(*, project: Project, user: AbstractBaseUser, candidates: list[int]) -> tuple[Assignment | None, bool]:
-    """Lease the first candidate that still has a free slot; also says whether any candidate
-    was skipped because another caller held its lock."""
-    was_locked = False
-    with transaction.atomic():
-        locking = Image.objects.filter(pk__in=candidates)
-        if connection.features.has_select_for_update_skip_locked:
-            locking = locking.select_for_update(skip_locked=True)
-        locked = {image.pk: image for image in locking}
-        now = timezone.now()
-        for image_id in candidates:
-            image = locked.get(image_id)
-            if image is None:  # another caller holds it right now
-                was_locked = True
-                continue
-            slots = image.assignments.filter(
+def _lease_one(
+    *, project: Project, user: AbstractBaseUser, candidates: list[int], order: tuple[str, ...]
+) -> tuple[Assignment | None, bool]:
+    """Lease the first candidate, in queue order, that still has a free slot; also says
+    whether candidates were passed over because other callers held their locks.
+
+    One row is locked at a time (PostgreSQL: FOR UPDATE SKIP LOCKED, LIMIT 1), so callers
+    racing for the head of the queue each take a different image instead of waiting.
+    """
+    remaining = list(candidates)
+    while remaining:
+        with transaction.atomic():
+            locking = Image.objects.filter(pk__in=remaining).order_by(*order)
+            if connection.features.has_select_for_update_skip_locked:
+                locking = locking.select_for_update(skip_locked=True)
+            image = locking.first()
+            if image is None:  # every remaining candidate is held by another caller
+                return None, True
+            remaining.remove(image.pk)
+            now = timezone.now()
+            slots = Assignment.objects.filter(image=image).filter(
                 Q(state=AssignmentState.SUBMITTED) | Q(state=AssignmentState.LEASED, lease_expires_at__gt=now)
             )
             if slots.count() >= project.overlap_k:
@@ -129,13 +141,13 @@ def _lease_one(*, project: Project, user: AbstractBaseUser, candidates: list[int
                 created = Assignment.objects.create(
                     image=image, annotator=user, leased_at=now, lease_expires_at=expires
                 )
-                return created, was_locked
+                return created, False
             # An expired lease of this caller's own: take the image up again, draft kept.
             mine.state, mine.leased_at, mine.lease_expires_at = AssignmentState.LEASED, now, expires
             mine.version += 1
             mine.save(update_fields=["state", "leased_at", "lease_expires_at", "version"])
-            return mine, was_locked
-    return None, was_locked
+            return mine, False
+    return None, False
 
 
 def assignment_get(*, assignment_id: int, user: AbstractBaseUser) -> Assignment:
@@ -231,6 +243,7 @@ def assignment_submit(
             Box(annotation=annotation, **{field: getattr(box, field) for field in BOX_FIELDS}) for box in checked
         )
         current.state, current.annotation, current.finished_at = AssignmentState.SUBMITTED, annotation, now
+        Image.objects.filter(pk=current.image_id).update(submitted_count=F("submitted_count") + 1)
         current.draft = boxes
         current.active_seconds = annotation.active_seconds
         current.save(update_fields=["state", "annotation", "finished_at", "draft", "active_seconds"])

@@ -162,6 +162,9 @@ class Image(models.Model):
     shuffle_key = models.PositiveIntegerField(
         default=0, help_text="Seeded position in the annotation queue among images equally far along."
     )
+    submitted_count = models.PositiveIntegerField(
+        default=0, help_text="Panel submissions so far (kept with the assignments, for the queue)."
+    )
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -177,6 +180,7 @@ class Image(models.Model):
         indexes = [
             models.Index(fields=["project", "stratum", "split"]),
             models.Index(fields=["project", "shuffle_key"]),
+            models.Index(fields=["project", "is_gold", "-submitted_count", "shuffle_key"], name="image_queue_idx"),
         ]
 
     def __str__(self) -> str:

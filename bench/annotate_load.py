@@ -1,0 +1,335 @@
+"""Annotation load: simulated annotators as HTTP clients against gunicorn on PostgreSQL.
+
+Closed loop (no think time) with N = 10 and N = 50 clients: next-task -> 3 draft saves ->
+submit, and the short loop next-task -> submit. Prints loops/s, p50/p95 per call, and the
+CPU milliseconds the server processes and PostgreSQL spent per loop, read with psutil
+before and after. The reference, measured in the same run, is the CPU cost of the
+cheapest authenticated call (GET /api/v1/me/). Then an open loop: 50 annotators at a
+human pace (a draft every 3 s, a submit every 10 s on average). Every run checks that the
+submissions in the database equal the 2xx answers the clients got.
+
+Needs PostgreSQL: DATABASE_URL, or the local server at 127.0.0.1:5432 (user postgres).
+"""
+
+import http.client
+import json
+import os
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES = 4000
+DURATION = float(os.environ.get("QUORUM_BENCH_SECONDS", "10"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url() -> tuple[str, str]:
+    """A fresh database on the configured PostgreSQL server: (url, admin url to drop it)."""
+    import psycopg
+
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    if not base.startswith("postgres"):
+        raise SystemExit("annotate_load needs PostgreSQL: set DATABASE_URL=postgres://...")
+    name = f"quorum_bench_{os.getpid()}"
+    admin = base.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return base.rsplit("/", 1)[0] + "/" + name, admin
+
+
+def environment(url: str) -> dict:
+    import tempfile
+
+    var_dir = Path(tempfile.mkdtemp(prefix="quorum-load-"))
+    (var_dir / "staticfiles").mkdir()
+    return {
+        "QUORUM_VAR_DIR": str(var_dir),
+        **os.environ,
+        "DATABASE_URL": url,
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "CELERY_BROKER_URL": "memory://",
+        "QUORUM_LOG_LEVEL": "WARNING",
+        "QUORUM_STATIC_MANIFEST": "0",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+
+
+SETUP = """
+import json, sys
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from annotation.models import Image, Membership, Project, Role
+User = get_user_model()
+out = {"projects": [], "tokens": []}
+users = [User.objects.create(username=f"load{i:03d}") for i in range(60)]
+out["tokens"] = [Token.objects.create(user=u).key for u in users]
+for name in sys.argv[1].split(","):
+    project = Project.objects.create(name=name, overlap_k=3)
+    Image.objects.bulk_create(
+        Image(project=project, file=f"{name}/{i}.jpg", original_name=f"{i}.jpg", sha256=f"{i:064x}", format="jpeg",
+              width=1920, height=1080, bytes=1, split="train", shuffle_key=(i * 7919) % 100003)
+        for i in range(int(sys.argv[2]))
+    )
+    Membership.objects.bulk_create(Membership(project=project, user=u, role=Role.ANNOTATOR) for u in users)
+    out["projects"].append(project.pk)
+print(json.dumps(out))
+"""
+
+COUNT = """
+import sys, django
+django.setup()
+from annotation.models import Annotation
+print(Annotation.objects.filter(image__project_id=int(sys.argv[1])).count())
+"""
+
+
+def run_python(code: str, env: dict, *args) -> str:
+    result = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(result.stderr[-3000:])
+    return result.stdout.strip().splitlines()[-1]
+
+
+class Client:
+    def __init__(self, port: int, token: str):
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+
+    def call(self, method: str, path: str, body=None, headers=None):
+        started = time.perf_counter()
+        payload = json.dumps(body) if body is not None else None
+        for attempt in range(2):
+            try:
+                self.connection.request(method, path, body=payload, headers={**self.headers, **(headers or {})})
+                response = self.connection.getresponse()
+                data = response.read()
+                break
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                # The server closed an idle keep-alive connection: open a new one, once.
+                self.connection.close()
+                if attempt:
+                    raise
+        elapsed = time.perf_counter() - started
+        return response.status, (json.loads(data) if data else None), elapsed
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def server_processes(gunicorn: subprocess.Popen) -> list[psutil.Process]:
+    master = psutil.Process(gunicorn.pid)
+    postgres = [p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("postgres")]
+    return [master, *master.children(recursive=True), *postgres]
+
+
+class Stats:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.latency = defaultdict(list)
+        self.errors = defaultdict(int)
+        self.submitted = 0
+        self.loops = 0
+
+    def add(self, name: str, status: int, elapsed: float) -> None:
+        with self.lock:
+            self.latency[name].append(elapsed)
+            if status >= 500 or status in (400, 401, 403, 404, 412):
+                self.errors[f"{name} {status}"] += 1
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
+
+
+def annotate_loop(client: Client, project: int, stats: Stats, *, drafts: int, stop: float, pace=None) -> None:
+    box = {"x1": 10.0, "y1": 20.0, "x2": 60.0, "y2": 160.0, "label": "pedestrian"}
+    if pace:
+        time.sleep(pace.uniform(0, 5))  # people do not all sit down in the same second
+    while time.monotonic() < stop:
+        status, task, elapsed = client.call("POST", f"/api/v1/projects/{project}/next-task/")
+        stats.add("next-task", status, elapsed)
+        if status == 204:
+            return
+        version = task["version"]
+        for index in range(drafts):
+            if pace:
+                time.sleep(pace.expovariate(1 / 3.0))
+            status, saved, elapsed = client.call(
+                "PUT",
+                f"/api/v1/assignments/{task['id']}/draft/",
+                {"boxes": [box] * (index + 1)},
+                {"If-Match": str(version)},
+            )
+            stats.add("draft", status, elapsed)
+            if status == 200:
+                version = saved["version"]
+        if pace:
+            time.sleep(pace.expovariate(1 / 1.0))
+        status, _, elapsed = client.call("POST", f"/api/v1/assignments/{task['id']}/submit/", {"boxes": [box] * 2})
+        stats.add("submit", status, elapsed)
+        with stats.lock:
+            stats.loops += 1
+            if status in (200, 201):
+                stats.submitted += 1
+
+
+def closed_loop(port, tokens, project, processes, *, clients: int, drafts: int, label: str, env) -> None:
+    stats = Stats()
+    stop = time.monotonic() + DURATION
+    before = cpu_seconds(processes)
+    started = time.perf_counter()
+    threads = [
+        threading.Thread(
+            target=annotate_loop,
+            args=(Client(port, tokens[i]), project, stats),
+            kwargs={"drafts": drafts, "stop": stop},
+        )
+        for i in range(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    cpu_ms = (cpu_seconds(processes) - before) * 1000 / max(stats.loops, 1)
+    stored = int(run_python(COUNT, env, str(project)))
+    print(
+        f"  {label}, N = {clients}: {stats.loops / elapsed:6.1f} loops/s, {cpu_ms:5.1f} ms server + database CPU per loop"
+    )
+    for name, values in stats.latency.items():
+        print(
+            f"    {name:<9} p50 {percentile(values, 0.5):6.1f} ms   p95 {percentile(values, 0.95):6.1f} ms   ({len(values)} calls)"
+        )
+    print(
+        f"    errors: {dict(stats.errors) or 'none'}; submissions in the database {stored}, 2xx answers {stats.submitted}"
+    )
+    return cpu_ms
+
+
+def main() -> None:
+    url, admin = database_url()
+    env = environment(url)
+    gunicorn = None
+    try:
+        names = ["closed10", "closed50", "short10", "short50", "open50"]
+        setup = json.loads(run_python(SETUP, env, ",".join(names), str(IMAGES)))
+        projects, tokens = dict(zip(names, setup["projects"], strict=True)), setup["tokens"]
+        port = free_port()
+        gunicorn = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "4",
+             "--worker-class", "gthread", "--threads", "8", "--log-level", "warning"],
+            cwd=ROOT, env=env,
+        )  # fmt: skip
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(1.0)
+        processes = server_processes(gunicorn)
+        print(f"annotate load: gunicorn (4 workers x 8 threads) + PostgreSQL, {DURATION:.0f} s per run, k = 3")
+        # Reference: the cheapest authenticated call, measured the same way.
+        client, before = Client(port, tokens[0]), cpu_seconds(processes)
+        for _ in range(300):
+            client.call("GET", "/api/v1/me/")
+        reference_ms = (cpu_seconds(processes) - before) * 1000 / 300
+        print(f"  reference: GET /api/v1/me/ costs {reference_ms:.1f} ms server + database CPU per call")
+        closed_loop(
+            port,
+            tokens,
+            projects["closed10"],
+            processes,
+            clients=10,
+            drafts=3,
+            label="loop next-task, 3 drafts, submit",
+            env=env,
+        )
+        closed_loop(
+            port,
+            tokens,
+            projects["closed50"],
+            processes,
+            clients=50,
+            drafts=3,
+            label="loop next-task, 3 drafts, submit",
+            env=env,
+        )
+        short = [
+            closed_loop(
+                port,
+                tokens,
+                projects[name],
+                processes,
+                clients=n,
+                drafts=0,
+                label="short loop next-task, submit",
+                env=env,
+            )
+            for name, n in (("short10", 10), ("short50", 50))
+        ]
+        print(f"  short loop CPU / reference call: {max(short) / reference_ms:.1f}x  (target: at most 30 ms per loop)")
+        stats = Stats()
+        stop = time.monotonic() + max(DURATION * 3, 30)
+        threads = [
+            threading.Thread(
+                target=annotate_loop,
+                args=(Client(port, tokens[i]), projects["open50"], stats),
+                kwargs={"drafts": 3, "stop": stop, "pace": random.Random(i)},
+            )
+            for i in range(50)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        stored = int(run_python(COUNT, env, str(projects["open50"])))
+        print("  open loop, 50 annotators at a human pace:")
+        for name, values in stats.latency.items():
+            print(
+                f"    {name:<9} p50 {percentile(values, 0.5):6.1f} ms   p95 {percentile(values, 0.95):6.1f} ms   ({len(values)} calls)"
+            )
+        print(
+            f"    errors: {dict(stats.errors) or 'none'}; submissions in the database {stored}, 2xx answers {stats.submitted}"
+        )
+    finally:
+        if gunicorn is not None:
+            gunicorn.send_signal(signal.SIGTERM)
+            gunicorn.wait(timeout=30)
+        import psycopg
+
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
+
+
+if __name__ == "__main__":
+    main()
