@@ -17,6 +17,7 @@
   const FLAG_KEYS = { o: "is_occluded", t: "is_truncated", i: "is_ignored" };
   const HANDLE = 6; // screen pixels
   const IDLE_AFTER = 30000; // ms without input: the clock stops
+  const ZOOM_STEP = Math.pow(2, 0.25); // four wheel notches double the zoom
 
   const state = {
     task: null, image: null, boxes: [], selected: -1, history: [], future: [],
@@ -268,7 +269,7 @@
     if (!state.image) return;
     event.preventDefault();
     const p = position(event);
-    zoomAt(p.x, p.y, event.deltaY < 0 ? 1.25 : 0.8);
+    zoomAt(p.x, p.y, event.deltaY < 0 ? ZOOM_STEP : 1 / ZOOM_STEP);
   }, { passive: false });
 
   canvas.addEventListener("mouseleave", function () { state.mouse = null; draw(); });
@@ -438,6 +439,12 @@
     view: function () { return { scale: state.scale, ox: state.ox, oy: state.oy }; },
     boxes: function () { return JSON.parse(snapshot()); },
     version: function () { return state.version; },
+    // Mean milliseconds of `count` full redraws (image and every box), for smoothness checks.
+    redrawMs: function (count) {
+      const started = performance.now();
+      for (let i = 0; i < count; i++) draw();
+      return (performance.now() - started) / count;
+    },
     saveNow: saveDraft,
   };
   window.addEventListener("resize", function () { resize(); fit(); });
