@@ -308,7 +308,8 @@
   function touch() { state.lastInput = Date.now(); }
   setInterval(function () {
     const now = Date.now();
-    if (state.task && document.visibilityState === "visible" && now - state.lastInput < IDLE_AFTER) {
+    const idleAfter = Number(root.dataset.idleMs) || IDLE_AFTER;
+    if (state.task && document.visibilityState === "visible" && now - state.lastInput < idleAfter) {
       state.activeMs += now - state.lastTick;
     }
     state.lastTick = now;
@@ -439,6 +440,7 @@
     view: function () { return { scale: state.scale, ox: state.ox, oy: state.oy }; },
     boxes: function () { return JSON.parse(snapshot()); },
     version: function () { return state.version; },
+    activeSeconds: function () { return state.activeMs / 1000; },
     // Mean milliseconds of `count` full redraws (image and every box), for smoothness checks.
     redrawMs: function (count) {
       const started = performance.now();

@@ -175,3 +175,32 @@ def test_300_boxes_on_a_4000x3000_image(browser, live_server, people):
     last = page.evaluate("window.quorumCanvas.boxes()[300]")
     assert abs(last["x1"] - 3900) <= 5 and abs(last["y2"] - 2990) <= 5  # 1 screen px is about 5 image px here
     assert errors == []
+
+
+def test_active_time_stops_when_idle_or_hidden_and_is_stored(browser, live_server, project):
+    page, errors = open_canvas(browser, live_server, project)
+    assignment_id = int(page.get_attribute("#annotator", "data-assignment"))
+    # working: the clock runs
+    for step in range(5):
+        page.mouse.move(*screen(page, 100 + step * 10, 100))
+        page.wait_for_timeout(500)
+    working = page.evaluate("window.quorumCanvas.activeSeconds()")
+    assert working >= 1.5
+    # idle (the limit lowered to 1 s for the test): the clock stops
+    page.evaluate("document.getElementById('annotator').dataset.idleMs = '1000'")
+    page.wait_for_timeout(3500)
+    idle = page.evaluate("window.quorumCanvas.activeSeconds()")
+    assert idle - working < 2.0
+    # hidden tab: the clock stops even with input
+    page.evaluate("Object.defineProperty(document, 'visibilityState', {value: 'hidden', configurable: true})")
+    for step in range(4):
+        page.mouse.move(*screen(page, 50 + step * 10, 60))
+        page.wait_for_timeout(500)
+    hidden = page.evaluate("window.quorumCanvas.activeSeconds()")
+    assert hidden - idle < 1.1
+    page.evaluate("Object.defineProperty(document, 'visibilityState', {value: 'visible', configurable: true})")
+    page.click("#submit-button")
+    page.wait_for_function(f"() => document.getElementById('annotator').dataset.assignment !== '{assignment_id}'")
+    stored = Annotation.objects.get(assignment__pk=assignment_id).active_seconds
+    assert abs(stored - hidden) < 1.5
+    assert errors == []
