@@ -13,7 +13,7 @@ from itertools import combinations
 
 import numpy as np
 
-from boxes.geometry import as_boxes
+from boxes.geometry import as_boxes, iou_matrix
 from boxes.matching import match
 
 
@@ -81,3 +81,70 @@ def pairwise(
             total[4] += float(result.ious.sum())
     pairs = {pair: PairAgreement(*values) for pair, values in totals.items()}
     return Agreement(annotators=annotators, pairs=pairs)
+
+
+def alpha_units(
+    annotations_per_image: Sequence[Mapping[Hashable, np.ndarray]], *, iou_threshold: float = 0.5
+) -> tuple[list[list[int | None]], np.ndarray, tuple[Hashable, ...]]:
+    """Krippendorff units: one per consensus cluster (kept, uncertain or ignore region).
+
+    Returns the units as lists of value codes, one per annotator (None: did not see the
+    image; 0: saw it, drew no box in this cluster; k > 0: their box number k), the distance
+    matrix between codes (1 - IoU between boxes of the same image and across images alike,
+    1 between a box and 0, 0 between two 0s), and the annotators in column order.
+    """
+    from boxes.consensus import consolidate
+
+    annotators = tuple(sorted({a for image in annotations_per_image for a in image}, key=repr))
+    units: list[list[int | None]] = []
+    code_boxes: list[np.ndarray] = []
+    for image in annotations_per_image:
+        consensus = consolidate(image, iou_threshold=iou_threshold)
+        boxes = {a: as_boxes(image[a]) for a in image}
+        for cluster in consensus.clusters:
+            member_of = dict(cluster.members)
+            unit: list[int | None] = []
+            for annotator in annotators:
+                if annotator not in image:
+                    unit.append(None)
+                elif annotator in member_of:
+                    code_boxes.append(boxes[annotator][member_of[annotator]])
+                    unit.append(len(code_boxes))
+                else:
+                    unit.append(0)
+            units.append(unit)
+    all_boxes = np.array(code_boxes, dtype=float).reshape(-1, 4)
+    distance = np.ones((len(code_boxes) + 1, len(code_boxes) + 1))
+    distance[0, 0] = 0.0
+    distance[1:, 1:] = 1.0 - iou_matrix(all_boxes, all_boxes)
+    return units, distance, annotators
+
+
+def krippendorff_alpha(
+    annotations_per_image: Sequence[Mapping[Hashable, np.ndarray]], *, iou_threshold: float = 0.5
+) -> float:
+    """Krippendorff's alpha (Krippendorff, "Content Analysis", 4th ed., ch. 12) with the
+    distance 1 - IoU between boxes, 1 between a box and "absent", 0 between two absents,
+    over units = the consensus clusters of every image (see `alpha_units`).
+
+    alpha = 1 - D_o / D_e, with D_o the mean distance between the values paired within a
+    unit (each unit with m >= 2 values weighs 1 / (m - 1) per pair) and D_e the mean
+    distance between all pairable values pooled. NaN when nothing is pairable or every
+    value is the same.
+    """
+    units, distance, _ = alpha_units(annotations_per_image, iou_threshold=iou_threshold)
+    pairable = [[v for v in unit if v is not None] for unit in units]
+    pairable = [unit for unit in pairable if len(unit) >= 2]
+    n = sum(len(unit) for unit in pairable)
+    if n < 2:
+        return float("nan")
+    observed = 0.0
+    for unit in pairable:
+        values = np.array(unit)
+        block = distance[np.ix_(values, values)]
+        observed += block.sum() / (len(values) - 1)
+    observed /= n
+    codes, counts = np.unique(np.concatenate([np.array(unit) for unit in pairable]), return_counts=True)
+    pooled = distance[np.ix_(codes, codes)]
+    expected = (counts[:, None] * counts[None, :] * pooled).sum() / (n * (n - 1))
+    return float("nan") if expected == 0 else 1.0 - observed / expected

@@ -1,0 +1,183 @@
+"""boxes.consensus and Krippendorff's alpha: properties, simulated panels, the krippendorff package."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from boxes.agreement import alpha_units, krippendorff_alpha
+from boxes.consensus import consolidate, weighted_median
+from boxes.geometry import iou_matrix
+from boxes.matching import match
+from boxes.simulate import PROFILES, simulate_annotator
+
+WIDTH, HEIGHT = 1280, 720
+
+
+def scene(rng: np.random.Generator, n: int | None = None) -> np.ndarray:
+    n = int(rng.integers(1, 10)) if n is None else n
+    heights = np.exp(rng.uniform(np.log(30), np.log(300), n))
+    widths = heights * 0.4
+    x, y = rng.uniform(0, WIDTH - widths), rng.uniform(0, HEIGHT - heights)
+    return np.column_stack([x, y, x + widths, y + heights])
+
+
+def f1_and_iou(pred: np.ndarray, truth: np.ndarray) -> tuple[int, int, int, float]:
+    result = match(pred, truth, iou_threshold=0.5)
+    return result.count, len(pred), len(truth), float(result.ious.sum())
+
+
+MIXED = ["careful", "loose", "tight", "shifted", "misses-small", "trigger-happy", "sloppy"]
+
+
+@pytest.mark.parametrize("panel_size", [3, 5, 7])
+def test_consensus_beats_the_average_single_annotator(panel_size):
+    rng = np.random.default_rng(panel_size)
+    single = {name: [0, 0, 0, 0.0] for name in MIXED[:panel_size]}
+    fused = [0, 0, 0, 0.0]
+    for _ in range(150):
+        truth = scene(rng)
+        image = {
+            name: simulate_annotator(truth, profile=PROFILES[name], rng=rng, width=WIDTH, height=HEIGHT).boxes
+            for name in MIXED[:panel_size]
+        }
+        for name, boxes in image.items():
+            single[name] = [a + b for a, b in zip(single[name], f1_and_iou(boxes, truth), strict=True)]
+        fused = [a + b for a, b in zip(fused, f1_and_iou(consolidate(image).boxes, truth), strict=True)]
+
+    def f1(tp, n_pred, n_truth, _):
+        return 2 * tp / (n_pred + n_truth)
+
+    def mean_iou(tp, *rest):
+        return rest[-1] / tp
+
+    average_f1 = np.mean([f1(*totals) for totals in single.values()])
+    average_iou = np.mean([mean_iou(*totals) for totals in single.values()])
+    assert f1(*fused) > average_f1
+    assert mean_iou(*fused) > average_iou
+
+
+def test_quorum_uncertain_and_ignore_regions():
+    a = np.array([[0, 0, 10, 20], [100, 100, 120, 140], [200, 0, 220, 40]], dtype=float)
+    b = np.array([[1, 0, 11, 20], [101, 100, 121, 141]], dtype=float)
+    c = np.array([[0, 1, 10, 21], [300, 0, 320, 40]], dtype=float)
+    result = consolidate(
+        {"a": a, "b": b, "c": c},
+        ignored={"a": np.array([False, True, False]), "b": np.array([False, True])},
+    )
+    assert result.quorum == 2.0
+    np.testing.assert_allclose(result.boxes, [[0, 0, 10, 20]])
+    assert result.support.tolist() == [3]
+    assert result.members == [(("a", 0), ("b", 0), ("c", 0))]
+    np.testing.assert_allclose(result.ignore, [[100.5, 100, 120.5, 140.5]])
+    assert sorted(tuple(c.box) for c in result.uncertain) == [(200, 0, 220, 40), (300, 0, 320, 40)]
+    assert all(c.support == 1 for c in result.uncertain)
+
+
+def test_no_chaining_and_one_box_per_annotator():
+    # b overlaps a and c at 0.6; a and c overlap each other less than 0.5: two clusters
+    a = np.array([[0, 0, 10, 10]], dtype=float)
+    b = np.array([[2.5, 0, 12.5, 10]], dtype=float)
+    c = np.array([[5, 0, 15, 10]], dtype=float)
+    assert iou_matrix(a, c)[0, 0] < 0.5 <= iou_matrix(a, b)[0, 0]
+    result = consolidate({"a": a, "b": b, "c": c}, quorum=1)
+    for cluster in result.clusters:
+        members = dict(cluster.members)
+        assert not ("a" in members and "c" in members)
+    # an annotator's two overlapping boxes never share a cluster
+    twin = consolidate({"a": np.array([[0, 0, 10, 10], [0, 0, 10, 10.5]]), "b": np.array([[0, 0, 10, 10]])})
+    assert all(len({m[0] for m in c.members}) == len(c.members) for c in twin.clusters)
+
+
+def test_weighted_median_and_weights():
+    assert weighted_median(np.array([1.0, 2.0, 3.0, 4.0]), np.ones(4)) == 2.5
+    assert weighted_median(np.array([1.0, 2.0, 10.0]), np.array([1.0, 1.0, 5.0])) == 10.0
+    # a trusted annotator's lone box is kept when its weight is a majority
+    result = consolidate(
+        {"good": np.array([[0, 0, 10, 20]]), "x": np.zeros((0, 4)), "y": np.zeros((0, 4))},
+        weights={"good": 3.0, "x": 1.0, "y": 1.0},
+    )
+    assert len(result.boxes) == 1
+
+
+boxes_strategy = st.lists(
+    st.tuples(st.floats(0, 500), st.floats(0, 500), st.floats(5, 120), st.floats(5, 120)).map(
+        lambda t: [t[0], t[1], t[0] + t[2], t[1] + t[3]]
+    ),
+    max_size=6,
+)
+panels = st.dictionaries(st.sampled_from(["a", "b", "c", "d", "e"]), boxes_strategy, min_size=1, max_size=5)
+
+
+def canonical(result) -> list:
+    return sorted((tuple(np.round(c.box, 6)), c.support, c.is_ignore) for c in result.clusters)
+
+
+@settings(max_examples=60, deadline=None)
+@given(panels, st.randoms(use_true_random=False))
+def test_invariant_to_annotator_and_box_order(panel, random):
+    image = {a: np.array(b, dtype=float).reshape(-1, 4) for a, b in panel.items()}
+    shuffled_keys = list(image)
+    random.shuffle(shuffled_keys)
+    shuffled = {}
+    for key in shuffled_keys:
+        rows = list(range(len(image[key])))
+        random.shuffle(rows)
+        shuffled[key] = image[key][rows] if rows else image[key]
+    assert canonical(consolidate(image)) == canonical(consolidate(shuffled))
+
+
+@settings(max_examples=60, deadline=None)
+@given(panels, st.floats(0.25, 4.0))
+def test_scaling_the_boxes_scales_the_consensus(panel, scale):
+    image = {a: np.array(b, dtype=float).reshape(-1, 4) for a, b in panel.items()}
+    scaled = {a: boxes * scale for a, boxes in image.items()}
+    original, result = consolidate(image), consolidate(scaled)
+    np.testing.assert_allclose(result.boxes, original.boxes * scale, rtol=1e-9, atol=1e-6)
+    assert result.support.tolist() == original.support.tolist()
+
+
+@settings(max_examples=40, deadline=None)
+@given(boxes_strategy, st.integers(1, 6))
+def test_identical_annotations_and_a_single_annotator_are_their_own_consensus(boxes, k):
+    array = np.array(boxes, dtype=float).reshape(-1, 4)
+    # boxes that overlap each other heavily could merge across annotators: keep distinct ones
+    if len(array) > 1:
+        ious = iou_matrix(array, array)
+        np.fill_diagonal(ious, 0)
+        if ious.max() >= 0.5:
+            return
+    expected = np.array(sorted(map(tuple, array))).reshape(-1, 4)
+    same = consolidate({f"a{i}": array for i in range(k)})
+    np.testing.assert_allclose(np.array(sorted(map(tuple, same.boxes))).reshape(-1, 4), expected)
+    assert set(same.support.tolist()) <= {k}
+    alone = consolidate({"solo": array})
+    np.testing.assert_allclose(np.array(sorted(map(tuple, alone.boxes))).reshape(-1, 4), expected)
+
+
+def test_alpha_equals_the_krippendorff_package():
+    import krippendorff
+
+    rng = np.random.default_rng(11)
+    images = []
+    for _ in range(40):
+        truth = scene(rng)
+        panel = {}
+        for name in ("careful", "loose", "sloppy", "misses-small"):
+            if rng.random() < 0.85:  # not every annotator sees every image
+                panel[name] = simulate_annotator(
+                    truth, profile=PROFILES[name], rng=rng, width=WIDTH, height=HEIGHT
+                ).boxes
+        if panel:
+            images.append(panel)
+    units, distance, annotators = alpha_units(images)
+    data = np.array([[np.nan if unit[c] is None else unit[c] for unit in units] for c in range(len(annotators))])
+
+    def metric(v1, v2, i1, i2, n_v, dtype):
+        return distance[i1, i2].astype(dtype)
+
+    expected = krippendorff.alpha(
+        reliability_data=data, value_domain=np.arange(len(distance)), level_of_measurement=metric
+    )
+    assert krippendorff_alpha(images) == pytest.approx(expected, abs=1e-9)
+    assert 0.3 < expected < 1.0
