@@ -1,4 +1,4 @@
-"""Detection metrics: the COCO AP family.
+"""Detection metrics: the COCO AP family, MR-2, and operating points of unscored boxes.
 
 `coco_evaluate` reproduces pycocotools' COCOeval for iouType "bbox" (Lin et al., "Microsoft
 COCO: Common Objects in Context", ECCV 2014; cocodataset/cocoapi PythonAPI/pycocotools/
@@ -29,8 +29,11 @@ to xyxy and back would change the last bits of the numbers pycocotools computes.
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+
+from boxes.geometry import as_boxes, ioa_matrix, iou_matrix
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
 RECALL_POINTS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
@@ -213,3 +216,179 @@ def coco_evaluate(coco_gt: Mapping, coco_dt: Sequence[Mapping]) -> dict[str, flo
         summary("ar", "all", 100),
     ]
     return dict(zip(STAT_KEYS, stats, strict=True))
+
+
+# --- Pedestrian detection: log-average miss rate (Caltech) -------------------------------
+
+MR_REFERENCE_FPPI = 10.0 ** np.arange(-2.0, 0.0001, 0.25)  # 1e-2 ... 1, nine points
+SETUPS = {
+    # height range in pixels, visible fraction range (Dollar et al., PAMI 2012, "reasonable")
+    "reasonable": ((50.0, np.inf), (0.65, np.inf)),
+    "all": ((20.0, np.inf), (0.2, np.inf)),
+}
+EXPAND = 1.25  # detections are kept if their height is within the height range expanded by 1.25
+
+
+@dataclass(frozen=True)
+class ImageTruth:
+    """One image's ground truth for MR-2: boxes (n x 4 xyxy), which are ignore regions
+    (crowds, can't tell), and each pedestrian's visible fraction (1 when unknown)."""
+
+    boxes: np.ndarray
+    ignore: np.ndarray | None = None
+    visible: np.ndarray | None = None
+
+
+def _caltech_match(truth: ImageTruth, detections: np.ndarray, *, setup: str, threshold: float):
+    """bbGt evalRes for one image: (scores, is_tp, is_ignored) of the kept detections, and
+    the number of ground truths that count."""
+    (h_low, h_high), (v_low, v_high) = SETUPS[setup]
+    gt = as_boxes(truth.boxes)
+    heights = gt[:, 3] - gt[:, 1]
+    visible = np.ones(len(gt)) if truth.visible is None else np.asarray(truth.visible, dtype=float)
+    ignore = np.zeros(len(gt), dtype=bool) if truth.ignore is None else np.asarray(truth.ignore, dtype=bool)
+    # Ground truths outside the setup's ranges are not removed but ignored.
+    ignore = ignore | (heights < h_low) | (heights > h_high) | (visible < v_low) | (visible > v_high)
+    detections = np.asarray(detections, dtype=float).reshape(-1, 5)
+    d_heights = detections[:, 3] - detections[:, 1]
+    detections = detections[(d_heights >= h_low / EXPAND) & (d_heights <= h_high * EXPAND)]
+    detections = detections[np.argsort(-detections[:, 4], kind="stable")]
+    gt_order = np.argsort(ignore, kind="stable")
+    gt, ignore = gt[gt_order], ignore[gt_order]
+    iou = iou_matrix(detections[:, :4], gt)
+    ioa = ioa_matrix(detections[:, :4], gt)
+    used = np.zeros(len(gt), dtype=bool)
+    is_tp = np.zeros(len(detections), dtype=bool)
+    is_ignored = np.zeros(len(detections), dtype=bool)
+    for d in range(len(detections)):
+        best, best_overlap = -1, threshold
+        for g in range(len(gt)):
+            if used[g] and not ignore[g]:
+                continue
+            # once matched to a pedestrian, ignore regions are not looked at
+            if best >= 0 and not ignore[best] and ignore[g]:
+                break
+            overlap = ioa[d, g] if ignore[g] else iou[d, g]
+            if overlap < best_overlap:
+                continue
+            best, best_overlap = g, overlap
+        if best < 0:
+            continue
+        if ignore[best]:
+            is_ignored[d] = True  # matched to an ignore region: counts neither way
+        else:
+            used[best] = True
+            is_tp[d] = True
+    return detections[:, 4], is_tp, is_ignored, int((~ignore).sum())
+
+
+def log_average_miss_rate(
+    gt: Sequence[ImageTruth], dt: Sequence[np.ndarray], *, setup: str = "reasonable", iou_threshold: float = 0.5
+) -> float:
+    """MR-2: the log-average miss rate over nine FPPI points from 1e-2 to 1e0 (Dollar, Wojek,
+    Schiele, Perona, "Pedestrian Detection: An Evaluation of the State of the Art", PAMI
+    2012; Caltech toolbox dbEval.m and bbGt.m evalRes / compRoc).
+
+    `dt[i]` holds image i's detections as m x 5 rows (x1, y1, x2, y2, score). Conventions:
+    - "reasonable": pedestrians 50 px or taller and at least 65% visible; the others, and
+      ignore regions, are ignored, not removed. ("all": 20 px, 20% visible.)
+    - Detections are first kept only if their height lies in the height range widened by
+      a factor 1.25 (40 px for "reasonable"), as dbEval does against border effects.
+    - Matching per image, by score: a detection takes the unused pedestrian with the best
+      IoU >= 0.5, preferring pedestrians to ignore regions; it may match an ignore region
+      by intersection over its own area (>= 0.5), many detections the same region; a
+      detection matched to an ignore region counts neither as true nor false positive.
+    - Over all images, by score: miss rate = 1 - TP / pedestrians, FPPI = FP / images.
+      At each reference FPPI the miss rate of the last point with FPPI at or below it is
+      taken; where there is none the miss rate is 1 (compRoc's sentinel point).
+    - MR-2 = exp(mean(log(max(1e-10, miss rate)))) over the nine points.
+    Returns NaN when no pedestrian counts.
+    """
+    if len(gt) != len(dt):
+        raise ValueError("gt and dt must describe the same images")
+    scores, tps, ignored, positives = [], [], [], 0
+    for truth, detections in zip(gt, dt, strict=True):
+        s, tp, ig, n = _caltech_match(truth, detections, setup=setup, threshold=iou_threshold)
+        scores.append(s)
+        tps.append(tp)
+        ignored.append(ig)
+        positives += n
+    if positives == 0:
+        return float("nan")
+    scores = np.concatenate(scores) if scores else np.zeros(0)
+    tp = np.concatenate(tps) if tps else np.zeros(0, dtype=bool)
+    keep = ~(np.concatenate(ignored) if ignored else np.zeros(0, dtype=bool))
+    order = np.argsort(-scores[keep], kind="stable")
+    tp = tp[keep][order]
+    tp_sum = np.cumsum(tp)
+    fp_sum = np.cumsum(~tp)
+    fppi = np.concatenate([[-np.inf], fp_sum / len(gt)])
+    recall = np.concatenate([[0.0], tp_sum / positives])
+    miss = []
+    for reference in MR_REFERENCE_FPPI:
+        index = np.flatnonzero(fppi <= reference + 1e-12)[-1]
+        miss.append(1.0 - recall[index])
+    return float(np.exp(np.mean(np.log(np.maximum(1e-10, miss)))))
+
+
+# --- Unscored boxes (a person's annotation) against references ------------------------------
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+    images: int
+
+    @property
+    def precision(self) -> float:
+        found = self.true_positives + self.false_positives
+        return self.true_positives / found if found else 1.0
+
+    @property
+    def recall(self) -> float:
+        total = self.true_positives + self.false_negatives
+        return self.true_positives / total if total else 1.0
+
+    @property
+    def f1(self) -> float:
+        total = 2 * self.true_positives + self.false_positives + self.false_negatives
+        return 2 * self.true_positives / total if total else 1.0
+
+    @property
+    def fppi(self) -> float:
+        return self.false_positives / self.images if self.images else 0.0
+
+    @property
+    def miss_rate(self) -> float:
+        return 1.0 - self.recall
+
+
+def operating_point(
+    gt: Sequence[np.ndarray],
+    dt: Sequence[np.ndarray],
+    *,
+    iou_threshold: float = 0.5,
+    ignore: Sequence[np.ndarray] | None = None,
+) -> OperatingPoint:
+    """Precision, recall, F1, FPPI of boxes without scores (a human's) against references.
+
+    Per image, boxes are matched one to one (`boxes.matching.match`, Hungarian at the IoU
+    threshold); an unmatched box lying at least half inside an ignore region (intersection
+    over its own area >= the threshold) counts neither way, as in MR-2.
+    """
+    from boxes.matching import match
+
+    tp = fp = fn = 0
+    for index, (truth, boxes) in enumerate(zip(gt, dt, strict=True)):
+        truth, boxes = as_boxes(truth), as_boxes(boxes)
+        result = match(boxes, truth, iou_threshold=iou_threshold)
+        unmatched = boxes[result.unmatched_a]
+        regions = as_boxes(ignore[index]) if ignore is not None else np.zeros((0, 4))
+        if len(unmatched) and len(regions):
+            unmatched = unmatched[ioa_matrix(unmatched, regions).max(axis=1) < iou_threshold]
+        tp += result.count
+        fp += len(unmatched)
+        fn += len(truth) - result.count
+    return OperatingPoint(true_positives=tp, false_positives=fp, false_negatives=fn, images=len(gt))
