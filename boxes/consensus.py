@@ -17,7 +17,7 @@ mostly (by weight) flagged their box as an ignore region become ignore regions.
 Pure numpy; boxes are n x 4 absolute pixel xyxy.
 """
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,18 +88,26 @@ def consolidate(
     *,
     iou_threshold: float = 0.5,
     quorum: float | None = None,
-    weights: Mapping[Hashable, float] | None = None,
+    weights: "Mapping[Hashable, float] | Reliability | None" = None,  # Reliability is defined below
     fuse: str = "median",
     ignored: Mapping[Hashable, np.ndarray] | None = None,
 ) -> Consensus:
     """The consensus of one image's annotations (annotator -> n x 4 boxes; an empty array
     means "saw it, found nobody"). `quorum` is in annotators (or in summed weight when
     `weights` are given); by default a strict majority of those who saw the image.
-    `ignored` marks, per annotator, which of their boxes are ignore regions."""
+    `ignored` marks, per annotator, which of their boxes are ignore regions. With a
+    `Reliability` (from `estimate_reliability`) as `weights`, a cluster is kept when the
+    evidence for a pedestrian outweighs the evidence against (see there), and members are
+    fused with weights 1 / boundary noise."""
     if fuse not in ("median", "mean"):
         raise ValueError("fuse must be 'median' or 'mean'")
     annotators = tuple(sorted(annotations, key=repr))
-    weight_of = {a: float(weights[a]) if weights is not None else 1.0 for a in annotators}
+    reliability = weights if isinstance(weights, Reliability) else None
+    if reliability is not None:
+        rates = {a: reliability.annotators.get(a) for a in annotators}
+        weight_of = {a: 1.0 / max(r.boundary_noise, 0.02) if r else 1.0 for a, r in rates.items()}
+    else:
+        weight_of = {a: float(weights[a]) if weights is not None else 1.0 for a in annotators}
     total_weight = sum(weight_of.values())
     if quorum is None:
         quorum = total_weight / 2 + (1e-9 if weights is not None else 0.5)
@@ -122,12 +130,22 @@ def consolidate(
     fused = [_fuse(members, items, boxes, flags, weight_of, len(annotators), fuse) for members in clusters]
     fused.sort(key=lambda c: tuple(c.box))
     kept, uncertain, ignore = [], [], []
+    strength = {}
     for cluster in fused:
-        reaches = cluster.weight >= quorum - 1e-12
+        if reliability is not None:
+            strength[id(cluster)] = _evidence(cluster, annotators, rates)
+            reaches = strength[id(cluster)] > 0
+        else:
+            strength[id(cluster)] = cluster.weight
+            reaches = cluster.weight >= quorum - 1e-12
         if cluster.is_ignore:
             (ignore if reaches else uncertain).append(cluster)
         else:
             (kept if reaches else uncertain).append(cluster)
+    kept, duplicates = _split_duplicates(kept, strength, iou_threshold)
+    uncertain += duplicates
+    kept.sort(key=lambda c: tuple(c.box))
+    uncertain.sort(key=lambda c: tuple(c.box))
     return Consensus(
         annotators=annotators,
         quorum=quorum,
@@ -136,6 +154,40 @@ def consolidate(
         ignore_regions=tuple(ignore),
         clusters=tuple(fused),
     )
+
+
+def _split_duplicates(kept: list[Cluster], strength: dict, threshold: float) -> tuple[list[Cluster], list[Cluster]]:
+    """One pedestrian, two clusters: when annotators disagree systematically (one shifts,
+    one draws loose), the complete-linkage rule can split one person's boxes in two
+    clusters with no annotator in common. Of two kept clusters whose fused boxes overlap
+    at the threshold and share no annotator, the weaker goes to the uncertain ones. Two
+    people standing close are boxed twice by the same annotators, so their clusters share
+    annotators and both stay."""
+    ordered = sorted(kept, key=lambda c: (-strength[id(c)], -c.support, tuple(c.box)))
+    accepted: list[Cluster] = []
+    duplicates: list[Cluster] = []
+    for cluster in ordered:
+        mine = {member[0] for member in cluster.members}
+        clash = any(
+            not mine & {member[0] for member in other.members}
+            and iou_matrix(cluster.box[None, :], other.box[None, :])[0, 0] >= threshold
+            for other in accepted
+        )
+        (duplicates if clash else accepted).append(cluster)
+    return accepted, duplicates
+
+
+def _evidence(cluster: Cluster, annotators: tuple, rates: Mapping) -> float:
+    """Log-likelihood ratio of "a pedestrian is here" from who boxed it and who did not."""
+    present = {member[0] for member in cluster.members}
+    total = 0.0
+    for annotator in annotators:
+        rate = rates.get(annotator)
+        if rate is None:
+            total += 1.0 if annotator in present else -1.0
+        else:
+            total += rate.evidence_for if annotator in present else rate.evidence_against
+    return total
 
 
 def _cluster(items: list[tuple[Hashable, int]], boxes: np.ndarray, threshold: float) -> list[list[int]]:
@@ -188,4 +240,101 @@ def _fuse(group, items, boxes, flags, weight_of, annotators: int, fuse: str) -> 
         spread=spread,
         members=tuple(sorted((items[k] for k in group), key=lambda item: (repr(item[0]), item[1]))),
         is_ignore=ignore_weight > member_weights.sum() / 2,
+    )
+
+
+# --- Annotator reliability ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnnotatorReliability:
+    false_positive_rate: float  # share of their boxes that are not real pedestrians
+    miss_rate: float  # share of real pedestrians they did not box
+    boundary_noise: float  # mean 1 - IoU of their boxes with the consensus boxes they matched
+    images: int
+
+    @property
+    def evidence_for(self) -> float:
+        """Log-likelihood ratio a box of theirs adds for "a pedestrian is here"."""
+        return float(np.log((1 - self.miss_rate) / self.false_positive_rate))
+
+    @property
+    def evidence_against(self) -> float:
+        """Log-likelihood ratio their not boxing anything there adds (negative)."""
+        return float(np.log(self.miss_rate / (1 - self.false_positive_rate)))
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """Per-annotator rates from `estimate_reliability`; `consolidate(weights=...)` takes it."""
+
+    annotators: dict[Hashable, AnnotatorReliability]
+    iterations: int
+    converged: bool
+
+    def ranking(self) -> list[Hashable]:
+        """Annotators from the most to the least reliable (by the evidence a box of theirs carries)."""
+        return sorted(self.annotators, key=lambda a: (-self.annotators[a].evidence_for, repr(a)))
+
+
+def estimate_reliability(
+    images: Sequence[Mapping[Hashable, np.ndarray]],
+    *,
+    iou_threshold: float = 0.5,
+    max_iterations: int = 20,
+    tolerance: float = 1e-4,
+) -> Reliability:
+    """Estimate each annotator's false-positive rate, miss rate and boundary noise over a
+    whole project by alternating, in the spirit of Branson, Van Horn and Perona, "Lean
+    Crowdsourcing: Combining Humans and Machines in an Online System" (CVPR 2017):
+
+    1. consolidate every image with the current reliabilities (plain strict majority on
+       the first pass);
+    2. score each annotator against that consensus on the images they saw: their boxes
+       matched to a kept box are true positives, the others false positives; kept boxes
+       they did not match are misses; rates use add-one smoothing so that no rate is 0 or 1;
+    3. repeat until no rate moves by more than `tolerance`.
+
+    With reliabilities, `consolidate` keeps a cluster when the log-likelihood ratio of "a
+    pedestrian is here" is positive: each member adds log((1 - miss) / fp), each annotator
+    who saw the image but drew nothing there adds log(miss / (1 - fp)). So a careful
+    annotator's lone box can outweigh two careless misses. Deterministic.
+    """
+    from boxes.matching import match
+
+    annotators = sorted({a for image in images for a in image}, key=repr)
+    reliability: Reliability | None = None
+    previous = None
+    iterations = 0
+    converged = False
+    for iterations in range(1, max_iterations + 1):
+        counts = {a: [0, 0, 0, 0, 0.0, 0] for a in annotators}  # tp, fp, fn, kept, iou sum, images
+        for image in images:
+            kept = consolidate(image, iou_threshold=iou_threshold, weights=reliability).boxes
+            for annotator, boxes in image.items():
+                boxes = as_boxes(boxes)
+                result = match(boxes, kept, iou_threshold=iou_threshold)
+                total = counts[annotator]
+                total[0] += result.count
+                total[1] += len(boxes) - result.count
+                total[2] += len(kept) - result.count
+                total[3] += len(kept)
+                total[4] += float(result.ious.sum())
+                total[5] += 1
+        rates = {}
+        for annotator, (tp, fp, fn, kept_total, iou_sum, seen) in counts.items():
+            rates[annotator] = AnnotatorReliability(
+                false_positive_rate=(fp + 1) / (tp + fp + 2),
+                miss_rate=(fn + 1) / (kept_total + 2),
+                boundary_noise=1.0 - iou_sum / tp if tp else 1.0,
+                images=seen,
+            )
+        reliability = Reliability(annotators=rates, iterations=iterations, converged=False)
+        vector = np.array([[r.false_positive_rate, r.miss_rate, r.boundary_noise] for r in rates.values()])
+        if previous is not None and np.abs(vector - previous).max() <= tolerance:
+            converged = True
+            break
+        previous = vector
+    return Reliability(
+        annotators=reliability.annotators if reliability else {}, iterations=iterations, converged=converged
     )
