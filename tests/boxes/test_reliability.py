@@ -59,7 +59,7 @@ def test_em_ranks_the_poor_annotator_last_and_weighted_consensus_is_at_least_the
 
 def test_a_careful_lone_box_outweighs_two_careless_misses():
     # reliabilities learnt on a project the three share with two other annotators
-    truths, images = panel_images(["careful", "loose", "shifted", "poor", "sloppy"], seed=9)
+    _, images = panel_images(["careful", "loose", "shifted", "poor", "sloppy"], seed=9)
     reliability = estimate_reliability(images)
     image = {"careful": np.array([[100.0, 100.0, 140.0, 200.0]]), "poor": np.zeros((0, 4)), "sloppy": np.zeros((0, 4))}
     assert len(consolidate(image).boxes) == 0  # a head count drops it
