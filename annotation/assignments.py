@@ -37,6 +37,11 @@ CANDIDATES = 16
 LOCK_RETRIES = 50
 
 
+def _holding_slot(now) -> Q:
+    """Assignments that occupy one of an image's k slots: submitted, or leased and still live."""
+    return Q(state=AssignmentState.SUBMITTED) | Q(state=AssignmentState.LEASED, lease_expires_at__gt=now)
+
+
 def _eligible(project: Project, user: AbstractBaseUser, now) -> QuerySet[Image]:
     """Images with a free slot that `user` has not submitted or skipped, in queue order.
 
@@ -128,9 +133,7 @@ def _lease_one(
                 return None, True
             remaining.remove(image.pk)
             now = timezone.now()
-            slots = Assignment.objects.filter(image=image).filter(
-                Q(state=AssignmentState.SUBMITTED) | Q(state=AssignmentState.LEASED, lease_expires_at__gt=now)
-            )
+            slots = Assignment.objects.filter(image=image).filter(_holding_slot(now))
             if slots.count() >= project.overlap_k:
                 continue
             mine = Assignment.objects.filter(image=image, annotator=user).first()
@@ -219,9 +222,7 @@ def assignment_submit(
         if current.lease_expires_at <= now:
             # The lease ran out: the slot may have gone to someone else meanwhile.
             Image.objects.select_for_update().get(pk=current.image_id)
-            others = current.image.assignments.exclude(pk=current.pk).filter(
-                Q(state=AssignmentState.SUBMITTED) | Q(state=AssignmentState.LEASED, lease_expires_at__gt=now)
-            )
+            others = current.image.assignments.exclude(pk=current.pk).filter(_holding_slot(now))
             if others.count() >= current.image.project.overlap_k:
                 raise Conflict("Your lease ran out and the image went to others; take the next task.", code="expired")
         previous = Annotation.objects.filter(

@@ -3,7 +3,8 @@
 import factory
 from django.contrib.auth import get_user_model
 
-from annotation.models import Membership, Project, Role
+from annotation.models import Image, Membership, Project, Role
+from annotation.splits import stratum_key
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -38,3 +39,23 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     project = factory.SubFactory(ProjectFactory)
     user = factory.SubFactory(UserFactory)
     role = Role.ANNOTATOR
+
+
+class ImageFactory(factory.django.DjangoModelFactory):
+    """An image row without a stored file, for tests of what sits around images (splits,
+    reports, queues); the stratum follows the conditions as ingestion sets it."""
+
+    class Meta:
+        model = Image
+
+    project = factory.SubFactory(ProjectFactory)
+    sha256 = factory.Sequence(lambda n: f"{n:064x}")
+    file = factory.LazyAttribute(lambda image: f"images/{image.sha256}.jpg")
+    original_name = factory.LazyAttribute(lambda image: f"{image.sha256[:8]}.jpg")
+    format = "jpeg"
+    width = 1920
+    height = 1080
+    bytes = 1
+    conditions = factory.LazyFunction(dict)
+    stratum = factory.LazyAttribute(lambda image: stratum_key(image.conditions))
+    split = "train"

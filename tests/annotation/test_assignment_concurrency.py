@@ -3,12 +3,13 @@
 import threading
 from collections import Counter
 
+import factory
 import pytest
 from django.db import connection, connections
 
 from annotation.assignments import assignment_lease_next, assignment_submit
-from annotation.models import Annotation, Assignment, Image, Membership, Project, Role
-from tests.factories import UserFactory
+from annotation.models import Annotation, Assignment, Membership, Project, Role
+from tests.factories import ImageFactory, UserFactory
 
 IMAGES, ANNOTATORS, K = 20, 30, 3
 
@@ -18,21 +19,7 @@ IMAGES, ANNOTATORS, K = 20, 30, 3
 def test_thirty_annotators_at_once_never_break_overlap_k():
     # given a project with k = 3 and 20 images, and 30 annotators
     project = Project.objects.create(name="Concurrency", overlap_k=K)
-    Image.objects.bulk_create(
-        Image(
-            project=project,
-            file=f"{i}.jpg",
-            original_name=f"{i}.jpg",
-            sha256=f"{i:064x}",
-            format="jpeg",
-            width=100,
-            height=100,
-            bytes=1,
-            split="train",
-            shuffle_key=i,
-        )
-        for i in range(IMAGES)
-    )
+    ImageFactory.create_batch(IMAGES, project=project, shuffle_key=factory.Sequence(int))
     users = [UserFactory(username=f"annotator{i:02d}") for i in range(ANNOTATORS)]
     Membership.objects.bulk_create(Membership(project=project, user=user, role=Role.ANNOTATOR) for user in users)
     start = threading.Barrier(ANNOTATORS)

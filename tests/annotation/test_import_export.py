@@ -12,6 +12,7 @@ from django.urls import reverse
 from annotation.ingest import IncomingImage, image_ingest
 from annotation.models import Annotation, AnnotationKind, Box, Image
 from tests import images
+from tests.factories import ImageFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -324,21 +325,8 @@ def test_export_names_agree_page_by_page_and_for_the_whole_project(people):
 
     names = ["day/a.jpg", "day__a.jpg", "night\\a.jpg", "b.jpg", "b.jpg", "c.png"]
     rows = []
-    for index, name in enumerate(names):
-        sha = f"{index:064x}"
-        rows.append(
-            Image.objects.create(
-                project=people.project,
-                file=f"{sha}.jpg",
-                original_name=name,
-                sha256=sha,
-                format="jpeg",
-                width=1,
-                height=1,
-                bytes=1,
-                split="train",
-            )
-        )
+    for name in names:
+        rows.append(ImageFactory(project=people.project, original_name=name))
     whole = export_file_names(people.project)
     for row in rows:
         assert _page_names(people.project, [(row.pk, row.original_name)]) == {row.pk: whole[row.pk]}

@@ -3,20 +3,14 @@
 import pytest
 from django.urls import reverse
 
-from annotation.models import Image
-from annotation.splits import split_report, stratum_key
+from annotation.splits import split_report
+from tests.factories import ImageFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def add(project, n, split, conditions, size=(1920, 1080)):
-    for _ in range(n):
-        index = Image.objects.count()
-        sha = f"{index:064x}"
-        Image.objects.create(
-            project=project, file=f"{sha}.jpg", original_name=f"{index}.jpg", sha256=sha, format="jpeg",
-            width=size[0], height=size[1], bytes=1, conditions=conditions, stratum=stratum_key(conditions), split=split,
-        )  # fmt: skip
+    ImageFactory.create_batch(n, project=project, width=size[0], height=size[1], conditions=conditions, split=split)
 
 
 def test_counts_resolutions_and_warnings(people):

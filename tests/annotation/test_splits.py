@@ -9,7 +9,7 @@ import pytest
 
 from annotation.models import Image, Project, default_conditions
 from annotation.splits import split_assign, split_choose, stratum_key
-from tests.factories import ProjectFactory
+from tests.factories import ImageFactory, ProjectFactory
 
 SHARES = {"train": 0.8, "val": 0.1, "test": 0.1}
 
@@ -41,20 +41,8 @@ def ingest_rows(project: Project, arrivals: list[dict]) -> list[Image]:
     rows = []
     for conditions in arrivals:
         sha256 = hashlib.sha256(f"{project.pk}-{len(rows)}-{random.random()}".encode()).hexdigest()
-        image = Image.objects.create(
-            project=project,
-            file=f"images/{sha256}.jpg",
-            original_name=f"{sha256[:8]}.jpg",
-            sha256=sha256,
-            format="jpeg",
-            width=1920,
-            height=1080,
-            bytes=1,
-            conditions=conditions,
-            stratum=stratum_key(conditions),
-            split=split_assign(project=project, conditions=conditions, sha256=sha256),
-        )
-        rows.append(image)
+        split = split_assign(project=project, conditions=conditions, sha256=sha256)
+        rows.append(ImageFactory(project=project, sha256=sha256, conditions=conditions, split=split))
     return rows
 
 
@@ -121,10 +109,7 @@ def test_same_seed_and_arrivals_give_the_same_splits():
         splits = []
         for conditions, sha256 in zip(arrivals, shas, strict=True):
             split = split_assign(project=project, conditions=conditions, sha256=sha256)
-            Image.objects.create(
-                project=project, file=f"{sha256}.jpg", original_name="x.jpg", sha256=sha256, format="jpeg",
-                width=1, height=1, bytes=1, conditions=conditions, stratum=stratum_key(conditions), split=split,
-            )  # fmt: skip
+            ImageFactory(project=project, sha256=sha256, conditions=conditions, split=split)
             splits.append(split)
         return splits
 
