@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from boxes.geometry import as_boxes, iou_matrix
+from boxes.geometry import as_boxes, iou_matrix_unchecked, iou_pairs
 
 
 @dataclass(frozen=True)
@@ -99,148 +99,288 @@ def consolidate(
     `Reliability` (from `estimate_reliability`) as `weights`, a cluster is kept when the
     evidence for a pedestrian outweighs the evidence against (see there), and members are
     fused with weights 1 / boundary noise."""
+    return consolidate_image(
+        annotations, iou_threshold=iou_threshold, quorum=quorum, weights=weights, fuse=fuse, ignored=ignored
+    ).consensus
+
+
+@dataclass(frozen=True)
+class ImageWork:
+    """`consolidate`'s intermediate arrays, for code that measures agreement on the same
+    clusters without recomputing them (`boxes.agreement`)."""
+
+    consensus: Consensus
+    boxes: np.ndarray  # B x 4: every annotator's boxes, annotators in `consensus.annotators` order
+    owner: np.ndarray  # B: position of each box's annotator in `consensus.annotators`
+    ious: np.ndarray  # B x B IoU of the boxes
+    cluster: np.ndarray  # B: position of each box's cluster in `consensus.clusters`
+
+
+def consolidate_image(
+    annotations: Mapping[Hashable, np.ndarray],
+    *,
+    iou_threshold: float = 0.5,
+    quorum: float | None = None,
+    weights: "Mapping[Hashable, float] | Reliability | None" = None,
+    fuse: str = "median",
+    ignored: Mapping[Hashable, np.ndarray] | None = None,
+) -> ImageWork:
+    """`consolidate`, returning its intermediate arrays too (see `ImageWork`)."""
     if fuse not in ("median", "mean"):
         raise ValueError("fuse must be 'median' or 'mean'")
     annotators = tuple(sorted(annotations, key=repr))
     reliability = weights if isinstance(weights, Reliability) else None
     if reliability is not None:
         rates = {a: reliability.annotators.get(a) for a in annotators}
-        weight_of = {a: 1.0 / max(r.boundary_noise, 0.02) if r else 1.0 for a, r in rates.items()}
+        weight_of = [1.0 / max(r.boundary_noise, 0.02) if r else 1.0 for r in rates.values()]
     else:
-        weight_of = {a: float(weights[a]) if weights is not None else 1.0 for a in annotators}
-    total_weight = sum(weight_of.values())
+        weight_of = [float(weights[a]) if weights is not None else 1.0 for a in annotators]
+    total_weight = sum(weight_of)
     if quorum is None:
         quorum = total_weight / 2 + (1e-9 if weights is not None else 0.5)
-    items: list[tuple[Hashable, int]] = []
-    rows = []
-    flags = []
-    for annotator in annotators:
-        boxes = as_boxes(annotations[annotator])
-        marks = (
-            np.zeros(len(boxes), dtype=bool)
-            if ignored is None or annotator not in ignored
-            else np.asarray(ignored[annotator], dtype=bool)
+    arrays = [as_boxes(annotations[a]) for a in annotators]
+    counts = np.array([len(array) for array in arrays], dtype=int)
+    boxes = np.concatenate(arrays) if arrays else np.zeros((0, 4))
+    owner = np.repeat(np.arange(len(annotators)), counts)
+    index_in_owner = np.arange(len(boxes)) - np.repeat(np.cumsum(counts) - counts, counts)
+    flags = np.zeros(len(boxes), dtype=bool)
+    if ignored is not None:
+        for position, annotator in enumerate(annotators):
+            if annotator in ignored and counts[position]:
+                start = int(counts[:position].sum())
+                flags[start : start + counts[position]] = np.asarray(ignored[annotator], dtype=bool)
+    ious = iou_matrix_unchecked(boxes, boxes)
+    labels = _cluster_labels(owner, boxes, ious, iou_threshold)
+    box_weights = np.asarray(weight_of, dtype=float)[owner]
+    fused = _fuse_clusters(labels, boxes, ious, box_weights, flags, max(len(annotators), 1), fuse)
+    order = np.lexsort(fused["box"].T[::-1]) if len(fused["box"]) else np.zeros(0, dtype=int)
+    rank = np.empty(len(order), dtype=int)
+    rank[order] = np.arange(len(order))
+    labels = rank[labels] if len(labels) else labels
+    members_of = _members(labels, len(order), owner, index_in_owner, annotators)
+    clusters = [
+        Cluster(
+            box=fused["box"][k],
+            support=int(fused["support"][k]),
+            weight=float(fused["weight"][k]),
+            score=float(fused["score"][k]),
+            spread=fused["spread"][k],
+            members=members_of[position],
+            is_ignore=bool(fused["ignore"][k]),
         )
-        for index, box in enumerate(boxes):
-            items.append((annotator, index))
-            rows.append(box)
-            flags.append(bool(marks[index]))
-    boxes = np.array(rows, dtype=float).reshape(-1, 4)
-    clusters = _cluster(items, boxes, iou_threshold)
-    fused = [_fuse(members, items, boxes, flags, weight_of, len(annotators), fuse) for members in clusters]
-    fused.sort(key=lambda c: tuple(c.box))
+        for position, k in enumerate(order)
+    ]
+    if reliability is not None:
+        evidence = _evidence(labels, owner, len(clusters), annotators, rates)
+        strength = evidence
+        reaches = evidence > 0
+    else:
+        strength = np.array([cluster.weight for cluster in clusters])
+        reaches = strength >= quorum - 1e-12
     kept, uncertain, ignore = [], [], []
-    strength = {}
-    for cluster in fused:
-        if reliability is not None:
-            strength[id(cluster)] = _evidence(cluster, annotators, rates)
-            reaches = strength[id(cluster)] > 0
-        else:
-            strength[id(cluster)] = cluster.weight
-            reaches = cluster.weight >= quorum - 1e-12
+    for position, cluster in enumerate(clusters):
         if cluster.is_ignore:
-            (ignore if reaches else uncertain).append(cluster)
+            (ignore if reaches[position] else uncertain).append(position)
         else:
-            (kept if reaches else uncertain).append(cluster)
-    kept, duplicates = _split_duplicates(kept, strength, iou_threshold)
-    uncertain += duplicates
-    kept.sort(key=lambda c: tuple(c.box))
-    uncertain.sort(key=lambda c: tuple(c.box))
-    return Consensus(
+            (kept if reaches[position] else uncertain).append(position)
+    kept, duplicates = _split_duplicates(kept, clusters, labels, owner, strength, iou_threshold)
+    uncertain = sorted(uncertain + duplicates)
+    consensus = Consensus(
         annotators=annotators,
         quorum=quorum,
-        kept=tuple(kept),
-        uncertain=tuple(uncertain),
-        ignore_regions=tuple(ignore),
-        clusters=tuple(fused),
+        kept=tuple(clusters[k] for k in sorted(kept)),
+        uncertain=tuple(clusters[k] for k in uncertain),
+        ignore_regions=tuple(clusters[k] for k in ignore),
+        clusters=tuple(clusters),
     )
+    return ImageWork(consensus=consensus, boxes=boxes, owner=owner, ious=ious, cluster=labels)
 
 
-def _split_duplicates(kept: list[Cluster], strength: dict, threshold: float) -> tuple[list[Cluster], list[Cluster]]:
+def _members(labels, count, owner, index_in_owner, annotators) -> list[tuple]:
+    """Each cluster's (annotator, box index) pairs; boxes are already in annotator order."""
+    members: list[list] = [[] for _ in range(count)]
+    for label, who, index in zip(labels.tolist(), owner.tolist(), index_in_owner.tolist(), strict=True):
+        members[label].append((annotators[who], index))
+    return [tuple(group) for group in members]
+
+
+def _split_duplicates(kept, clusters, labels, owner, strength, threshold) -> tuple[list[int], list[int]]:
     """One pedestrian, two clusters: when annotators disagree systematically (one shifts,
     one draws loose), the complete-linkage rule can split one person's boxes in two
     clusters with no annotator in common. Of two kept clusters whose fused boxes overlap
     at the threshold and share no annotator, the weaker goes to the uncertain ones. Two
     people standing close are boxed twice by the same annotators, so their clusters share
     annotators and both stay."""
-    ordered = sorted(kept, key=lambda c: (-strength[id(c)], -c.support, tuple(c.box)))
-    accepted: list[Cluster] = []
-    duplicates: list[Cluster] = []
-    for cluster in ordered:
-        mine = {member[0] for member in cluster.members}
-        clash = any(
-            not mine & {member[0] for member in other.members}
-            and iou_matrix(cluster.box[None, :], other.box[None, :])[0, 0] >= threshold
-            for other in accepted
-        )
-        (duplicates if clash else accepted).append(cluster)
-    return accepted, duplicates
-
-
-def _evidence(cluster: Cluster, annotators: tuple, rates: Mapping) -> float:
-    """Log-likelihood ratio of "a pedestrian is here" from who boxed it and who did not."""
-    present = {member[0] for member in cluster.members}
-    total = 0.0
-    for annotator in annotators:
-        rate = rates.get(annotator)
-        if rate is None:
-            total += 1.0 if annotator in present else -1.0
-        else:
-            total += rate.evidence_for if annotator in present else rate.evidence_against
-    return total
-
-
-def _cluster(items: list[tuple[Hashable, int]], boxes: np.ndarray, threshold: float) -> list[list[int]]:
-    """Complete-linkage clusters, at most one box per annotator, merged from the best IoU down."""
-    count = len(items)
-    if count == 0:
-        return []
-    ious = iou_matrix(boxes, boxes)
-    owner = [item[0] for item in items]
-    keys = [tuple(box) for box in boxes]
-    edges = [
-        (-ious[i, j], min(keys[i], keys[j]), max(keys[i], keys[j]), i, j)
-        for i in range(count)
-        for j in range(i + 1, count)
-        if owner[i] != owner[j] and ious[i, j] >= threshold
-    ]
-    edges.sort(key=lambda edge: edge[:3])
-    cluster_of = list(range(count))
-    members = {i: [i] for i in range(count)}
-    for _, _, _, i, j in edges:
-        a, b = cluster_of[i], cluster_of[j]
-        if a == b:
-            continue
-        if {owner[k] for k in members[a]} & {owner[k] for k in members[b]}:
-            continue
-        if ious[np.ix_(members[a], members[b])].min() < threshold:
-            continue
-        for k in members[b]:
-            cluster_of[k] = a
-        members[a] += members.pop(b)
-    return [sorted(group) for group in members.values()]
-
-
-def _fuse(group, items, boxes, flags, weight_of, annotators: int, fuse: str) -> Cluster:
-    member_boxes = boxes[group]
-    member_weights = np.array([weight_of[items[k][0]] for k in group], dtype=float)
-    if fuse == "median":
-        box = np.array([weighted_median(member_boxes[:, edge], member_weights) for edge in range(4)])
-    else:
-        box = (member_boxes * member_weights[:, None]).sum(axis=0) / member_weights.sum()
-    height = max(box[3] - box[1], 1e-9)
-    spread = member_boxes.std(axis=0) / height if len(group) > 1 else np.zeros(4)
-    mean_iou = float(iou_matrix(member_boxes, box[None, :]).mean())
-    ignore_weight = sum(member_weights[n] for n, k in enumerate(group) if flags[k])
-    return Cluster(
-        box=box,
-        support=len(group),
-        weight=float(member_weights.sum()),
-        score=len(group) / max(annotators, 1) * mean_iou,
-        spread=spread,
-        members=tuple(sorted((items[k] for k in group), key=lambda item: (repr(item[0]), item[1]))),
-        is_ignore=ignore_weight > member_weights.sum() / 2,
+    if len(kept) < 2:
+        return kept, []
+    kept = np.array(kept)
+    fused = np.array([clusters[k].box for k in kept])
+    overlap = iou_matrix_unchecked(fused, fused) >= threshold
+    np.fill_diagonal(overlap, False)
+    if not overlap.any():
+        return kept.tolist(), []
+    who = np.zeros((len(clusters), int(owner.max()) + 1), dtype=bool)
+    who[labels, owner] = True
+    who = who[kept]
+    shares = (who.astype(int) @ who.T.astype(int)) > 0
+    clash = overlap & ~shares
+    ordered = sorted(
+        range(len(kept)),
+        key=lambda i: (-strength[kept[i]], -clusters[kept[i]].support, tuple(clusters[kept[i]].box)),
     )
+    accepted: list[int] = []
+    duplicates: list[int] = []
+    for i in ordered:
+        (duplicates if accepted and clash[i, accepted].any() else accepted).append(i)
+    return [int(kept[i]) for i in accepted], [int(kept[i]) for i in duplicates]
+
+
+def _evidence(labels, owner, count: int, annotators: tuple, rates: Mapping) -> np.ndarray:
+    """Log-likelihood ratio of "a pedestrian is here", per cluster, from who boxed it and
+    who did not: every annotator who saw the image adds their evidence against, and each
+    member swaps it for their evidence for."""
+    against = np.array([rates[a].evidence_against if rates[a] else -1.0 for a in annotators])
+    swing = np.array([rates[a].evidence_for if rates[a] else 1.0 for a in annotators]) - against
+    return against.sum() + np.bincount(labels, weights=swing[owner], minlength=count)
+
+
+def _cluster_labels(owner: np.ndarray, boxes: np.ndarray, ious: np.ndarray, threshold: float) -> np.ndarray:
+    """Complete-linkage clusters, at most one box per annotator, merged from the best IoU
+    down (ties by the boxes' coordinates): a cluster label per box, 0 .. K-1.
+
+    Boxes of different annotators overlapping at the threshold are linked; a connected
+    group of boxes that is already a clique (every pair linked, so no annotator twice) is
+    one cluster as it stands, which is what the greedy merge would give it. Only the other
+    groups (crowds, an annotator's overlapping boxes) are merged edge by edge."""
+    count = len(boxes)
+    if count == 0:
+        return np.zeros(0, dtype=int)
+    linked = (ious >= threshold) & (owner[:, None] != owner[None, :])
+    first, second = np.nonzero(np.triu(linked, 1))
+    if len(first) == 0:
+        return np.arange(count)
+    component = _components(count, first, second)
+    groups = int(component.max()) + 1
+    sizes = np.bincount(component, minlength=groups)
+    edges = np.bincount(component[first], minlength=groups)
+    messy = edges != sizes * (sizes - 1) // 2
+    if not messy.any():
+        return component
+    labels = component.copy()
+    in_messy = messy[component[first]]
+    first, second = first[in_messy], second[in_messy]
+    rank = _lexicographic_rank(boxes)
+    low, high = np.minimum(rank[first], rank[second]), np.maximum(rank[first], rank[second])
+    order = np.lexsort((high, low, -ious[first, second]))
+    # Sets as bit masks: links[k] holds the boxes overlapping box k at the threshold (and
+    # k); a cluster may take another whole when every member of the other is in the
+    # intersection of its members' links and they share no annotator.
+    messy_boxes = np.flatnonzero(messy[component]).tolist()
+    close = ious[messy_boxes] >= threshold
+    packed = np.packbits(close, axis=1, bitorder="little")
+    links = {k: int.from_bytes(row.tobytes(), "little") for k, row in zip(messy_boxes, packed, strict=True)}
+    members = {k: 1 << k for k in messy_boxes}
+    common = dict(links)
+    owners = {k: 1 << int(owner[k]) for k in messy_boxes}
+    cluster_of = {k: k for k in messy_boxes}
+    for i, j in zip(first[order].tolist(), second[order].tolist(), strict=True):
+        a, b = cluster_of[i], cluster_of[j]
+        if a == b or owners[a] & owners[b] or common[a] & members[b] != members[b]:
+            continue
+        mask = members.pop(b)
+        members[a] |= mask
+        common[a] &= common.pop(b)
+        owners[a] |= owners.pop(b)
+        for k in messy_boxes:
+            if mask >> k & 1:
+                cluster_of[k] = a
+    next_label = groups
+    for mask in members.values():
+        labels[[k for k in messy_boxes if mask >> k & 1]] = next_label
+        next_label += 1
+    return np.unique(labels, return_inverse=True)[1].reshape(-1)
+
+
+def _components(count: int, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Connected components of the graph with edges first[k] - second[k]: a label per node, 0 .. C-1."""
+    parent = list(range(count))
+
+    def root(node: int) -> int:
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for i, j in zip(first.tolist(), second.tolist(), strict=True):
+        a, b = root(i), root(j)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    roots = np.array([root(node) for node in range(count)])
+    return np.unique(roots, return_inverse=True)[1].reshape(-1)
+
+
+def _lexicographic_rank(boxes: np.ndarray) -> np.ndarray:
+    """Rank of each box by its coordinates read left to right; equal boxes share a rank."""
+    order = np.lexsort(boxes.T[::-1])
+    ordered = boxes[order]
+    new = np.concatenate([[True], (np.diff(ordered, axis=0) != 0).any(axis=1)])
+    rank = np.empty(len(boxes), dtype=int)
+    rank[order] = np.cumsum(new) - 1
+    return rank
+
+
+def _fuse_clusters(labels, boxes, ious, weights, flags, annotators: int, fuse: str) -> dict[str, np.ndarray]:
+    """Every cluster fused at once: box, support, weight, score, spread, ignore flag."""
+    count = int(labels.max()) + 1 if len(labels) else 0
+    support = np.bincount(labels, minlength=count)
+    weight = np.bincount(labels, weights=weights, minlength=count)
+    if count == 0:
+        empty = np.zeros((0, 4))
+        return {"box": empty, "support": support, "weight": weight, "score": np.zeros(0), "spread": empty,
+                "ignore": np.zeros(0, dtype=bool)}  # fmt: skip
+    if fuse == "median":
+        box = np.column_stack([_weighted_medians(labels, boxes[:, edge], weights, weight) for edge in range(4)])
+    else:
+        box = (
+            np.column_stack(
+                [np.bincount(labels, weights=weights * boxes[:, edge], minlength=count) for edge in range(4)]
+            )
+            / weight[:, None]
+        )
+    mean = np.column_stack([np.bincount(labels, weights=boxes[:, e], minlength=count) for e in range(4)])
+    mean /= support[:, None]
+    deviation = (boxes - mean[labels]) ** 2
+    variance = np.column_stack([np.bincount(labels, weights=deviation[:, e], minlength=count) for e in range(4)])
+    height = np.maximum(box[:, 3] - box[:, 1], 1e-9)
+    spread = np.sqrt(variance / support[:, None]) / height[:, None]
+    spread[support == 1] = 0.0
+    mean_iou = np.bincount(labels, weights=iou_pairs(boxes, box[labels]), minlength=count) / support
+    ignore_weight = np.bincount(labels, weights=weights * flags, minlength=count)
+    return {
+        "box": box,
+        "support": support,
+        "weight": weight,
+        "score": support / annotators * mean_iou,
+        "spread": spread,
+        "ignore": ignore_weight > weight / 2,
+    }
+
+
+def _weighted_medians(labels: np.ndarray, values: np.ndarray, weights: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """`weighted_median` of every cluster's values at once."""
+    order = np.lexsort((values, labels))
+    sorted_labels, sorted_values = labels[order], values[order]
+    cumulative = np.cumsum(weights[order])
+    starts = np.searchsorted(sorted_labels, np.arange(len(totals)), side="left")
+    ends = np.searchsorted(sorted_labels, np.arange(len(totals)), side="right")
+    before = np.concatenate([[0.0], cumulative])[starts]
+    half = totals / 2
+    index = np.searchsorted(cumulative, before + half - 1e-12 * totals, side="left")
+    index = np.minimum(np.maximum(index, starts), ends - 1)
+    reached = cumulative[index] - before
+    midpoint = (np.abs(reached - half) <= 1e-12 * np.abs(half)) & (index + 1 < ends)
+    following = sorted_values[np.minimum(index + 1, len(sorted_values) - 1)]
+    return np.where(midpoint, (sorted_values[index] + following) / 2, sorted_values[index])
 
 
 # --- Annotator reliability ---------------------------------------------------------------

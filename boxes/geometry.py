@@ -28,10 +28,17 @@ def box_areas(boxes: np.ndarray) -> np.ndarray:
 
 def intersection_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Intersection area of every box in `a` (N x 4) with every box in `b` (M x 4): N x M."""
-    a, b = as_boxes(a), as_boxes(b)
+    return _intersections(as_boxes(a), as_boxes(b))
+
+
+def _intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     width = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
     height = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
     return np.clip(width, 0, None) * np.clip(height, 0, None)
+
+
+def _areas(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -40,9 +47,23 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Boxes are continuous regions (no +1 pixel convention, as in COCO). Two empty boxes
     have IoU 0.
     """
-    a, b = as_boxes(a), as_boxes(b)
-    intersection = intersection_matrix(a, b)
-    union = box_areas(a)[:, None] + box_areas(b)[None, :] - intersection
+    return iou_matrix_unchecked(as_boxes(a), as_boxes(b))
+
+
+def iou_matrix_unchecked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`iou_matrix` for arrays already checked by `as_boxes` (the hot path of consensus)."""
+    intersection = _intersections(a, b)
+    union = _areas(a)[:, None] + _areas(b)[None, :] - intersection
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, intersection / union, 0.0)
+
+
+def iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of box i of `a` with box i of `b` (both N x 4, already checked): N."""
+    width = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    height = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    intersection = width * height
+    union = _areas(a) + _areas(b) - intersection
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(union > 0, intersection / union, 0.0)
 

@@ -181,3 +181,48 @@ def test_alpha_equals_the_krippendorff_package():
     )
     assert krippendorff_alpha(images) == pytest.approx(expected, abs=1e-9)
     assert 0.3 < expected < 1.0
+
+
+def reference_clusters(image: dict) -> set[frozenset]:
+    """Complete linkage written the slow, obvious way: every candidate pair from the best
+    IoU down (ties by coordinates), merged when no annotator repeats and every pair of the
+    merged members overlaps at 0.5."""
+    items = [(a, i, tuple(box)) for a in sorted(image, key=repr) for i, box in enumerate(image[a])]
+    boxes = np.array([item[2] for item in items], dtype=float).reshape(-1, 4)
+    ious = iou_matrix(boxes, boxes)
+    edges = sorted(
+        (-ious[i, j], min(items[i][2], items[j][2]), max(items[i][2], items[j][2]), i, j)
+        for i in range(len(items))
+        for j in range(i + 1, len(items))
+        if items[i][0] != items[j][0] and ious[i, j] >= 0.5
+    )
+    groups = {i: [i] for i in range(len(items))}
+    where = list(range(len(items)))
+    for *_, i, j in edges:
+        a, b = where[i], where[j]
+        if a == b or {items[k][0] for k in groups[a]} & {items[k][0] for k in groups[b]}:
+            continue
+        if min(ious[k, m] for k in groups[a] for m in groups[b]) < 0.5:
+            continue
+        for k in groups[b]:
+            where[k] = a
+        groups[a] += groups.pop(b)
+    return {frozenset((items[k][0], items[k][1]) for k in group) for group in groups.values()}
+
+
+crowd_boxes = st.lists(
+    st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(8, 12), st.integers(8, 12)).map(
+        lambda t: [t[0] * 2.0, t[1] * 2.0, t[0] * 2.0 + t[2], t[1] * 2.0 + t[3]]
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from(["a", "b", "c", "d", "e"]), crowd_boxes, min_size=1, max_size=5))
+def test_clusters_equal_the_slow_greedy_merge_in_crowds(panel):
+    # boxes on a coarse grid overlap a lot, with exact IoU ties: the clique shortcut and
+    # the bit-mask merge must give the partition the slow merge gives
+    image = {a: np.array(b, dtype=float).reshape(-1, 4) for a, b in panel.items()}
+    got = {frozenset(c.members) for c in consolidate(image).clusters}
+    assert got == reference_clusters(image)
