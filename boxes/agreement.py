@@ -1,10 +1,30 @@
-"""How far annotators agree on the same images.
+"""How far annotators agree on the same images: pairwise F1 and IoU, Krippendorff's alpha,
+per image and per dataset, with bootstrap intervals.
 
 Pairwise agreement between two annotators on the images both saw: matched pairs TP from
-`boxes.matching.match` at the IoU threshold, F1 = 2 TP / (|A| + |B|) (the Dice form, so an
-image where both drew nothing agrees fully and counts as F1 = 1), and the mean IoU of the
-matched pairs. Summed over images before dividing, so images with many pedestrians weigh
-more, as in detection benchmarks.
+one-to-one Hungarian matching at the IoU threshold (`boxes.matching`), F1 = 2 TP / (|A| +
+|B|) (the Dice form, so an image where both drew nothing agrees fully and counts as F1 =
+1), and the mean IoU of the matched pairs. Counts are summed over images before dividing,
+so images with many pedestrians weigh more, as in detection benchmarks.
+
+Krippendorff's alpha (Krippendorff, "Content Analysis: An Introduction to Its
+Methodology", 4th ed. 2019, ch. 12; "Computing Krippendorff's Alpha-Reliability", 2011)
+treats each consensus cluster of an image (`boxes.consensus.consolidate`, kept, uncertain
+and ignore clusters alike) as a unit, and each annotator who saw the image as a coder who
+gives that unit a value: their box in the cluster, or "absent". Distances: 1 - IoU between
+two boxes of the same image, 1 between boxes of different images (they cannot be the same
+pedestrian), 1 between a box and "absent", 0 between two absents. Annotators who did not
+see an image give no value. alpha = 1 - D_o / D_e: D_o is the mean distance between values
+paired within a unit (a unit with m values weighs each ordered pair by 1 / (m - 1)), D_e
+the mean distance between all pairable values pooled. Because distances across images
+are 1, D_e needs only each image's own box overlaps, so alpha over a 10,000-image project
+is computed image by image, exactly.
+
+Intervals (`measure`) are percentile bootstrap intervals (Efron and Tibshirani, "An
+Introduction to the Bootstrap", 1993, ch. 13) that resample images with replacement, never
+boxes, since boxes of one image are not independent: B = 1000 resamples from a seeded
+generator, so the same input gives the same interval. Every figure here is a ratio of
+sums over images, so a resample is a weighted sum of per-image counts.
 """
 
 from collections.abc import Hashable, Mapping, Sequence
@@ -12,9 +32,10 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
-from boxes.geometry import as_boxes, iou_matrix
-from boxes.matching import match
+from boxes.consensus import ImageWork, consolidate_image
+from boxes.matching import match_iou
 
 
 @dataclass(frozen=True)
@@ -58,93 +79,311 @@ class Agreement:
         return float(np.mean(values)) if values else None
 
 
-def pairwise(
-    annotations_per_image: Sequence[Mapping[Hashable, np.ndarray]], *, iou_threshold: float = 0.5
-) -> Agreement:
-    """Agreement of every pair of annotators over the images both saw.
+@dataclass(frozen=True)
+class ImageFigures:
+    """Agreement on each image, in input order (NaN where an image has fewer than two annotators)."""
+
+    annotators: np.ndarray  # who saw it
+    f1: np.ndarray  # 2 TP / (|A| + |B|) summed over the image's annotator pairs
+    mean_iou: np.ndarray  # of the matched pairs (NaN without any)
+    alpha: np.ndarray  # 1 - D_o(image) / D_e(dataset): the image's share of the disagreement
+    units: np.ndarray  # consensus clusters (kept, uncertain and ignore)
+    uncertain: np.ndarray  # clusters below the quorum
+
+    def least_agreed(self, count: int = 20) -> np.ndarray:
+        """Indices of the `count` images with the lowest alpha (then lowest F1), NaNs last."""
+        alpha = np.where(np.isnan(self.alpha), np.inf, self.alpha)
+        f1 = np.where(np.isnan(self.f1), np.inf, self.f1)
+        return np.lexsort((f1, alpha))[:count]
+
+
+@dataclass(frozen=True)
+class AgreementReport:
+    """Dataset figures, with `intervals[name] = (low, high)` for f1, mean_pair_f1, mean_iou and alpha."""
+
+    pairwise: Agreement
+    f1: float  # 2 sum TP / sum (|A| + |B|) over every pair and image
+    mean_pair_f1: float  # mean over annotator pairs of their F1
+    mean_iou: float  # of all matched pairs
+    alpha: float
+    images: ImageFigures
+    intervals: dict[str, tuple[float, float]]
+    draws: dict[str, np.ndarray]  # each figure on every bootstrap resample, in draw order
+    bootstrap: int
+    confidence: float
+    seed: int
+
+
+# Per-image columns summed over images (and over resamples): see `_image_counts`.
+_TP, _BOXES, _IOU, _VALUES, _OBSERVED, _ABSENT, _ALPHA_BOXES, _OVERLAP = range(8)
+
+
+def measure(
+    annotations_per_image: Sequence[Mapping[Hashable, np.ndarray]],
+    *,
+    iou_threshold: float = 0.5,
+    bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> AgreementReport:
+    """Pairwise agreement, Krippendorff's alpha and per-image figures, with percentile
+    bootstrap intervals over images (`bootstrap` resamples, 0 for none; seeded).
 
     `annotations_per_image`: one mapping per image, annotator -> boxes (n x 4 xyxy pixels);
     an empty array means "saw it, found nobody", an absent key "did not see it".
     """
     annotators = tuple(sorted({a for image in annotations_per_image for a in image}, key=repr))
-    totals: dict[tuple, list] = {pair: [0, 0, 0, 0, 0.0] for pair in combinations(annotators, 2)}
-    for image in annotations_per_image:
-        present = [a for a in annotators if a in image]
-        for a, b in combinations(present, 2):
-            boxes_a, boxes_b = as_boxes(image[a]), as_boxes(image[b])
-            result = match(boxes_a, boxes_b, iou_threshold=iou_threshold)
-            total = totals[a, b]
-            total[0] += 1
-            total[1] += result.count
-            total[2] += len(boxes_a)
-            total[3] += len(boxes_b)
-            total[4] += float(result.ious.sum())
-    pairs = {pair: PairAgreement(*values) for pair, values in totals.items()}
-    return Agreement(annotators=annotators, pairs=pairs)
+    position = {annotator: i for i, annotator in enumerate(annotators)}
+    count = len(annotations_per_image)
+    image_counts = np.zeros((count, 8))
+    pair_rows: list[np.ndarray] = []
+    pair_columns: list[np.ndarray] = []
+    pair_values: list[np.ndarray] = []
+    units = np.zeros(count, dtype=int)
+    uncertain = np.zeros(count, dtype=int)
+    seen = np.zeros(count, dtype=int)
+    for index, image in enumerate(annotations_per_image):
+        work = consolidate_image(image, iou_threshold=iou_threshold)
+        local = np.array([position[a] for a in work.consensus.annotators], dtype=int)
+        pairs, stats = _pair_counts(work, iou_threshold)
+        image_counts[index] = _image_counts(work, stats)
+        if len(pairs):
+            pair_rows.append(np.full(len(pairs), index))
+            pair_columns.append(local[pairs[:, 0]] * len(annotators) + local[pairs[:, 1]])
+            pair_values.append(stats)
+        units[index] = len(work.consensus.clusters)
+        uncertain[index] = len(work.consensus.uncertain)
+        seen[index] = len(local)
+    rows = np.concatenate(pair_rows) if pair_rows else np.zeros(0, dtype=int)
+    columns = np.concatenate(pair_columns) if pair_columns else np.zeros(0, dtype=int)
+    values = np.concatenate(pair_values) if pair_values else np.zeros((0, 4))
+    agreement = _agreement(annotators, columns, values)
+
+    totals = image_counts.sum(axis=0)
+    expected = _expected_disagreement(totals)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        image_alpha = np.where(
+            image_counts[:, _VALUES] > 0, 1.0 - image_counts[:, _OBSERVED] / image_counts[:, _VALUES] / expected, np.nan
+        )
+        image_f1 = np.where(
+            seen >= 2, 2 * image_counts[:, _TP] / image_counts[:, _BOXES], np.nan
+        )  # both drew nothing: agreement
+        image_f1 = np.where((seen >= 2) & (image_counts[:, _BOXES] == 0), 1.0, image_f1)
+        image_iou = np.where(image_counts[:, _TP] > 0, image_counts[:, _IOU] / image_counts[:, _TP], np.nan)
+    figures = ImageFigures(
+        annotators=seen, f1=image_f1, mean_iou=image_iou, alpha=image_alpha, units=units, uncertain=uncertain
+    )
+
+    # Per image and pair: true positives and |A| + |B|, for the mean of the pairs' F1.
+    pair_matrix = csr_matrix(
+        (
+            np.concatenate([values[:, 0], values[:, 1] + values[:, 2], np.ones(len(rows))]),
+            (np.tile(rows, 3), np.concatenate([columns * 3, columns * 3 + 1, columns * 3 + 2])),
+        ),
+        shape=(count, 3 * len(annotators) ** 2),
+    )
+    point = _figures(totals[None, :], np.asarray(pair_matrix.sum(axis=0)))
+    intervals: dict[str, tuple[float, float]] = {}
+    draws: dict[str, np.ndarray] = {}
+    if bootstrap and count:
+        rng = np.random.default_rng(seed)
+        low, high = 50 * (1 - confidence), 50 * (1 + confidence)
+        samples = {name: [] for name in point}
+        for start in range(0, bootstrap, 100):
+            size = min(100, bootstrap - start)
+            picks = rng.integers(0, count, size=(size, count))
+            weights = np.bincount((picks + np.arange(size)[:, None] * count).ravel(), minlength=size * count).reshape(
+                size, count
+            )
+            resampled = _figures(weights @ image_counts, np.asarray((pair_matrix.T @ weights.T).T))
+            for name, value in resampled.items():
+                samples[name].append(value)
+        for name, chunks in samples.items():
+            draws[name] = np.concatenate(chunks)
+            defined = draws[name][~np.isnan(draws[name])]
+            intervals[name] = (
+                (float(np.percentile(defined, low)), float(np.percentile(defined, high)))
+                if len(defined)
+                else (np.nan, np.nan)
+            )
+    return AgreementReport(
+        pairwise=agreement,
+        f1=float(point["f1"][0]),
+        mean_pair_f1=float(point["mean_pair_f1"][0]),
+        mean_iou=float(point["mean_iou"][0]),
+        alpha=float(point["alpha"][0]),
+        images=figures,
+        intervals=intervals,
+        draws=draws,
+        bootstrap=bootstrap,
+        confidence=confidence,
+        seed=seed,
+    )
 
 
-def alpha_units(
+def pairwise(
     annotations_per_image: Sequence[Mapping[Hashable, np.ndarray]], *, iou_threshold: float = 0.5
-) -> tuple[list[list[int | None]], np.ndarray, tuple[Hashable, ...]]:
-    """Krippendorff units: one per consensus cluster (kept, uncertain or ignore region).
-
-    Returns the units as lists of value codes, one per annotator (None: did not see the
-    image; 0: saw it, drew no box in this cluster; k > 0: their box number k), the distance
-    matrix between codes (1 - IoU between boxes of the same image and across images alike,
-    1 between a box and 0, 0 between two 0s), and the annotators in column order.
-    """
-    from boxes.consensus import consolidate
-
-    annotators = tuple(sorted({a for image in annotations_per_image for a in image}, key=repr))
-    units: list[list[int | None]] = []
-    code_boxes: list[np.ndarray] = []
-    for image in annotations_per_image:
-        consensus = consolidate(image, iou_threshold=iou_threshold)
-        boxes = {a: as_boxes(image[a]) for a in image}
-        for cluster in consensus.clusters:
-            member_of = dict(cluster.members)
-            unit: list[int | None] = []
-            for annotator in annotators:
-                if annotator not in image:
-                    unit.append(None)
-                elif annotator in member_of:
-                    code_boxes.append(boxes[annotator][member_of[annotator]])
-                    unit.append(len(code_boxes))
-                else:
-                    unit.append(0)
-            units.append(unit)
-    all_boxes = np.array(code_boxes, dtype=float).reshape(-1, 4)
-    distance = np.ones((len(code_boxes) + 1, len(code_boxes) + 1))
-    distance[0, 0] = 0.0
-    distance[1:, 1:] = 1.0 - iou_matrix(all_boxes, all_boxes)
-    return units, distance, annotators
+) -> Agreement:
+    """Agreement of every pair of annotators over the images both saw (see the module
+    docstring); `Agreement.f1_matrix` is the annotator x annotator table."""
+    return measure(annotations_per_image, iou_threshold=iou_threshold, bootstrap=0).pairwise
 
 
 def krippendorff_alpha(
     annotations_per_image: Sequence[Mapping[Hashable, np.ndarray]], *, iou_threshold: float = 0.5
 ) -> float:
-    """Krippendorff's alpha (Krippendorff, "Content Analysis", 4th ed., ch. 12) with the
-    distance 1 - IoU between boxes, 1 between a box and "absent", 0 between two absents,
-    over units = the consensus clusters of every image (see `alpha_units`).
+    """Krippendorff's alpha over units = the consensus clusters of every image, with the
+    distance 1 - IoU between boxes of one image, 1 between boxes of different images, 1
+    between a box and "absent", 0 between two absents (see the module docstring).
 
-    alpha = 1 - D_o / D_e, with D_o the mean distance between the values paired within a
-    unit (each unit with m >= 2 values weighs 1 / (m - 1) per pair) and D_e the mean
-    distance between all pairable values pooled. NaN when nothing is pairable or every
-    value is the same.
+    alpha = 1 - D_o / D_e. NaN when nothing is pairable or every value is the same."""
+    return measure(annotations_per_image, iou_threshold=iou_threshold, bootstrap=0).alpha
+
+
+def alpha_units(
+    annotations_per_image: Sequence[Mapping[Hashable, np.ndarray]], *, iou_threshold: float = 0.5
+) -> tuple[list[list[int | None]], np.ndarray, tuple[Hashable, ...]]:
+    """Krippendorff's alpha written out the textbook way, to check `krippendorff_alpha`
+    against another implementation (quadratic in the number of boxes: small inputs only).
+
+    Returns the units as lists of value codes, one per annotator (None: did not see the
+    image; 0: saw it, drew no box in this cluster; k > 0: their box number k), the distance
+    matrix between codes, and the annotators in column order.
     """
-    units, distance, _ = alpha_units(annotations_per_image, iou_threshold=iou_threshold)
-    pairable = [[v for v in unit if v is not None] for unit in units]
-    pairable = [unit for unit in pairable if len(unit) >= 2]
-    n = sum(len(unit) for unit in pairable)
-    if n < 2:
-        return float("nan")
-    observed = 0.0
-    for unit in pairable:
-        values = np.array(unit)
-        block = distance[np.ix_(values, values)]
-        observed += block.sum() / (len(values) - 1)
-    observed /= n
-    codes, counts = np.unique(np.concatenate([np.array(unit) for unit in pairable]), return_counts=True)
-    pooled = distance[np.ix_(codes, codes)]
-    expected = (counts[:, None] * counts[None, :] * pooled).sum() / (n * (n - 1))
-    return float("nan") if expected == 0 else 1.0 - observed / expected
+    annotators = tuple(sorted({a for image in annotations_per_image for a in image}, key=repr))
+    units: list[list[int | None]] = []
+    blocks: list[np.ndarray] = []
+    for image in annotations_per_image:
+        work = consolidate_image(image, iou_threshold=iou_threshold)
+        first_code = sum(len(block) for block in blocks) + 1
+        blocks.append(work.ious)
+        for cluster in range(len(work.consensus.clusters)):
+            members = {work.consensus.annotators[work.owner[b]]: b for b in np.flatnonzero(work.cluster == cluster)}
+            units.append(
+                [
+                    None if annotator not in image else first_code + members[annotator] if annotator in members else 0
+                    for annotator in annotators
+                ]
+            )
+    total = sum(len(block) for block in blocks)
+    distance = np.ones((total + 1, total + 1))
+    distance[0, 0] = 0.0
+    offset = 1
+    for block in blocks:
+        distance[offset : offset + len(block), offset : offset + len(block)] = 1.0 - block
+        offset += len(block)
+    np.fill_diagonal(distance, 0.0)
+    return units, distance, annotators
+
+
+def _pair_counts(work: ImageWork, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each pair of the image's annotators (a < b): TP, |A|, |B|, IoU sum of the matched pairs.
+
+    Matching is Hungarian (`boxes.matching.match_iou`). Where no box has two candidates of
+    the same other annotator at the threshold (most images), the candidate pairs are the
+    matching, so they are counted directly."""
+    m = len(work.consensus.annotators)
+    if m < 2:
+        return np.zeros((0, 2), dtype=int), np.zeros((0, 4))
+    owner, ious = work.owner, work.ious
+    box_count = np.bincount(owner, minlength=m)
+    first, second = np.nonzero((ious >= threshold) & (owner[:, None] < owner[None, :]))
+    pair_of = owner[first] * m + owner[second]
+    tp = np.bincount(pair_of, minlength=m * m).astype(float)
+    iou_sum = np.bincount(pair_of, weights=ious[first, second], minlength=m * m)
+    if len(first):
+        crowded = np.bincount(first * m + owner[second], minlength=len(owner) * m) > 1
+        crowded_too = np.bincount(second * m + owner[first], minlength=len(owner) * m) > 1
+        conflicted = crowded[first * m + owner[second]] | crowded_too[second * m + owner[first]]
+        starts = np.concatenate([[0], np.cumsum(box_count)])
+        for pair in np.unique(pair_of[conflicted]).tolist():
+            a, b = divmod(pair, m)
+            result = match_iou(ious[starts[a] : starts[a + 1], starts[b] : starts[b + 1]], iou_threshold=threshold)
+            tp[pair], iou_sum[pair] = result.count, float(result.ious.sum())
+    pairs = np.array(list(combinations(range(m), 2)), dtype=int)
+    index = pairs[:, 0] * m + pairs[:, 1]
+    stats = np.column_stack([tp[index], box_count[pairs[:, 0]], box_count[pairs[:, 1]], iou_sum[index]])
+    return pairs, stats
+
+
+def _image_counts(work: ImageWork, stats: np.ndarray) -> np.ndarray:
+    """One image's sums: pairwise TP, |A| + |B| and IoU sum over its pairs, and the pieces of
+    Krippendorff's alpha (pairable values, D_o numerator, absents, boxes, box overlaps)."""
+    counts = np.zeros(8)
+    counts[_TP] = stats[:, 0].sum()
+    counts[_BOXES] = stats[:, 1].sum() + stats[:, 2].sum()
+    counts[_IOU] = stats[:, 3].sum()
+    m = len(work.consensus.annotators)
+    unit_count = len(work.consensus.clusters)
+    if m < 2 or unit_count == 0:
+        return counts
+    ious = work.ious
+    self_overlap = np.trace(ious)
+    same_unit = work.cluster[:, None] == work.cluster[None, :]
+    within = float(ious[same_unit].sum() - self_overlap)
+    boxes_in_unit = np.bincount(work.cluster, minlength=unit_count).astype(float)
+    absent = m - boxes_in_unit
+    counts[_VALUES] = m * unit_count
+    # Ordered pairs within a unit: box-absent pairs at distance 1 both ways, box-box pairs at 1 - IoU.
+    counts[_OBSERVED] = ((2 * absent * boxes_in_unit).sum() + (boxes_in_unit * (boxes_in_unit - 1)).sum() - within) / (
+        m - 1
+    )
+    counts[_ABSENT] = absent.sum()
+    counts[_ALPHA_BOXES] = len(work.boxes)
+    counts[_OVERLAP] = float(ious.sum() - self_overlap)
+    return counts
+
+
+def _expected_disagreement(totals: np.ndarray) -> np.ndarray:
+    """D_e from summed image counts (rows: datasets or resamples): the mean distance over
+    ordered pairs of distinct pairable values, box-absent 1, box-box 1 - IoU within an
+    image and 1 across images, absent-absent 0."""
+    totals = np.atleast_2d(totals)
+    values, absent, boxes, overlap = (totals[:, k] for k in (_VALUES, _ABSENT, _ALPHA_BOXES, _OVERLAP))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (2 * absent * boxes + boxes * (boxes - 1) - overlap) / (values * (values - 1))
+
+
+def _figures(totals: np.ndarray, pair_totals: np.ndarray) -> dict[str, np.ndarray]:
+    """The dataset figures for each row of summed counts (the data, or bootstrap resamples)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tp, boxes, iou = totals[:, _TP], totals[:, _BOXES], totals[:, _IOU]
+        f1 = np.where(boxes > 0, 2 * tp / boxes, np.where(tp == 0, 1.0, np.nan))
+        pair = pair_totals.reshape(len(pair_totals), -1, 3)
+        pair_f1 = np.where(pair[:, :, 1] > 0, 2 * pair[:, :, 0] / pair[:, :, 1], 1.0)
+        shared = pair[:, :, 2] > 0
+        pair_f1 = np.where(shared, pair_f1, np.nan)
+        mean_pair_f1 = np.full(len(pair), np.nan)
+        any_shared = shared.any(axis=1)
+        mean_pair_f1[any_shared] = np.nanmean(pair_f1[any_shared], axis=1)
+        observed = totals[:, _OBSERVED] / totals[:, _VALUES]
+        expected = _expected_disagreement(totals)
+        alpha = np.where((totals[:, _VALUES] >= 2) & (expected > 0), 1.0 - observed / expected, np.nan)
+        no_pairs = pair[:, :, 2].sum(axis=1) == 0
+        f1 = np.where(no_pairs, np.nan, f1)
+        return {
+            "f1": f1,
+            "mean_pair_f1": mean_pair_f1,
+            "mean_iou": np.where(tp > 0, iou / tp, np.nan),
+            "alpha": alpha,
+        }
+
+
+def _agreement(annotators: tuple, columns: np.ndarray, values: np.ndarray) -> Agreement:
+    """The per-pair totals as an `Agreement`."""
+    size = len(annotators) ** 2
+    sums = [np.bincount(columns, minlength=size)] + [
+        np.bincount(columns, weights=values[:, k], minlength=size) for k in range(4)
+    ]
+    n = len(annotators)
+    pairs = {}
+    for i, j in combinations(range(n), 2):
+        column = i * n + j
+        pairs[annotators[i], annotators[j]] = PairAgreement(
+            images=int(sums[0][column]),
+            true_positives=int(sums[1][column]),
+            boxes_a=int(sums[2][column]),
+            boxes_b=int(sums[3][column]),
+            iou_sum=float(sums[4][column]),
+        )
+    return Agreement(annotators=annotators, pairs=pairs)
