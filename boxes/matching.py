@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from boxes.geometry import as_boxes, iou_matrix
+from boxes.geometry import as_boxes, ioa_matrix, iou_matrix
 
 
 @dataclass(frozen=True)
@@ -51,3 +51,57 @@ def match_iou(ious: np.ndarray, *, iou_threshold: float = 0.5) -> Matches:
         unmatched_a=np.setdiff1d(np.arange(n), rows),
         unmatched_b=np.setdiff1d(np.arange(m), cols),
     )
+
+
+@dataclass(frozen=True)
+class ScoredMatches:
+    """Detections in score order (highest first, ties in input order) and their fate."""
+
+    order: np.ndarray  # D: input index of each detection, in score order
+    scores: np.ndarray  # D: their scores
+    matched: np.ndarray  # D: index of the truth box each took, -1 for none
+    is_tp: np.ndarray  # D: took a truth box that is not an ignore region
+    is_ignored: np.ndarray  # D: took an ignore region: counts neither as true nor as false positive
+
+
+def match_by_score(
+    truth: np.ndarray, detections: np.ndarray, *, ignore: np.ndarray | None = None, iou_threshold: float = 0.5
+) -> ScoredMatches:
+    """Score-ordered evaluation matching of detections (D x 5: x1, y1, x2, y2, score) to one
+    image's truth boxes (G x 4), as detection benchmarks do (Caltech's bbGt.evalRes; COCO's
+    evaluateImg is the same rule):
+
+    - detections are taken by score, highest first (a stable sort: ties keep input order);
+    - each takes the not-yet-taken truth box with the highest IoU >= the threshold, the
+      later one on ties, looking at ignore regions only when no real box qualifies;
+    - against an ignore region the overlap is the intersection over the detection's own
+      area (a detection inside a crowd is not penalised), and a region may be taken by
+      any number of detections; a detection that takes one counts neither way.
+    """
+    truth = as_boxes(truth)
+    detections = np.asarray(detections, dtype=float).reshape(-1, 5)
+    regions = np.zeros(len(truth), dtype=bool) if ignore is None else np.asarray(ignore, dtype=bool)
+    order = np.argsort(-detections[:, 4], kind="stable")
+    boxes = as_boxes(detections[order, :4])
+    real, crowd = np.flatnonzero(~regions), np.flatnonzero(regions)
+    iou = iou_matrix(boxes, truth[real])
+    ioa = ioa_matrix(boxes, truth[crowd])
+    taken = np.zeros(len(real), dtype=bool)
+    matched = np.full(len(boxes), -1)
+    is_tp = np.zeros(len(boxes), dtype=bool)
+    is_ignored = np.zeros(len(boxes), dtype=bool)
+    for d in range(len(boxes)):
+        if len(real):
+            row = np.where(taken, -1.0, iou[d])
+            best = row.max()
+            if best >= iou_threshold:
+                g = len(row) - 1 - int(np.argmax(row[::-1]))  # the later one on ties
+                taken[g] = True
+                matched[d], is_tp[d] = real[g], True
+                continue
+        if len(crowd):
+            row = ioa[d]
+            best = row.max()
+            if best >= iou_threshold:
+                matched[d], is_ignored[d] = crowd[len(row) - 1 - int(np.argmax(row[::-1]))], True
+    return ScoredMatches(order=order, scores=detections[order, 4], matched=matched, is_tp=is_tp, is_ignored=is_ignored)

@@ -5,8 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
-from boxes.geometry import iou_matrix
-from boxes.matching import match
+from boxes.geometry import ioa_matrix, iou_matrix
+from boxes.matching import match, match_by_score
 
 
 def brute_force_best(ious: np.ndarray, threshold: float) -> float:
@@ -46,3 +46,49 @@ def test_pairs_below_the_threshold_are_dropped_and_results_repeat():
     again = match(a, b, iou_threshold=0.5)
     assert again.pairs.tolist() == result.pairs.tolist()
     assert match(np.zeros((0, 4)), b).count == 0
+
+
+def evalres_loop(gt: np.ndarray, ignore: np.ndarray, dt: np.ndarray, threshold: float = 0.5):
+    """Caltech's bbGt.evalRes loop, transcribed: ground truths non-ignored first, each
+    detection by score takes the best overlap >= threshold, later on ties, and stops
+    looking at ignore regions once it holds a pedestrian."""
+    dt = dt[np.argsort(-dt[:, 4], kind="stable")]
+    order = np.argsort(ignore, kind="stable")
+    gt, ignore = gt[order], ignore[order]
+    iou, ioa = iou_matrix(dt[:, :4], gt), ioa_matrix(dt[:, :4], gt)
+    used = np.zeros(len(gt), dtype=bool)
+    result = []
+    for d in range(len(dt)):
+        best, best_overlap = -1, threshold
+        for g in range(len(gt)):
+            if used[g] and not ignore[g]:
+                continue
+            if best >= 0 and not ignore[best] and ignore[g]:
+                break
+            overlap = ioa[d, g] if ignore[g] else iou[d, g]
+            if overlap < best_overlap:
+                continue
+            best, best_overlap = g, overlap
+        if best >= 0 and not ignore[best]:
+            used[best] = True
+        result.append(-1 if best < 0 else int(order[best]))
+    return np.array(result, dtype=int)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_match_by_score_is_the_evalres_loop(seed):
+    rng = np.random.default_rng(seed)
+    n_gt, n_dt = int(rng.integers(0, 12)), int(rng.integers(0, 30))
+    xy = rng.integers(0, 60, (n_gt, 2)).astype(float)  # a small grid: overlaps and exact ties
+    gt = np.hstack([xy, xy + rng.integers(10, 40, (n_gt, 2))])
+    ignore = rng.random(n_gt) < 0.3
+    picks = rng.integers(0, max(n_gt, 1), n_dt)
+    base = gt[picks] if n_gt else np.zeros((n_dt, 4))
+    boxes = base + rng.integers(-4, 5, (n_dt, 4)) * (rng.random((n_dt, 1)) < 0.7)
+    boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 1)
+    dt = np.column_stack([boxes, np.round(rng.random(n_dt), 1)])  # score ties
+    result = match_by_score(gt, dt, ignore=ignore)
+    np.testing.assert_array_equal(result.matched, evalres_loop(gt, ignore, dt))
+    np.testing.assert_array_equal(result.is_ignored, [m >= 0 and bool(ignore[m]) for m in result.matched])
+    np.testing.assert_array_equal(result.is_tp, (result.matched >= 0) & ~result.is_ignored)
+    np.testing.assert_array_equal(result.scores, dt[result.order, 4])
