@@ -35,7 +35,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from boxes.consensus import ImageWork, consolidate_image
-from boxes.matching import match_iou
+from boxes.matching import match_blocks
 
 
 @dataclass(frozen=True)
@@ -277,33 +277,19 @@ def alpha_units(
 
 
 def _pair_counts(work: ImageWork, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """For each pair of the image's annotators (a < b): TP, |A|, |B|, IoU sum of the matched pairs.
-
-    Matching is Hungarian (`boxes.matching.match_iou`). Where no box has two candidates of
-    the same other annotator at the threshold (most images), the candidate pairs are the
-    matching, so they are counted directly."""
+    """For each pair of the image's annotators (a < b): TP, |A|, |B|, IoU sum of the matched
+    pairs (Hungarian, `boxes.matching.match_blocks`)."""
     m = len(work.consensus.annotators)
     if m < 2:
         return np.zeros((0, 2), dtype=int), np.zeros((0, 4))
-    owner, ious = work.owner, work.ious
+    owner = work.owner
+    tp, iou_sum = match_blocks(
+        work.ious, owner, owner, groups=(m, m), iou_threshold=threshold, allowed=owner[:, None] < owner[None, :]
+    )
     box_count = np.bincount(owner, minlength=m)
-    first, second = np.nonzero((ious >= threshold) & (owner[:, None] < owner[None, :]))
-    pair_of = owner[first] * m + owner[second]
-    tp = np.bincount(pair_of, minlength=m * m).astype(float)
-    iou_sum = np.bincount(pair_of, weights=ious[first, second], minlength=m * m)
-    if len(first):
-        crowded = np.bincount(first * m + owner[second], minlength=len(owner) * m) > 1
-        crowded_too = np.bincount(second * m + owner[first], minlength=len(owner) * m) > 1
-        conflicted = crowded[first * m + owner[second]] | crowded_too[second * m + owner[first]]
-        starts = np.concatenate([[0], np.cumsum(box_count)])
-        for pair in np.unique(pair_of[conflicted]).tolist():
-            a, b = divmod(pair, m)
-            result = match_iou(ious[starts[a] : starts[a + 1], starts[b] : starts[b + 1]], iou_threshold=threshold)
-            tp[pair], iou_sum[pair] = result.count, float(result.ious.sum())
     pairs = np.array(list(combinations(range(m), 2)), dtype=int)
-    index = pairs[:, 0] * m + pairs[:, 1]
-    stats = np.column_stack([tp[index], box_count[pairs[:, 0]], box_count[pairs[:, 1]], iou_sum[index]])
-    return pairs, stats
+    a, b = pairs[:, 0], pairs[:, 1]
+    return pairs, np.column_stack([tp[a, b], box_count[a], box_count[b], iou_sum[a, b]])
 
 
 def _image_counts(work: ImageWork, stats: np.ndarray) -> np.ndarray:

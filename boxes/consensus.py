@@ -440,34 +440,42 @@ def estimate_reliability(
     who saw the image but drew nothing there adds log(miss / (1 - fp)). So a careful
     annotator's lone box can outweigh two careless misses. Deterministic.
     """
-    from boxes.matching import match
+    from boxes.matching import match_blocks
 
     annotators = sorted({a for image in images for a in image}, key=repr)
+    position = {annotator: i for i, annotator in enumerate(annotators)}
     reliability: Reliability | None = None
     previous = None
     iterations = 0
     converged = False
     for iterations in range(1, max_iterations + 1):
-        counts = {a: [0, 0, 0, 0, 0.0, 0] for a in annotators}  # tp, fp, fn, kept, iou sum, images
+        # per annotator: tp, fp, fn, kept boxes on their images, IoU sum of their matches, images
+        counts = np.zeros((len(annotators), 6))
         for image in images:
-            kept = consolidate(image, iou_threshold=iou_threshold, weights=reliability).boxes
-            for annotator, boxes in image.items():
-                boxes = as_boxes(boxes)
-                result = match(boxes, kept, iou_threshold=iou_threshold)
-                total = counts[annotator]
-                total[0] += result.count
-                total[1] += len(boxes) - result.count
-                total[2] += len(kept) - result.count
-                total[3] += len(kept)
-                total[4] += float(result.ious.sum())
-                total[5] += 1
+            work = consolidate_image(image, iou_threshold=iou_threshold, weights=reliability)
+            local = np.array([position[a] for a in work.consensus.annotators], dtype=int)
+            kept = work.consensus.boxes
+            # each annotator's boxes matched one to one to the kept boxes
+            tp, iou_sum = match_blocks(
+                iou_matrix_unchecked(work.boxes, kept),
+                work.owner,
+                np.zeros(len(kept), dtype=int),
+                groups=(len(local), 1),
+                iou_threshold=iou_threshold,
+            )
+            drawn = np.bincount(work.owner, minlength=len(local))
+            counts[local] += np.column_stack(
+                [tp[:, 0], drawn - tp[:, 0], len(kept) - tp[:, 0], np.full(len(local), len(kept)), iou_sum[:, 0],
+                 np.ones(len(local))]
+            )  # fmt: skip
+        counts = {annotator: counts[i].tolist() for i, annotator in enumerate(annotators)}
         rates = {}
         for annotator, (tp, fp, fn, kept_total, iou_sum, seen) in counts.items():
             rates[annotator] = AnnotatorReliability(
                 false_positive_rate=(fp + 1) / (tp + fp + 2),
                 miss_rate=(fn + 1) / (kept_total + 2),
                 boundary_noise=1.0 - iou_sum / tp if tp else 1.0,
-                images=seen,
+                images=int(seen),
             )
         reliability = Reliability(annotators=rates, iterations=iterations, converged=False)
         vector = np.array([[r.false_positive_rate, r.miss_rate, r.boundary_noise] for r in rates.values()])

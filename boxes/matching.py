@@ -105,3 +105,41 @@ def match_by_score(
             if best >= iou_threshold:
                 matched[d], is_ignored[d] = crowd[len(row) - 1 - int(np.argmax(row[::-1]))], True
     return ScoredMatches(order=order, scores=detections[order, 4], matched=matched, is_tp=is_tp, is_ignored=is_ignored)
+
+
+def match_blocks(
+    ious: np.ndarray,
+    row_group: np.ndarray,
+    column_group: np.ndarray,
+    *,
+    groups: tuple[int, int],
+    iou_threshold: float = 0.5,
+    allowed: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`match_iou` within every block of a grouped IoU matrix at once: rows belong to
+    `row_group` (0 .. R-1), columns to `column_group` (0 .. C-1), and block (r, c) is
+    matched one to one on its own. Returns R x C arrays: matched pairs and their IoU sum.
+
+    `allowed` (same shape as `ious`) leaves blocks out (for one annotator against another,
+    each pair once). Where no row or column of a block has two candidates at the threshold,
+    the candidates are the matching (the Hungarian result, found without solving); the
+    other blocks are solved by `match_iou`."""
+    rows_total, columns_total = groups
+    valid = ious >= iou_threshold
+    if allowed is not None:
+        valid &= allowed
+    first, second = np.nonzero(valid)
+    block = row_group[first] * columns_total + column_group[second]
+    size = rows_total * columns_total
+    count = np.bincount(block, minlength=size).astype(float)
+    iou_sum = np.bincount(block, weights=ious[first, second], minlength=size)
+    if len(first):
+        row_key = first * columns_total + column_group[second]
+        column_key = second * rows_total + row_group[first]
+        crowded = (np.bincount(row_key)[row_key] > 1) | (np.bincount(column_key)[column_key] > 1)
+        for index in np.unique(block[crowded]).tolist():
+            r, c = divmod(index, columns_total)
+            sub = ious[np.ix_(np.flatnonzero(row_group == r), np.flatnonzero(column_group == c))]
+            result = match_iou(sub, iou_threshold=iou_threshold)
+            count[index], iou_sum[index] = result.count, float(result.ious.sum())
+    return count.reshape(rows_total, columns_total), iou_sum.reshape(rows_total, columns_total)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from boxes.geometry import ioa_matrix, iou_matrix
-from boxes.matching import match, match_by_score
+from boxes.matching import match, match_blocks, match_by_score, match_iou
 
 
 def brute_force_best(ious: np.ndarray, threshold: float) -> float:
@@ -92,3 +92,19 @@ def test_match_by_score_is_the_evalres_loop(seed):
     np.testing.assert_array_equal(result.is_ignored, [m >= 0 and bool(ignore[m]) for m in result.matched])
     np.testing.assert_array_equal(result.is_tp, (result.matched >= 0) & ~result.is_ignored)
     np.testing.assert_array_equal(result.scores, dt[result.order, 4])
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_match_blocks_equals_matching_each_block(seed):
+    rng = np.random.default_rng(seed)
+    rows, columns = int(rng.integers(0, 25)), int(rng.integers(0, 25))
+    # IoUs on a coarse grid: many rows with two candidates in a block, and exact ties
+    ious = np.round(rng.random((rows, columns)), 1) * (rng.random((rows, columns)) < 0.5)
+    row_group, column_group = rng.integers(0, 3, rows), rng.integers(0, 4, columns)
+    count, iou_sum = match_blocks(ious, row_group, column_group, groups=(3, 4))
+    for r in range(3):
+        for c in range(4):
+            block = ious[np.ix_(row_group == r, column_group == c)]
+            expected = match_iou(block, iou_threshold=0.5)
+            assert count[r, c] == expected.count
+            assert iou_sum[r, c] == pytest.approx(expected.ious.sum(), abs=1e-12)
