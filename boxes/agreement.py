@@ -40,6 +40,8 @@ from boxes.matching import match_blocks
 
 @dataclass(frozen=True)
 class PairAgreement:
+    """Two annotators over the images both saw: matched pairs, box counts, IoU of the matches."""
+
     images: int  # images both annotators saw
     true_positives: int
     boxes_a: int
@@ -58,6 +60,8 @@ class PairAgreement:
 
 @dataclass(frozen=True)
 class Agreement:
+    """Every pair of annotators (`pairs[a, b]` with a before b in `annotators`)."""
+
     annotators: tuple[Hashable, ...]
     pairs: dict[tuple[Hashable, Hashable], PairAgreement] = field(default_factory=dict)
 

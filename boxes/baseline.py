@@ -74,6 +74,8 @@ class ModelVersus:
 
 @dataclass(frozen=True)
 class AnnotatorBaseline:
+    """One annotator against the consensus of the others, and a model on the same references."""
+
     annotator: Hashable
     point: OperatingPoint  # against the others' consensus, over the images scored
     intervals: dict[str, tuple[float, float]]  # precision, recall, f1, fppi, miss_rate
@@ -91,6 +93,8 @@ class AnnotatorBaseline:
 
 @dataclass(frozen=True)
 class Baseline:
+    """The panel: per annotator results, the human mean and spread, the model and the gap."""
+
     annotators: dict[Hashable, AnnotatorBaseline]
     too_few_images: tuple[Hashable, ...]  # annotators left out: fewer than min_images scored
     human_mean: dict[str, float]

@@ -27,6 +27,8 @@ from boxes.geometry import as_boxes, iou_matrix_unchecked, iou_pairs
 
 @dataclass(frozen=True)
 class Cluster:
+    """One cluster of boxes (at most one per annotator) and its fused box."""
+
     box: np.ndarray  # fused xyxy
     support: int  # distinct annotators
     weight: float  # summed annotator weights
@@ -38,6 +40,8 @@ class Cluster:
 
 @dataclass(frozen=True)
 class Consensus:
+    """One image's consensus: kept clusters (the boxes), uncertain ones, ignore regions."""
+
     annotators: tuple[Hashable, ...]
     quorum: float
     kept: tuple[Cluster, ...] = ()
@@ -388,6 +392,8 @@ def _weighted_medians(labels: np.ndarray, values: np.ndarray, weights: np.ndarra
 
 @dataclass(frozen=True)
 class AnnotatorReliability:
+    """One annotator's rates, measured against the (weighted) consensus of a whole project."""
+
     false_positive_rate: float  # share of their boxes that are not real pedestrians
     miss_rate: float  # share of real pedestrians they did not box
     boundary_noise: float  # mean 1 - IoU of their boxes with the consensus boxes they matched

@@ -17,6 +17,8 @@ from boxes.geometry import as_boxes, ioa_matrix, iou_matrix
 
 @dataclass(frozen=True)
 class Matches:
+    """A one-to-one matching of boxes `a` to boxes `b`."""
+
     pairs: np.ndarray  # K x 2: index in a, index in b, sorted by index in a
     ious: np.ndarray  # K: IoU of each pair
     unmatched_a: np.ndarray  # indices of a without a partner

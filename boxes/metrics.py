@@ -501,6 +501,8 @@ def log_average_miss_rate(
 
 @dataclass(frozen=True)
 class OperatingPoint:
+    """Counts of unscored boxes against references, and the figures an ML lead reads from them."""
+
     true_positives: int
     false_positives: int
     false_negatives: int
