@@ -245,6 +245,12 @@ def assignment_submit(
         )
         current.state, current.annotation, current.finished_at = AssignmentState.SUBMITTED, annotation, now
         Image.objects.filter(pk=current.image_id).update(submitted_count=F("submitted_count") + 1)
+        if Image.objects.filter(pk=current.image_id, submitted_count__gte=current.image.project.overlap_k).exists():
+            # the k-th submission: the current consensus version takes this image in
+            from groundtruth.services import image_consensus_enqueue
+
+            image_id, project_id = current.image_id, current.image.project_id
+            transaction.on_commit(lambda: image_consensus_enqueue(image_id=image_id, project_id=project_id))
         current.draft = boxes
         current.active_seconds = annotation.active_seconds
         current.save(update_fields=["state", "annotation", "finished_at", "draft", "active_seconds"])

@@ -10,6 +10,7 @@ from ops.views import favicon, healthz
 
 api_v1 = [
     path("", include("annotation.api_urls")),
+    path("", include("groundtruth.api_urls")),
 ]
 
 urlpatterns = [

@@ -1,1 +1,115 @@
-"""Models of the groundtruth app; filled by its issue."""
+"""Ground truth: versioned consensus results. Raw annotations are never modified; each
+version is computed from them with its own parameters, and a project has one current
+version that later submissions keep up to date image by image."""
+
+from django.conf import settings
+from django.db import models
+
+from annotation.models import Image, Project
+
+
+class VersionState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ImageState(models.TextChoices):
+    AUTO_ACCEPTED = "auto_accepted", "Auto-accepted"
+    NEEDS_REVIEW = "needs_review", "Needs review"
+    ADJUDICATED = "adjudicated", "Adjudicated"
+
+
+class BoxSource(models.TextChoices):
+    CONSENSUS = "consensus", "Consensus"
+    REVIEWER = "reviewer", "Reviewer"
+
+
+class ConsensusVersion(models.Model):
+    """One consensus computation of a project: its parameters, its state, its summary."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="consensus_versions")
+    number = models.PositiveIntegerField(help_text="1, 2, ... within the project.")
+    iou_threshold = models.FloatField(default=0.5)
+    quorum = models.FloatField(
+        null=True, blank=True, help_text="Share of the annotators a box needs; empty: a strict majority."
+    )
+    fuse = models.CharField(max_length=8, default="median", help_text="median or mean, per edge.")
+    reliability_weighted = models.BooleanField(
+        default=False, help_text="Weight annotators by their EM-estimated reliability."
+    )
+    accept_f1 = models.FloatField(
+        default=0.8, help_text="Images at or above this pairwise F1, with no uncertain cluster, are auto-accepted."
+    )
+    code_version = models.CharField(max_length=40, help_text="Which consensus code computed it.")
+    state = models.CharField(max_length=16, choices=VersionState.choices, default=VersionState.PENDING)
+    error = models.TextField(blank=True)
+    is_current = models.BooleanField(default=False)
+    alpha = models.FloatField(null=True, blank=True, help_text="Krippendorff's alpha over the version's images.")
+    alpha_low = models.FloatField(null=True, blank=True)
+    alpha_high = models.FloatField(null=True, blank=True)
+    pairwise_f1 = models.FloatField(null=True, blank=True)
+    mean_iou = models.FloatField(null=True, blank=True)
+    reliability = models.JSONField(default=dict, blank=True, help_text="Annotator id -> EM rates, when weighted.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="consensus_versions"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="consensus_version_number_unique"),
+            models.UniqueConstraint(
+                fields=["project"], condition=models.Q(is_current=True), name="one_current_consensus_version"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} consensus v{self.number}"
+
+
+class ImageConsensus(models.Model):
+    """One image's result in one version: its state and how far its annotators agreed."""
+
+    version = models.ForeignKey(ConsensusVersion, on_delete=models.CASCADE, related_name="images")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="consensus")
+    state = models.CharField(max_length=16, choices=ImageState.choices)
+    annotators = models.PositiveSmallIntegerField()
+    f1 = models.FloatField(null=True, blank=True, help_text="Pairwise F1 of the image's annotators.")
+    mean_iou = models.FloatField(null=True, blank=True)
+    uncertain = models.PositiveIntegerField(default=0, help_text="Clusters below the quorum.")
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["version", "image"], name="image_consensus_unique")]
+        indexes = [models.Index(fields=["version", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.image_id} in v{self.version.number}: {self.state}"
+
+
+class GroundTruthBox(models.Model):
+    """A consensus box (or a below-quorum cluster kept for review), pixel xyxy."""
+
+    image_consensus = models.ForeignKey(ImageConsensus, on_delete=models.CASCADE, related_name="boxes")
+    x1 = models.FloatField()
+    y1 = models.FloatField()
+    x2 = models.FloatField()
+    y2 = models.FloatField()
+    support = models.PositiveSmallIntegerField(help_text="Annotators who drew it.")
+    score = models.FloatField(help_text="support / annotators x mean IoU of the members to the box.")
+    spread = models.JSONField(default=list, help_text="Per-edge spread of the members, in box heights.")
+    annotators = models.JSONField(default=list, help_text="Ids of the users whose boxes are in it.")
+    is_ignore = models.BooleanField(default=False, help_text="An ignore region agreed by the quorum.")
+    is_uncertain = models.BooleanField(default=False, help_text="Below the quorum: for review, not ground truth.")
+    source = models.CharField(max_length=16, choices=BoxSource.choices, default=BoxSource.CONSENSUS)
+
+    class Meta:
+        ordering = ["image_consensus", "id"]
+
+    def __str__(self) -> str:
+        return f"({self.x1:.0f}, {self.y1:.0f}, {self.x2:.0f}, {self.y2:.0f}) x{self.support}"

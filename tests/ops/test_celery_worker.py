@@ -2,55 +2,24 @@
 filesystem transport locally) and writes a row to the test database."""
 
 import os
-import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from config.celery import QueueTimeLimits, app
 from ops.models import WorkerHeartbeat
 from ops.tasks import worker_heartbeat_task
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def database_url_of_this_test_database() -> str:
-    """The URL of the database this test runs in, for a worker in another process."""
-    conf = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{conf['NAME']}"
-    if connection.vendor == "postgresql":
-        credentials = quote(conf["USER"] or "", safe="")
-        if conf["PASSWORD"]:
-            credentials += ":" + quote(conf["PASSWORD"], safe="")
-        host = conf["HOST"] or "127.0.0.1"
-        port = conf["PORT"] or 5432
-        return f"postgres://{credentials}@{host}:{port}/{conf['NAME']}"
-    raise NotImplementedError(connection.vendor)
+from tests.workers import start_worker, stop_worker, wait_for
 
 
 @pytest.fixture
 def worker_queue(transactional_db):
     """A worker process consuming a queue of its own, so no other worker takes its tasks."""
     queue = f"pytest-{uuid.uuid4().hex[:12]}"
-    env = {**os.environ, "DATABASE_URL": database_url_of_this_test_database()}
-    command = [
-        sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "--pool", "solo",
-        "-n", f"{queue}@%h", "--without-mingle", "--without-gossip", "-l", "info",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = start_worker(queue, queue)
     yield queue, process
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop_worker(process)
 
 
 @pytest.mark.worker
@@ -61,18 +30,8 @@ def test_real_worker_runs_a_task_that_writes_to_the_database(worker_queue):
     sent_at = timezone.now()
     worker_heartbeat_task.apply_async(kwargs={"sent_at": sent_at.isoformat()}, queue=queue)
     # when the worker process runs it
-    deadline = time.monotonic() + 120
-    row = None
-    while time.monotonic() < deadline and process.poll() is None:
-        row = WorkerHeartbeat.objects.filter(queue=queue).first()
-        if row:
-            break
-        time.sleep(0.25)
+    row = wait_for(lambda: WorkerHeartbeat.objects.filter(queue=queue).first(), process, what="row")
     # then the row it wrote appears, written by another process
-    if row is None:
-        process.terminate()
-        output = process.communicate(timeout=30)[0]
-        pytest.fail(f"worker wrote no row; its output:\n{output[-4000:]}")
     assert row.pid != os.getpid()
     assert row.sent_at == sent_at
     assert row.hostname.startswith(queue)

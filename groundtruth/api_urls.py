@@ -1,0 +1,8 @@
+from django.urls import path
+
+from groundtruth import api
+
+urlpatterns = [
+    path("projects/<int:project_id>/consensus/", api.ProjectConsensusApi.as_view(), name="api-project-consensus"),
+    path("consensus/<int:version_id>/", api.ConsensusVersionApi.as_view(), name="api-consensus-version"),
+]

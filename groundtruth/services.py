@@ -1,0 +1,252 @@
+"""Writes of the groundtruth app: consensus versions and their incremental updates.
+
+A version is computed from the raw submissions (never changed here) by `boxes.consensus`
+with the version's parameters; `boxes.agreement.measure` gives the agreement figures. A
+project's current version is kept up to date image by image: when an image receives its
+k-th submission, `image_consensus_update` recomputes that image only.
+"""
+
+import logging
+
+import numpy as np
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from annotation.models import Image, Project
+from boxes.agreement import measure
+from boxes.consensus import AnnotatorReliability, Reliability, consolidate, estimate_reliability
+from config.errors import ValidationFailed
+from groundtruth.models import (
+    BoxSource,
+    ConsensusVersion,
+    GroundTruthBox,
+    ImageConsensus,
+    ImageState,
+    VersionState,
+)
+from groundtruth.selectors import Panel, panels
+
+logger = logging.getLogger(__name__)
+
+CODE_VERSION = "boxes-consensus-1"
+FUSE_METHODS = ("median", "mean")
+
+
+def consensus_version_create(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    iou_threshold: float = 0.5,
+    quorum: float | None = None,
+    fuse: str = "median",
+    reliability_weighted: bool = False,
+    accept_f1: float = 0.8,
+) -> ConsensusVersion:
+    """A new pending version, computed by a task on the `groundtruth` queue after commit.
+    ValidationFailed (400) for a parameter out of range; nothing is created then."""
+    problems = {}
+    if not 0.05 <= iou_threshold <= 0.95:
+        problems["iou_threshold"] = ["Must lie between 0.05 and 0.95."]
+    if quorum is not None and not 0 < quorum <= 1:
+        problems["quorum"] = ["A share of the annotators: more than 0, at most 1 (empty for a strict majority)."]
+    if fuse not in FUSE_METHODS:
+        problems["fuse"] = [f"One of {', '.join(FUSE_METHODS)}."]
+    if not 0 <= accept_f1 <= 1:
+        problems["accept_f1"] = ["Must lie between 0 and 1."]
+    if problems:
+        raise ValidationFailed("Invalid consensus parameters.", fields=problems)
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)  # numbers are handed out one at a time
+        number = (ConsensusVersion.objects.filter(project=project).aggregate(top=Max("number"))["top"] or 0) + 1
+        version = ConsensusVersion.objects.create(
+            project=project,
+            number=number,
+            iou_threshold=iou_threshold,
+            quorum=quorum,
+            fuse=fuse,
+            reliability_weighted=reliability_weighted,
+            accept_f1=accept_f1,
+            code_version=CODE_VERSION,
+            created_by=user,
+        )
+        transaction.on_commit(lambda: _enqueue("consensus_version_compute_task", version.pk))
+    return version
+
+
+def consensus_version_compute(*, version_id: int) -> ConsensusVersion | None:
+    """Compute a version over every image with all k submissions, and make it current.
+    Safe to run again: a finished version is left as it is, an unfinished one redone."""
+    version = ConsensusVersion.objects.select_related("project").filter(pk=version_id).first()
+    if version is None or version.state == VersionState.DONE:
+        return version
+    ConsensusVersion.objects.filter(pk=version.pk).update(state=VersionState.RUNNING, started_at=timezone.now())
+    try:
+        by_image = panels(project=version.project)
+        image_ids = sorted(by_image)
+        annotations = [{a: boxes for a, (boxes, _) in by_image[i].items()} for i in image_ids]
+        reliability = (
+            estimate_reliability(annotations, iou_threshold=version.iou_threshold)
+            if (version.reliability_weighted and annotations)
+            else None
+        )
+        report = measure(annotations, iou_threshold=version.iou_threshold, bootstrap=1000) if annotations else None
+        with transaction.atomic():
+            ImageConsensus.objects.filter(version=version).delete()
+            results = [
+                _image_result(version, image_id, by_image[image_id], reliability, report.images.f1[index],
+                              report.images.mean_iou[index])
+                for index, image_id in enumerate(image_ids)
+            ]  # fmt: skip
+            _write(results)
+            version.state = VersionState.DONE
+            version.finished_at = timezone.now()
+            version.reliability = _reliability_json(reliability)
+            if report is not None:
+                version.alpha = _number(report.alpha)
+                version.alpha_low, version.alpha_high = (_number(v) for v in report.intervals.get("alpha", (None,) * 2))
+                version.pairwise_f1 = _number(report.f1)
+                version.mean_iou = _number(report.mean_iou)
+            ConsensusVersion.objects.filter(project=version.project, is_current=True).update(is_current=False)
+            version.is_current = True
+            version.save()
+    except Exception as error:
+        logger.exception("Consensus version %s failed", version.pk)
+        ConsensusVersion.objects.filter(pk=version.pk).update(
+            state=VersionState.FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now()
+        )
+        raise
+    return version
+
+
+def image_consensus_update(*, image_id: int) -> ImageConsensus | None:
+    """Recompute one image in its project's current version (after its k-th submission).
+    An adjudicated image is left as the reviewer settled it. None when there is nothing
+    to do: no current version, or fewer than k submissions."""
+    image = Image.objects.select_related("project").filter(pk=image_id).first()
+    if image is None:
+        return None
+    version = ConsensusVersion.objects.filter(project=image.project, is_current=True, state=VersionState.DONE).first()
+    if version is None:
+        return None
+    panel = panels(project=image.project, image_ids=[image.pk]).get(image.pk, {})
+    if len(panel) < image.project.overlap_k:
+        return None
+    with transaction.atomic():
+        existing = ImageConsensus.objects.select_for_update().filter(version=version, image=image).first()
+        if existing is not None and existing.state == ImageState.ADJUDICATED:
+            return existing
+        if existing is not None:
+            existing.delete()
+        figures = measure([{a: boxes for a, (boxes, _) in panel.items()}], iou_threshold=version.iou_threshold,
+                          bootstrap=0).images  # fmt: skip
+        result = _image_result(version, image.pk, panel, _reliability_from_json(version.reliability),
+                               figures.f1[0], figures.mean_iou[0])  # fmt: skip
+        (row,) = _write([result])
+    return row
+
+
+def image_consensus_enqueue(*, image_id: int, project_id: int) -> None:
+    """Ask the worker to update an image in its project's current version, if there is one."""
+    if ConsensusVersion.objects.filter(project_id=project_id, is_current=True).exists():
+        _enqueue("image_consensus_update_task", image_id)
+
+
+def _image_result(version, image_id: int, panel: Panel, reliability, f1: float, mean_iou: float):
+    """The ImageConsensus row (unsaved) and its boxes (unsaved, without their parent)."""
+    annotations = {a: boxes for a, (boxes, _) in panel.items()}
+    ignored = {a: flags for a, (_, flags) in panel.items()}
+    quorum = None
+    if reliability is None and version.quorum is not None:
+        quorum = version.quorum * len(annotations)
+    consensus = consolidate(
+        annotations,
+        iou_threshold=version.iou_threshold,
+        quorum=quorum,
+        weights=reliability,
+        fuse=version.fuse,
+        ignored=ignored,
+    )
+    f1 = None if np.isnan(f1) else float(f1)
+    accepted = f1 is not None and f1 >= version.accept_f1 and not consensus.uncertain
+    row = ImageConsensus(
+        version=version,
+        image_id=image_id,
+        state=ImageState.AUTO_ACCEPTED if accepted else ImageState.NEEDS_REVIEW,
+        annotators=len(annotations),
+        f1=f1,
+        mean_iou=None if np.isnan(mean_iou) else float(mean_iou),
+        uncertain=len(consensus.uncertain),
+    )
+    boxes = (
+        [_box(cluster, is_ignore=False, is_uncertain=False) for cluster in consensus.kept]
+        + [_box(cluster, is_ignore=True, is_uncertain=False) for cluster in consensus.ignore_regions]
+        + [_box(cluster, is_ignore=cluster.is_ignore, is_uncertain=True) for cluster in consensus.uncertain]
+    )
+    return row, boxes
+
+
+def _box(cluster, *, is_ignore: bool, is_uncertain: bool) -> GroundTruthBox:
+    x1, y1, x2, y2 = (float(v) for v in cluster.box)
+    return GroundTruthBox(
+        x1=x1,
+        y1=y1,
+        x2=x2,
+        y2=y2,
+        support=cluster.support,
+        score=float(cluster.score),
+        spread=[float(v) for v in cluster.spread],
+        annotators=sorted(int(annotator) for annotator, _ in cluster.members),
+        is_ignore=is_ignore,
+        is_uncertain=is_uncertain,
+        source=BoxSource.CONSENSUS,
+    )
+
+
+def _write(results) -> list[ImageConsensus]:
+    rows = ImageConsensus.objects.bulk_create([row for row, _ in results], batch_size=1000)
+    boxes = []
+    for row, (_, image_boxes) in zip(rows, results, strict=True):
+        for box in image_boxes:
+            box.image_consensus = row
+            boxes.append(box)
+    GroundTruthBox.objects.bulk_create(boxes, batch_size=2000)
+    return rows
+
+
+def _reliability_json(reliability: Reliability | None) -> dict:
+    if reliability is None:
+        return {}
+    return {
+        str(annotator): {
+            "false_positive_rate": rates.false_positive_rate,
+            "miss_rate": rates.miss_rate,
+            "boundary_noise": rates.boundary_noise,
+            "images": rates.images,
+        }
+        for annotator, rates in reliability.annotators.items()
+    }
+
+
+def _reliability_from_json(data: dict) -> Reliability | None:
+    if not data:
+        return None
+    return Reliability(
+        annotators={int(annotator): AnnotatorReliability(**rates) for annotator, rates in data.items()},
+        iterations=0,
+        converged=True,
+    )
+
+
+def _number(value) -> float | None:
+    return None if value is None or np.isnan(value) else float(value)
+
+
+def _enqueue(task_name: str, *args) -> None:
+    from groundtruth import tasks
+
+    try:
+        getattr(tasks, task_name).delay(*args)
+    except Exception:  # noqa: BLE001 - the row is saved; the task can be sent again
+        logger.warning("Could not enqueue %s%s; send it again once the broker is back.", task_name, args)

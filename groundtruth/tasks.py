@@ -1,0 +1,17 @@
+"""Celery tasks of the groundtruth app (queue `groundtruth`): thin wrappers around its services."""
+
+from celery import shared_task
+
+from groundtruth.services import consensus_version_compute, image_consensus_update
+
+
+@shared_task(acks_late=True)
+def consensus_version_compute_task(version_id: int) -> str | None:
+    version = consensus_version_compute(version_id=version_id)
+    return None if version is None else version.state
+
+
+@shared_task(acks_late=True)
+def image_consensus_update_task(image_id: int) -> str | None:
+    row = image_consensus_update(image_id=image_id)
+    return None if row is None else row.state

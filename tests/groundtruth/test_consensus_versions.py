@@ -1,0 +1,166 @@
+"""Consensus versions: computed from the raw submissions, versioned, kept up to date image by image."""
+
+import numpy as np
+import pytest
+from django.db import transaction
+from django.urls import reverse
+
+from annotation.assignments import assignment_lease_next, assignment_submit
+from annotation.models import Box, Project, SyntheticTruth
+from annotation.simulation import panel_simulate, simulated_annotators
+from annotation.synthetic_data import synthetic_images_add
+from boxes.consensus import consolidate
+from boxes.matching import match
+from groundtruth.models import ConsensusVersion, GroundTruthBox, ImageConsensus, ImageState, VersionState
+from groundtruth.selectors import panels
+from groundtruth.services import consensus_version_compute, consensus_version_create, image_consensus_update
+from tests.factories import MembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def simulated_project():
+    project = Project.objects.create(name="Street", overlap_k=3)
+    synthetic_images_add(project=project, count=16, seed=3)
+    panel_simulate(project=project, annotators=5, fraction=1.0, seed=1)
+    reviewer = MembershipFactory(project=project, user__username="rita", role="reviewer").user
+    return project, reviewer
+
+
+def ground_truth(version: ConsensusVersion) -> dict[int, np.ndarray]:
+    result = {}
+    for row in version.images.prefetch_related("boxes"):
+        kept = [b for b in row.boxes.all() if not b.is_uncertain and not b.is_ignore]
+        result[row.image_id] = np.array([[b.x1, b.y1, b.x2, b.y2] for b in kept]).reshape(-1, 4)
+    return result
+
+
+def f1_against_truth(boxes_by_image: dict[int, np.ndarray]) -> float:
+    tp = n_pred = n_truth = 0
+    for image_id, boxes in boxes_by_image.items():
+        truth = np.array(SyntheticTruth.objects.get(image_id=image_id).boxes, dtype=float).reshape(-1, 4)
+        tp += match(boxes, truth).count
+        n_pred, n_truth = n_pred + len(boxes), n_truth + len(truth)
+    return 2 * tp / (n_pred + n_truth)
+
+
+def test_a_version_is_the_consensus_of_every_fully_annotated_image(simulated_project):
+    project, reviewer = simulated_project
+    version = consensus_version_create(project=project, user=reviewer)
+    assert version.number == 1 and version.state == VersionState.PENDING
+    consensus_version_compute(version_id=version.pk)
+    version.refresh_from_db()
+    assert version.state == VersionState.DONE and version.is_current
+    assert version.images.count() == 16  # every image has its 3 submissions
+    assert version.alpha_low < version.alpha < version.alpha_high
+    assert 0.5 < version.pairwise_f1 <= 1
+    by_image = panels(project=project)
+    stored = ground_truth(version)
+    for image_id, panel in by_image.items():
+        expected = consolidate({a: b for a, (b, _) in panel.items()}, ignored={a: f for a, (_, f) in panel.items()})
+        np.testing.assert_allclose(stored[image_id], expected.boxes)
+        row = version.images.get(image_id=image_id)
+        assert row.uncertain == len(expected.uncertain)
+        auto = row.f1 is not None and row.f1 >= version.accept_f1 and not expected.uncertain
+        assert row.state == (ImageState.AUTO_ACCEPTED if auto else ImageState.NEEDS_REVIEW)
+    # the consensus is closer to the truth than the average annotator
+    singles = []
+    for annotator_id in {a for panel in by_image.values() for a in panel}:
+        mine = {i: p[annotator_id][0] for i, p in by_image.items() if annotator_id in p}
+        singles.append(f1_against_truth(mine))
+    assert f1_against_truth(stored) > np.mean(singles)
+
+
+def test_a_second_version_leaves_the_first_and_the_raw_annotations_alone(simulated_project):
+    project, reviewer = simulated_project
+    first = consensus_version_create(project=project, user=reviewer)
+    consensus_version_compute(version_id=first.pk)
+    coordinates = ("x1", "y1", "x2", "y2")
+    raw = sorted(Box.objects.filter(annotation__image__project=project).values_list("id", *coordinates))
+
+    def stored(version):
+        return sorted(GroundTruthBox.objects.filter(image_consensus__version=version).values_list(*coordinates))
+
+    first_boxes = stored(first)
+    second = consensus_version_create(project=project, user=reviewer, iou_threshold=0.7, fuse="mean", quorum=0.3)
+    consensus_version_compute(version_id=second.pk)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert second.number == 2 and second.is_current and not first.is_current
+    assert stored(first) == first_boxes
+    assert sorted(Box.objects.filter(annotation__image__project=project).values_list("id", *coordinates)) == raw
+    assert stored(second) != first_boxes  # other parameters, another result
+    assert consensus_version_compute(version_id=second.pk).state == VersionState.DONE  # running it again is a no-op
+
+
+def test_the_kth_submission_updates_that_image_in_the_current_version(django_capture_on_commit_callbacks):
+    project = Project.objects.create(name="Small", overlap_k=2)
+    synthetic_images_add(project=project, count=3, seed=4)
+    users = simulated_annotators(project=project, count=2)
+    reviewer = UserFactory(username="lead", is_staff=True)
+    version = consensus_version_create(project=project, user=reviewer)
+    consensus_version_compute(version_id=version.pk)
+    assert ImageConsensus.objects.filter(version=version).count() == 0  # nothing annotated yet
+    boxes = [{"x1": 10, "y1": 10, "x2": 60, "y2": 150, "label": "pedestrian"}]
+    first = assignment_lease_next(project=project, user=users[0])
+    with django_capture_on_commit_callbacks(execute=False) as callbacks, transaction.atomic():
+        assignment_submit(assignment=first, boxes=boxes)
+    assert callbacks == []  # one submission of two: nothing to update yet
+    second = assignment_lease_next(project=project, user=users[1])
+    assert second.image_id == first.image_id
+    with django_capture_on_commit_callbacks(execute=False) as callbacks, transaction.atomic():
+        assignment_submit(assignment=second, boxes=[{"x1": 12, "y1": 10, "x2": 60, "y2": 152, "label": "pedestrian"}])
+    assert len(callbacks) == 1  # the update is sent to the worker after commit
+    row = image_consensus_update(image_id=first.image_id)
+    assert row.version == version and row.annotators == 2 and row.state == ImageState.AUTO_ACCEPTED
+    (box,) = row.boxes.all()
+    assert (box.x1, box.y1, box.x2, box.y2, box.support) == (11, 10, 60, 151, 2)
+    # an adjudicated image is left as the reviewer settled it
+    ImageConsensus.objects.filter(pk=row.pk).update(state=ImageState.ADJUDICATED)
+    assert image_consensus_update(image_id=first.image_id).pk == row.pk
+
+
+def test_the_api_starts_lists_and_shows_versions(api_client, people, django_capture_on_commit_callbacks):
+    url = reverse("api-project-consensus", args=[people.project.pk])
+    api_client.force_authenticate(people.reviewer)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = api_client.post(url, {"iou_threshold": 0.6, "fuse": "mean"}, format="json")
+    assert response.status_code == 202, response.content
+    assert response.json()["state"] == "pending" and response.json()["number"] == 1
+    assert len(callbacks) == 1  # the computation goes to the groundtruth queue after commit
+    version_id = response.json()["id"]
+    consensus_version_compute(version_id=version_id)
+    detail = api_client.get(reverse("api-consensus-version", args=[version_id])).json()
+    assert detail["state"] == "done" and detail["iou_threshold"] == 0.6
+    assert detail["images"] == {"auto_accepted": 0, "needs_review": 0, "adjudicated": 0}
+    assert [v["number"] for v in api_client.get(url).json()] == [1]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"iou_threshold": 1.5}, "iou_threshold"),
+        ({"quorum": 0}, "quorum"),
+        ({"fuse": "max"}, "fuse"),
+        ({"accept_f1": -1}, "accept_f1"),
+    ],
+)
+def test_bad_parameters_are_refused_and_leave_nothing(api_client, people, payload, field):
+    api_client.force_authenticate(people.reviewer)
+    response = api_client.post(reverse("api-project-consensus", args=[people.project.pk]), payload, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+    assert not ConsensusVersion.objects.exists()
+
+
+def test_annotators_get_403_and_outsiders_404(api_client, people):
+    version = consensus_version_create(project=people.project, user=people.reviewer)
+    url = reverse("api-project-consensus", args=[people.project.pk])
+    api_client.force_authenticate(people.annotator)
+    assert api_client.post(url, {}, format="json").status_code == 403
+    assert api_client.get(reverse("api-consensus-version", args=[version.pk])).status_code == 403
+    api_client.force_authenticate(people.outsider)
+    assert api_client.post(url, {}, format="json").status_code == 404
+    assert api_client.get(reverse("api-consensus-version", args=[version.pk])).status_code == 404
+    assert ConsensusVersion.objects.count() == 1
