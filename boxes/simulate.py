@@ -42,6 +42,8 @@ PROFILES = {
         HabitProfile(name="misses-occluded", jitter=0.03, miss_occluded_rate=0.6),
         HabitProfile(name="trigger-happy", jitter=0.04, false_positives=0.8, seconds_mean=18),
         HabitProfile(name="sloppy", jitter=0.08, miss_rate=0.1, false_positives=0.3, seconds_mean=10, seconds_sd=3),
+        # deliberately poor: what the reliability estimate and gold tasks must catch
+        HabitProfile(name="poor", jitter=0.12, miss_rate=0.45, false_positives=1.5, seconds_mean=5, seconds_sd=2),
     )
 }
 

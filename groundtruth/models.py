@@ -113,3 +113,14 @@ class GroundTruthBox(models.Model):
 
     def __str__(self) -> str:
         return f"({self.x1:.0f}, {self.y1:.0f}, {self.x2:.0f}, {self.y2:.0f}) x{self.support}"
+
+
+class AgreementReport(models.Model):
+    """A version's agreement report (see `groundtruth.reports`), built when it is computed."""
+
+    version = models.OneToOneField(ConsensusVersion, on_delete=models.CASCADE, related_name="report")
+    data = models.JSONField()
+    created_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"report of {self.version}"

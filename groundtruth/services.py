@@ -26,6 +26,7 @@ from groundtruth.models import (
     ImageState,
     VersionState,
 )
+from groundtruth.reports import agreement_report_build
 from groundtruth.selectors import Panel, panels
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,8 @@ def consensus_version_compute(*, version_id: int) -> ConsensusVersion | None:
             ConsensusVersion.objects.filter(project=version.project, is_current=True).update(is_current=False)
             version.is_current = True
             version.save()
+            if report is not None:
+                agreement_report_build(version=version, by_image=by_image, reliability=reliability, report=report)
     except Exception as error:
         logger.exception("Consensus version %s failed", version.pk)
         ConsensusVersion.objects.filter(pk=version.pk).update(

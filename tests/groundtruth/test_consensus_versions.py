@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def simulated_project():
-    project = Project.objects.create(name="Street", overlap_k=3)
+    project = Project.objects.create(name="Street", overlap_k=3, split_seed=7)
     synthetic_images_add(project=project, count=16, seed=3)
     panel_simulate(project=project, annotators=5, fraction=1.0, seed=1)
     reviewer = MembershipFactory(project=project, user__username="rita", role="reviewer").user

@@ -1,0 +1,215 @@
+"""The agreement report of a consensus version: how good the humans are, where they
+disagree, and what "human-level" means for this project. Built once, when the version is
+computed, and stored as JSON (`AgreementReport`); pages and downloads read it.
+"""
+
+from collections import defaultdict
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.db.models import Avg, Count
+
+from annotation.models import Annotation, AnnotationKind, Image
+from boxes.baseline import human_baseline
+from boxes.consensus import Reliability, consolidate
+from boxes.geometry import iou_pairs
+from boxes.matching import match
+from groundtruth.models import AgreementReport, ConsensusVersion, ImageState
+from groundtruth.selectors import Panel
+
+HEIGHT_BINS = (50.0, 100.0)  # small < 50 px <= medium < 100 px <= large
+IOU_EDGES = np.round(np.linspace(0.0, 1.0, 21), 2)
+LEAST_AGREED = 25
+BASELINE_MIN_IMAGES = 10
+FIGURES = ("precision", "recall", "f1", "fppi")
+
+
+def agreement_report_build(
+    *, version: ConsensusVersion, by_image: dict[int, Panel], reliability: Reliability | None, report
+) -> AgreementReport:
+    """Compute and store the report of `version` from the panels it was computed from and
+    `report` (its `boxes.agreement.measure` result)."""
+    image_ids = sorted(by_image)
+    annotations = [{a: boxes for a, (boxes, _) in by_image[i].items()} for i in image_ids]
+    annotator_ids = sorted({a for panel in annotations for a in panel})
+    names = dict(get_user_model().objects.filter(pk__in=annotator_ids).values_list("pk", "username"))
+    conditions = dict(Image.objects.filter(pk__in=image_ids).values_list("pk", "conditions"))
+    states = dict(version.images.values_list("image_id", "state"))
+
+    data = {
+        "version": version.number,
+        "parameters": {
+            "iou_threshold": version.iou_threshold,
+            "quorum": version.quorum,
+            "fuse": version.fuse,
+            "reliability_weighted": version.reliability_weighted,
+        },
+        "dataset": _dataset(report, states),
+        "baseline": _baseline(annotations, names),
+        "annotators": _annotators(version, annotations, image_ids, annotator_ids, names, reliability),
+        "pairwise": _pairwise(report, names),
+        "iou_histogram": _iou_histogram(version, annotations),
+        "by_condition": _by_condition(image_ids, conditions, report, states),
+        "least_agreed": [
+            {
+                "image": image_ids[i],
+                "f1": _number(report.images.f1[i]),
+                "alpha": _number(report.images.alpha[i]),
+                "state": states.get(image_ids[i]),
+            }
+            for i in report.images.least_agreed(LEAST_AGREED).tolist()
+        ],
+    }
+    row, _ = AgreementReport.objects.update_or_create(version=version, defaults={"data": data})
+    return row
+
+
+def _dataset(report, states: dict) -> dict:
+    counts = {state.value: 0 for state in ImageState}
+    for state in states.values():
+        counts[state] += 1
+    return {
+        "images": len(report.images.f1),
+        "pairwise_f1": _number(report.f1),
+        "mean_pair_f1": _number(report.mean_pair_f1),
+        "mean_iou": _number(report.mean_iou),
+        "alpha": _number(report.alpha),
+        "intervals": {name: [_number(low), _number(high)] for name, (low, high) in report.intervals.items()},
+        "states": counts,
+        "confidence": report.confidence,
+        "bootstrap": report.bootstrap,
+    }
+
+
+def _baseline(annotations: list[dict], names: dict) -> dict:
+    """The leave-one-out human baseline: every annotator against the others."""
+    result = human_baseline(annotations, min_images=BASELINE_MIN_IMAGES, height_bins=HEIGHT_BINS, bootstrap=1000)
+    return {
+        "annotators": [
+            {
+                "id": annotator,
+                "name": names.get(annotator, str(annotator)),
+                "images": item.images,
+                **{name: _number(item.figure(name)) for name in FIGURES},
+                "intervals": {name: [_number(v) for v in item.intervals[name]] for name in FIGURES},
+                "recall_by_height": {
+                    label: (found / total if total else None) for label, (found, total) in item.recall_by_height.items()
+                },
+            }
+            for annotator, item in result.annotators.items()
+        ],
+        "too_few_images": [names.get(a, str(a)) for a in result.too_few_images],
+        "mean": {name: _number(value) for name, value in result.human_mean.items()},
+        "spread": {name: _number(value) for name, value in result.human_spread.items()},
+        "intervals": {name: [_number(v) for v in values] for name, values in result.human_intervals.items()},
+    }  # fmt: skip
+
+
+def _annotators(version, annotations, image_ids, annotator_ids, names, reliability) -> list[dict]:
+    """Per annotator: images, speed, habits and EM reliability (when weighted). Habits are
+    the mean edge offsets of their boxes from the consensus of the OTHER annotators (leave
+    one out, so that their own boxes do not pull the reference towards them; outward
+    positive: a loose annotator has all four positive) and the mean shift of the box
+    centre, in pixels and in box heights, over their boxes matched at the threshold."""
+    offsets: dict = defaultdict(list)
+    for annotation in annotations:
+        if len(annotation) < 2:
+            continue
+        for annotator, boxes in annotation.items():
+            others = {a: b for a, b in annotation.items() if a != annotator}
+            reference = consolidate(others, iou_threshold=version.iou_threshold, fuse=version.fuse).boxes
+            pairs = match(boxes, reference, iou_threshold=version.iou_threshold).pairs
+            if not len(pairs):
+                continue
+            box, fused = np.asarray(boxes, dtype=float)[pairs[:, 0]], reference[pairs[:, 1]]
+            height = np.maximum(fused[:, 3] - fused[:, 1], 1e-9)[:, None]
+            edges = np.column_stack([fused[:, 0] - box[:, 0], fused[:, 1] - box[:, 1], box[:, 2] - fused[:, 2],
+                                     box[:, 3] - fused[:, 3]])  # fmt: skip
+            shift = (box[:, :2] + box[:, 2:]) / 2 - (fused[:, :2] + fused[:, 2:]) / 2
+            offsets[annotator].append(np.hstack([edges, shift, edges / height, shift / height]))
+    speed = dict(
+        Annotation.objects.filter(
+            image_id__in=image_ids, kind=AnnotationKind.SUBMISSION, is_current=True, annotator_id__in=annotator_ids
+        )
+        .values("annotator_id")
+        .annotate(seconds=Avg("active_seconds"), images=Count("id"))
+        .values_list("annotator_id", "seconds")
+    )
+    rows = []
+    for annotator in annotator_ids:
+        values = np.vstack(offsets[annotator]) if offsets[annotator] else np.zeros((0, 12))
+        mean = values.mean(axis=0) if len(values) else np.full(12, np.nan)
+        rates = reliability.annotators.get(annotator) if reliability is not None else None
+        rows.append(
+            {
+                "id": annotator,
+                "name": names.get(annotator, str(annotator)),
+                "images": sum(annotator in a for a in annotations),
+                "seconds_per_image": _number(speed.get(annotator)),
+                "boxes_matched": len(values),
+                "edge_offsets_px": dict(zip(("left", "top", "right", "bottom"), map(_number, mean[:4]), strict=True)),
+                "shift_px": dict(zip(("x", "y"), map(_number, mean[4:6]), strict=True)),
+                "edge_offsets_heights": dict(
+                    zip(("left", "top", "right", "bottom"), map(_number, mean[6:10]), strict=True)
+                ),
+                "shift_heights": dict(zip(("x", "y"), map(_number, mean[10:12]), strict=True)),
+                "reliability": None
+                if rates is None
+                else {
+                    "false_positive_rate": rates.false_positive_rate,
+                    "miss_rate": rates.miss_rate,
+                    "boundary_noise": rates.boundary_noise,
+                },
+            }
+        )
+    return rows
+
+
+def _pairwise(report, names: dict) -> dict:
+    agreement = report.pairwise
+    matrix = agreement.f1_matrix
+    return {
+        "annotators": [names.get(a, str(a)) for a in agreement.annotators],
+        "ids": list(agreement.annotators),
+        "f1": [[_number(v) for v in row] for row in matrix],
+    }
+
+
+def _iou_histogram(version, annotations: list[dict]) -> dict:
+    """IoU of every annotator box with the consensus box of its cluster, in 0.05 bins."""
+    ious = []
+    for annotation in annotations:
+        consensus = consolidate(annotation, iou_threshold=version.iou_threshold, fuse=version.fuse)
+        for cluster in consensus.kept:
+            members = np.array([annotation[a][i] for a, i in cluster.members])
+            ious.append(iou_pairs(members, np.repeat(cluster.box[None, :], len(members), axis=0)))
+    values = np.concatenate(ious) if ious else np.zeros(0)
+    counts, _ = np.histogram(values, bins=IOU_EDGES)
+    return {"edges": IOU_EDGES.tolist(), "counts": counts.tolist()}
+
+
+def _by_condition(image_ids, conditions: dict, report, states: dict) -> dict:
+    """Per condition dimension and value: images, mean per-image F1, share needing review."""
+    groups: dict = defaultdict(lambda: defaultdict(list))
+    for index, image_id in enumerate(image_ids):
+        for dimension, value in (conditions.get(image_id) or {}).items():
+            groups[dimension][value].append(index)
+    result = {}
+    for dimension, values in sorted(groups.items()):
+        result[dimension] = {}
+        for value, indices in sorted(values.items()):
+            f1 = report.images.f1[indices]
+            review = [states.get(image_ids[i]) == ImageState.NEEDS_REVIEW for i in indices]
+            result[dimension][value] = {
+                "images": len(indices),
+                "mean_f1": _number(np.nanmean(f1)) if np.isfinite(f1).any() else None,
+                "needs_review": float(np.mean(review)),
+            }
+    return result
+
+
+def _number(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if np.isnan(value) or np.isinf(value) else value
