@@ -12,17 +12,14 @@ from annotation.forms import ProjectForm
 from annotation.imaging import ImageRefused
 from annotation.ingest import IncomingImage, IngestResult, image_ingest, zip_ingest
 from annotation.models import Project, Role
-from annotation.selectors import image_list, project_get, project_role, role_at_least
+from annotation.selectors import image_list, project_with_role
 from annotation.services import project_create
 from annotation.splits import split_report
 from config.errors import DomainError
 
 
 def _project_for(request: HttpRequest, project_id: int, required: Role) -> Project:
-    project = project_get(project_id=project_id, user=request.user)
-    if not role_at_least(project_role(project=project, user=request.user), required):
-        raise PermissionDenied
-    return project
+    return project_with_role(project_id=project_id, user=request.user, required=required)
 
 
 @login_required

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
 
@@ -41,6 +42,15 @@ def project_role(*, project: Project, user: AbstractBaseUser) -> Role | None:
 
 def role_at_least(role: Role | None, required: Role) -> bool:
     return role is not None and ROLE_RANK[role] >= ROLE_RANK[required]
+
+
+def project_with_role(*, project_id: int, user: AbstractBaseUser, required: Role) -> Project:
+    """For pages: the project (404 to whoever may not see it), PermissionDenied (403) when
+    the user's role in it is below `required`."""
+    project = project_get(project_id=project_id, user=user)
+    if not role_at_least(project_role(project=project, user=user), required):
+        raise PermissionDenied
+    return project
 
 
 def projects_with_roles(*, user: AbstractBaseUser) -> list[ProjectWithRole]:

@@ -15,6 +15,7 @@ api_v1 = [
 
 urlpatterns = [
     path("", include("annotation.urls")),
+    path("", include("groundtruth.urls")),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -1,6 +1,11 @@
 """REST API of consensus versions (reviewers and admins of the project)."""
 
-from drf_spectacular.utils import extend_schema
+import csv
+import io
+import json
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -8,7 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.permissions import IsProjectReviewer, ProjectApiMixin
-from groundtruth.models import ConsensusVersion
+from config.errors import Conflict, ValidationFailed
+from groundtruth.models import AgreementReport, ConsensusVersion
 from groundtruth.selectors import consensus_version_get, consensus_versions, image_state_counts
 from groundtruth.services import consensus_version_create
 
@@ -68,3 +74,67 @@ class ConsensusVersionApi(APIView):
         version = consensus_version_get(version_id=version_id, user=request.user)
         self.check_object_permissions(request, version.project)
         return Response(ConsensusVersionSerializer(version).data)
+
+
+class ConsensusReportApi(APIView):
+    """The version's agreement report: dataset figures, the human baseline, per-annotator
+    habits, the pairwise matrix, breakdowns. `?download=json` or `?download=csv` (one row
+    per annotator) answer with a file."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("download", str, enum=["json", "csv"], required=False)],
+        responses={200: dict},
+    )
+    def get(self, request: Request, version_id: int) -> Response | HttpResponse:
+        version = consensus_version_get(version_id=version_id, user=request.user)
+        self.check_object_permissions(request, version.project)
+        report = AgreementReport.objects.filter(version=version).first()
+        if report is None:
+            raise Conflict(f"Version {version.number} is {version.state}; its report is not ready.", code="not_ready")
+        download = request.query_params.get("download")
+        name = f"agreement-{version.project_id}-v{version.number}"
+        if download == "json":
+            response = HttpResponse(json.dumps(report.data, indent=1), content_type="application/json")
+        elif download == "csv":
+            response = HttpResponse(report_csv(report.data), content_type="text/csv; charset=utf-8")
+        elif download is None:
+            return Response(report.data)
+        else:
+            raise ValidationFailed("download must be json or csv.", fields={"download": ["json or csv"]})
+        response["Content-Disposition"] = f'attachment; filename="{name}.{download}"'
+        return response
+
+
+CSV_COLUMNS = (
+    "annotator", "images", "seconds_per_image", "precision", "precision_low", "precision_high", "recall", "recall_low",
+    "recall_high", "f1", "f1_low", "f1_high", "fppi", "recall_small", "recall_medium", "recall_large",
+    "offset_left_heights", "offset_top_heights", "offset_right_heights", "offset_bottom_heights", "shift_x_heights",
+    "shift_y_heights", "false_positive_rate", "miss_rate", "boundary_noise",
+)  # fmt: skip
+
+
+def report_csv(data: dict) -> str:
+    """One row per annotator: their baseline figures with intervals, habits and reliability."""
+    baseline = {row["id"]: row for row in data["baseline"]["annotators"]}
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for row in data["annotators"]:
+        human = baseline.get(row["id"], {})
+        intervals = human.get("intervals", {})
+        heights = human.get("recall_by_height", {})
+        reliability = row["reliability"] or {}
+        writer.writerow(
+            [
+                row["name"], row["images"], row["seconds_per_image"],
+                human.get("precision"), *intervals.get("precision", (None, None)),
+                human.get("recall"), *intervals.get("recall", (None, None)),
+                human.get("f1"), *intervals.get("f1", (None, None)), human.get("fppi"),
+                heights.get("<50"), heights.get("50-100"), heights.get(">=100"),
+                *row["edge_offsets_heights"].values(), *row["shift_heights"].values(),
+                reliability.get("false_positive_rate"), reliability.get("miss_rate"), reliability.get("boundary_noise"),
+            ]
+        )  # fmt: skip
+    return out.getvalue()

@@ -5,4 +5,5 @@ from groundtruth import api
 urlpatterns = [
     path("projects/<int:project_id>/consensus/", api.ProjectConsensusApi.as_view(), name="api-project-consensus"),
     path("consensus/<int:version_id>/", api.ConsensusVersionApi.as_view(), name="api-consensus-version"),
+    path("consensus/<int:version_id>/report/", api.ConsensusReportApi.as_view(), name="api-consensus-report"),
 ]

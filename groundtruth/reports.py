@@ -166,12 +166,14 @@ def _annotators(version, annotations, image_ids, annotator_ids, names, reliabili
 
 
 def _pairwise(report, names: dict) -> dict:
+    """The annotator x annotator F1 matrix, annotators by name."""
     agreement = report.pairwise
     matrix = agreement.f1_matrix
+    order = sorted(range(len(agreement.annotators)), key=lambda i: names.get(agreement.annotators[i], ""))
     return {
-        "annotators": [names.get(a, str(a)) for a in agreement.annotators],
-        "ids": list(agreement.annotators),
-        "f1": [[_number(v) for v in row] for row in matrix],
+        "annotators": [names.get(agreement.annotators[i], str(agreement.annotators[i])) for i in order],
+        "ids": [agreement.annotators[i] for i in order],
+        "f1": [[_number(matrix[i, j]) for j in order] for i in order],
     }
 
 

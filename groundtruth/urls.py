@@ -1,0 +1,8 @@
+from django.urls import path
+
+from groundtruth import views
+
+urlpatterns = [
+    path("projects/<int:project_id>/consensus/", views.consensus_page, name="project-consensus"),
+    path("consensus/<int:version_id>/report/", views.report_page, name="consensus-report"),
+]

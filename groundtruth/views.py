@@ -1,0 +1,73 @@
+"""Pages of the groundtruth app: consensus versions and their agreement reports (reviewers)."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from annotation.models import Role
+from annotation.selectors import project_role, project_with_role, role_at_least
+from config.errors import DomainError, ValidationFailed
+from groundtruth import charts
+from groundtruth.models import AgreementReport
+from groundtruth.selectors import consensus_version_get, consensus_versions, image_state_counts
+from groundtruth.services import consensus_version_create
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def consensus_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The project's consensus versions, and a form for a new one."""
+    project = project_with_role(project_id=project_id, user=request.user, required=Role.REVIEWER)
+    form = {"iou_threshold": "0.5", "quorum": "", "fuse": "median", "reliability_weighted": False, "accept_f1": "0.8"}
+    if request.method == "POST":
+        form = {
+            "iou_threshold": request.POST.get("iou_threshold", "0.5"),
+            "quorum": request.POST.get("quorum", ""),
+            "fuse": request.POST.get("fuse", "median"),
+            "reliability_weighted": request.POST.get("reliability_weighted") == "on",
+            "accept_f1": request.POST.get("accept_f1", "0.8"),
+        }
+        try:
+            version = consensus_version_create(
+                project=project,
+                user=request.user,
+                iou_threshold=_float(form["iou_threshold"], "iou_threshold"),
+                quorum=_float(form["quorum"], "quorum") if form["quorum"].strip() else None,
+                fuse=form["fuse"],
+                reliability_weighted=form["reliability_weighted"],
+                accept_f1=_float(form["accept_f1"], "accept_f1"),
+            )
+        except DomainError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"Version {version.number} is being computed; this page shows when it is done.")
+            return redirect("project-consensus", project_id=project.pk)
+    versions = [(version, image_state_counts(version=version)) for version in consensus_versions(project=project)]
+    return render(request, "groundtruth/consensus.html", {"project": project, "versions": versions, "form": form})
+
+
+@login_required
+def report_page(request: HttpRequest, version_id: int) -> HttpResponse:
+    """The agreement report of one version, charts drawn as inline SVG."""
+    version = consensus_version_get(version_id=version_id, user=request.user)
+    if not role_at_least(project_role(project=version.project, user=request.user), Role.REVIEWER):
+        raise PermissionDenied
+    report = AgreementReport.objects.filter(version=version).first()
+    context = {"project": version.project, "version": version, "data": report.data if report else None}
+    if report is not None:
+        data = report.data
+        context["heatmap"] = charts.heatmap(data["pairwise"]["annotators"], data["pairwise"]["f1"])
+        context["histogram"] = charts.histogram(data["iou_histogram"]["edges"], data["iou_histogram"]["counts"])
+        baseline = {row["id"]: row for row in data["baseline"]["annotators"]}
+        context["people"] = [(row, baseline.get(row["id"])) for row in data["annotators"]]
+    return render(request, "groundtruth/report.html", context)
+
+
+def _float(value: str, field: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValidationFailed(f"{field} must be a number.", fields={field: ["A number."]}) from None
