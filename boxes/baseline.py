@@ -73,6 +73,20 @@ class ModelVersus:
 
 
 @dataclass(frozen=True)
+class Habits:
+    """Mean offsets of an annotator's boxes from the references they matched. Edges are
+    outward positive (left = ref.x1 - box.x1, top = ref.y1 - box.y1, right = box.x2 -
+    ref.x2, bottom = box.y2 - ref.y2: a loose annotator has all four positive); shift is
+    the box centre minus the reference centre. In pixels and in reference heights."""
+
+    boxes: int
+    edges_px: tuple[float, float, float, float]
+    shift_px: tuple[float, float]
+    edges_heights: tuple[float, float, float, float]
+    shift_heights: tuple[float, float]
+
+
+@dataclass(frozen=True)
 class AnnotatorBaseline:
     """One annotator against the consensus of the others, and a model on the same references."""
 
@@ -81,6 +95,7 @@ class AnnotatorBaseline:
     intervals: dict[str, tuple[float, float]]  # precision, recall, f1, fppi, miss_rate
     by_condition: dict[Hashable, OperatingPoint]
     recall_by_height: dict[str, tuple[int, int]]  # bin -> (references found, references)
+    habits: Habits | None = None  # how their matched boxes sit on the references
     model: ModelVersus | None = None
 
     @property
@@ -117,6 +132,7 @@ class _Scored:
     counts: list[tuple[int, int, int]] = field(default_factory=list)  # tp, fp, fn
     conditions: dict = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0]))
     heights: dict = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    offsets: list[np.ndarray] = field(default_factory=list)  # per matched box: edges and shift, px and heights
     truths: list[ImageTruth] = field(default_factory=list)
     detections: list[np.ndarray] = field(default_factory=list)
     det_image: list[np.ndarray] = field(default_factory=list)  # per scored image: its position
@@ -174,6 +190,9 @@ def human_baseline(
                     totals[k] += value
             found = np.zeros(len(truth), dtype=bool)
             found[result.pairs[:, 1]] = True
+            if len(result.pairs):
+                mine = as_boxes(image[annotator])[result.pairs[:, 0]]
+                record.offsets.append(_offsets(mine, truth[result.pairs[:, 1]]))
             bins = np.searchsorted(edges, truth[:, 3] - truth[:, 1], side="right")
             for bin_index, was_found in zip(bins.tolist(), found.tolist(), strict=True):
                 record.heights[labels[bin_index]][0] += int(was_found)
@@ -223,6 +242,7 @@ def human_baseline(
                 for condition, totals in sorted(record.conditions.items(), key=lambda item: repr(item[0]))
             },
             recall_by_height={label: tuple(record.heights[label]) for label in labels if label in record.heights},
+            habits=_habits(record.offsets),
             model=model,
         )
 
@@ -258,6 +278,31 @@ def human_baseline(
             "gap_intervals": {name: _interval(draws, confidence) for name, draws in panel_draws.items()},
             "gap_draws": panel_draws,
         }
+    )
+
+
+def _offsets(boxes: np.ndarray, references: np.ndarray) -> np.ndarray:
+    """Per matched pair: four outward edge offsets and the centre shift, in px then in reference heights."""
+    edges = np.column_stack(
+        [references[:, 0] - boxes[:, 0], references[:, 1] - boxes[:, 1], boxes[:, 2] - references[:, 2],
+         boxes[:, 3] - references[:, 3]]
+    )  # fmt: skip
+    shift = (boxes[:, :2] + boxes[:, 2:]) / 2 - (references[:, :2] + references[:, 2:]) / 2
+    height = np.maximum(references[:, 3] - references[:, 1], 1e-9)[:, None]
+    return np.hstack([edges, shift, edges / height, shift / height])
+
+
+def _habits(offsets: list[np.ndarray]) -> Habits | None:
+    if not offsets:
+        return None
+    values = np.vstack(offsets)
+    mean = values.mean(axis=0)
+    return Habits(
+        boxes=len(values),
+        edges_px=tuple(float(v) for v in mean[:4]),
+        shift_px=tuple(float(v) for v in mean[4:6]),
+        edges_heights=tuple(float(v) for v in mean[6:10]),
+        shift_heights=tuple(float(v) for v in mean[10:12]),
     )
 
 

@@ -52,6 +52,7 @@ class ConsensusVersion(models.Model):
     pairwise_f1 = models.FloatField(null=True, blank=True)
     mean_iou = models.FloatField(null=True, blank=True)
     reliability = models.JSONField(default=dict, blank=True, help_text="Annotator id -> EM rates, when weighted.")
+    timings = models.JSONField(default=dict, blank=True, help_text="Seconds spent loading, computing, writing.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="consensus_versions"
     )

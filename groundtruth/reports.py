@@ -11,9 +11,7 @@ from django.db.models import Avg, Count
 
 from annotation.models import Annotation, AnnotationKind, Image
 from boxes.baseline import human_baseline
-from boxes.consensus import Reliability, consolidate
-from boxes.geometry import iou_pairs
-from boxes.matching import match
+from boxes.consensus import Reliability
 from groundtruth.models import AgreementReport, ConsensusVersion, ImageState
 from groundtruth.selectors import Panel
 
@@ -25,16 +23,23 @@ FIGURES = ("precision", "recall", "f1", "fppi")
 
 
 def agreement_report_build(
-    *, version: ConsensusVersion, by_image: dict[int, Panel], reliability: Reliability | None, report
+    *,
+    version: ConsensusVersion,
+    by_image: dict[int, Panel],
+    reliability: Reliability | None,
+    report,
+    member_ious: np.ndarray,
 ) -> AgreementReport:
-    """Compute and store the report of `version` from the panels it was computed from and
-    `report` (its `boxes.agreement.measure` result)."""
+    """Compute and store the report of `version` from the panels it was computed from,
+    `report` (its `boxes.agreement.measure` result) and `member_ious` (the IoU of every
+    box in a kept cluster with the cluster's consensus box)."""
     image_ids = sorted(by_image)
     annotations = [{a: boxes for a, (boxes, _) in by_image[i].items()} for i in image_ids]
     annotator_ids = sorted({a for panel in annotations for a in panel})
     names = dict(get_user_model().objects.filter(pk__in=annotator_ids).values_list("pk", "username"))
     conditions = dict(Image.objects.filter(pk__in=image_ids).values_list("pk", "conditions"))
     states = dict(version.images.values_list("image_id", "state"))
+    baseline = human_baseline(annotations, min_images=BASELINE_MIN_IMAGES, height_bins=HEIGHT_BINS, bootstrap=1000)
 
     data = {
         "version": version.number,
@@ -45,10 +50,10 @@ def agreement_report_build(
             "reliability_weighted": version.reliability_weighted,
         },
         "dataset": _dataset(report, states),
-        "baseline": _baseline(annotations, names),
-        "annotators": _annotators(version, annotations, image_ids, annotator_ids, names, reliability),
+        "baseline": _baseline(baseline, names),
+        "annotators": _annotators(baseline, annotations, image_ids, annotator_ids, names, reliability),
         "pairwise": _pairwise(report, names),
-        "iou_histogram": _iou_histogram(version, annotations),
+        "iou_histogram": _iou_histogram(member_ious),
         "by_condition": _by_condition(image_ids, conditions, report, states),
         "least_agreed": [
             {
@@ -81,9 +86,8 @@ def _dataset(report, states: dict) -> dict:
     }
 
 
-def _baseline(annotations: list[dict], names: dict) -> dict:
+def _baseline(result, names: dict) -> dict:
     """The leave-one-out human baseline: every annotator against the others."""
-    result = human_baseline(annotations, min_images=BASELINE_MIN_IMAGES, height_bins=HEIGHT_BINS, bootstrap=1000)
     return {
         "annotators": [
             {
@@ -105,28 +109,11 @@ def _baseline(annotations: list[dict], names: dict) -> dict:
     }  # fmt: skip
 
 
-def _annotators(version, annotations, image_ids, annotator_ids, names, reliability) -> list[dict]:
+def _annotators(baseline, annotations, image_ids, annotator_ids, names, reliability) -> list[dict]:
     """Per annotator: images, speed, habits and EM reliability (when weighted). Habits are
-    the mean edge offsets of their boxes from the consensus of the OTHER annotators (leave
-    one out, so that their own boxes do not pull the reference towards them; outward
-    positive: a loose annotator has all four positive) and the mean shift of the box
-    centre, in pixels and in box heights, over their boxes matched at the threshold."""
-    offsets: dict = defaultdict(list)
-    for annotation in annotations:
-        if len(annotation) < 2:
-            continue
-        for annotator, boxes in annotation.items():
-            others = {a: b for a, b in annotation.items() if a != annotator}
-            reference = consolidate(others, iou_threshold=version.iou_threshold, fuse=version.fuse).boxes
-            pairs = match(boxes, reference, iou_threshold=version.iou_threshold).pairs
-            if not len(pairs):
-                continue
-            box, fused = np.asarray(boxes, dtype=float)[pairs[:, 0]], reference[pairs[:, 1]]
-            height = np.maximum(fused[:, 3] - fused[:, 1], 1e-9)[:, None]
-            edges = np.column_stack([fused[:, 0] - box[:, 0], fused[:, 1] - box[:, 1], box[:, 2] - fused[:, 2],
-                                     box[:, 3] - fused[:, 3]])  # fmt: skip
-            shift = (box[:, :2] + box[:, 2:]) / 2 - (fused[:, :2] + fused[:, 2:]) / 2
-            offsets[annotator].append(np.hstack([edges, shift, edges / height, shift / height]))
+    the mean offsets of their boxes from the consensus of the OTHER annotators (leave one
+    out, so that their own boxes do not pull the reference towards them; see
+    `boxes.baseline.Habits`), over their boxes matched at the threshold."""
     speed = dict(
         Annotation.objects.filter(
             image_id__in=image_ids, kind=AnnotationKind.SUBMISSION, is_current=True, annotator_id__in=annotator_ids
@@ -137,8 +124,8 @@ def _annotators(version, annotations, image_ids, annotator_ids, names, reliabili
     )
     rows = []
     for annotator in annotator_ids:
-        values = np.vstack(offsets[annotator]) if offsets[annotator] else np.zeros((0, 12))
-        mean = values.mean(axis=0) if len(values) else np.full(12, np.nan)
+        scored = baseline.annotators.get(annotator)
+        habits = scored.habits if scored is not None else None
         rates = reliability.annotators.get(annotator) if reliability is not None else None
         rows.append(
             {
@@ -146,13 +133,11 @@ def _annotators(version, annotations, image_ids, annotator_ids, names, reliabili
                 "name": names.get(annotator, str(annotator)),
                 "images": sum(annotator in a for a in annotations),
                 "seconds_per_image": _number(speed.get(annotator)),
-                "boxes_matched": len(values),
-                "edge_offsets_px": dict(zip(("left", "top", "right", "bottom"), map(_number, mean[:4]), strict=True)),
-                "shift_px": dict(zip(("x", "y"), map(_number, mean[4:6]), strict=True)),
-                "edge_offsets_heights": dict(
-                    zip(("left", "top", "right", "bottom"), map(_number, mean[6:10]), strict=True)
-                ),
-                "shift_heights": dict(zip(("x", "y"), map(_number, mean[10:12]), strict=True)),
+                "boxes_matched": habits.boxes if habits else 0,
+                "edge_offsets_px": _sides(habits.edges_px if habits else None),
+                "shift_px": _xy(habits.shift_px if habits else None),
+                "edge_offsets_heights": _sides(habits.edges_heights if habits else None),
+                "shift_heights": _xy(habits.shift_heights if habits else None),
                 "reliability": None
                 if rates is None
                 else {
@@ -177,17 +162,18 @@ def _pairwise(report, names: dict) -> dict:
     }
 
 
-def _iou_histogram(version, annotations: list[dict]) -> dict:
+def _iou_histogram(ious: np.ndarray) -> dict:
     """IoU of every annotator box with the consensus box of its cluster, in 0.05 bins."""
-    ious = []
-    for annotation in annotations:
-        consensus = consolidate(annotation, iou_threshold=version.iou_threshold, fuse=version.fuse)
-        for cluster in consensus.kept:
-            members = np.array([annotation[a][i] for a, i in cluster.members])
-            ious.append(iou_pairs(members, np.repeat(cluster.box[None, :], len(members), axis=0)))
-    values = np.concatenate(ious) if ious else np.zeros(0)
-    counts, _ = np.histogram(values, bins=IOU_EDGES)
+    counts, _ = np.histogram(ious, bins=IOU_EDGES)
     return {"edges": IOU_EDGES.tolist(), "counts": counts.tolist()}
+
+
+def _sides(values) -> dict:
+    return dict(zip(("left", "top", "right", "bottom"), map(_number, values or (None,) * 4), strict=True))
+
+
+def _xy(values) -> dict:
+    return dict(zip(("x", "y"), map(_number, values or (None,) * 2), strict=True))
 
 
 def _by_condition(image_ids, conditions: dict, report, states: dict) -> dict:

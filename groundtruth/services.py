@@ -7,6 +7,7 @@ k-th submission, `image_consensus_update` recomputes that image only.
 """
 
 import logging
+import time
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
@@ -17,6 +18,7 @@ from django.utils import timezone
 from annotation.models import Image, Project
 from boxes.agreement import measure
 from boxes.consensus import AnnotatorReliability, Reliability, consolidate, estimate_reliability
+from boxes.geometry import iou_pairs
 from config.errors import ValidationFailed
 from groundtruth.models import (
     BoxSource,
@@ -84,26 +86,41 @@ def consensus_version_compute(*, version_id: int) -> ConsensusVersion | None:
         return version
     ConsensusVersion.objects.filter(pk=version.pk).update(state=VersionState.RUNNING, started_at=timezone.now())
     try:
+        clock = time.perf_counter()
+        timings = {}
         by_image = panels(project=version.project)
         image_ids = sorted(by_image)
         annotations = [{a: boxes for a, (boxes, _) in by_image[i].items()} for i in image_ids]
+        timings["load"], clock = time.perf_counter() - clock, time.perf_counter()
         reliability = (
             estimate_reliability(annotations, iou_threshold=version.iou_threshold)
             if (version.reliability_weighted and annotations)
             else None
         )
         report = measure(annotations, iou_threshold=version.iou_threshold, bootstrap=1000) if annotations else None
+        results = [
+            _image_result(version, image_id, by_image[image_id], reliability, report.images.f1[index],
+                          report.images.mean_iou[index])
+            for index, image_id in enumerate(image_ids)
+        ]  # fmt: skip
+        timings["compute"], clock = time.perf_counter() - clock, time.perf_counter()
         with transaction.atomic():
             ImageConsensus.objects.filter(version=version).delete()
-            results = [
-                _image_result(version, image_id, by_image[image_id], reliability, report.images.f1[index],
-                              report.images.mean_iou[index])
-                for index, image_id in enumerate(image_ids)
-            ]  # fmt: skip
             _write(results)
+            timings["write"], clock = time.perf_counter() - clock, time.perf_counter()
+            if report is not None:
+                agreement_report_build(
+                    version=version,
+                    by_image=by_image,
+                    reliability=reliability,
+                    report=report,
+                    member_ious=np.concatenate([ious for *_, ious in results]) if results else np.zeros(0),
+                )
+            timings["report"] = time.perf_counter() - clock
             version.state = VersionState.DONE
             version.finished_at = timezone.now()
             version.reliability = _reliability_json(reliability)
+            version.timings = {name: round(seconds, 3) for name, seconds in timings.items()}
             if report is not None:
                 version.alpha = _number(report.alpha)
                 version.alpha_low, version.alpha_high = (_number(v) for v in report.intervals.get("alpha", (None,) * 2))
@@ -112,8 +129,6 @@ def consensus_version_compute(*, version_id: int) -> ConsensusVersion | None:
             ConsensusVersion.objects.filter(project=version.project, is_current=True).update(is_current=False)
             version.is_current = True
             version.save()
-            if report is not None:
-                agreement_report_build(version=version, by_image=by_image, reliability=reliability, report=report)
     except Exception as error:
         logger.exception("Consensus version %s failed", version.pk)
         ConsensusVersion.objects.filter(pk=version.pk).update(
@@ -157,7 +172,8 @@ def image_consensus_enqueue(*, image_id: int, project_id: int) -> None:
 
 
 def _image_result(version, image_id: int, panel: Panel, reliability, f1: float, mean_iou: float):
-    """The ImageConsensus row (unsaved) and its boxes (unsaved, without their parent)."""
+    """The ImageConsensus row (unsaved), its boxes (unsaved, without their parent), and the
+    IoU of each member box of a kept cluster with the cluster's box."""
     annotations = {a: boxes for a, (boxes, _) in panel.items()}
     ignored = {a: flags for a, (_, flags) in panel.items()}
     quorum = None
@@ -187,7 +203,11 @@ def _image_result(version, image_id: int, panel: Panel, reliability, f1: float, 
         + [_box(cluster, is_ignore=True, is_uncertain=False) for cluster in consensus.ignore_regions]
         + [_box(cluster, is_ignore=cluster.is_ignore, is_uncertain=True) for cluster in consensus.uncertain]
     )
-    return row, boxes
+    ious = [
+        iou_pairs(np.array([annotations[a][i] for a, i in c.members]), np.tile(c.box, (len(c.members), 1)))
+        for c in consensus.kept
+    ]
+    return row, boxes, np.concatenate(ious) if ious else np.zeros(0)
 
 
 def _box(cluster, *, is_ignore: bool, is_uncertain: bool) -> GroundTruthBox:
@@ -208,9 +228,9 @@ def _box(cluster, *, is_ignore: bool, is_uncertain: bool) -> GroundTruthBox:
 
 
 def _write(results) -> list[ImageConsensus]:
-    rows = ImageConsensus.objects.bulk_create([row for row, _ in results], batch_size=1000)
+    rows = ImageConsensus.objects.bulk_create([row for row, *_ in results], batch_size=1000)
     boxes = []
-    for row, (_, image_boxes) in zip(rows, results, strict=True):
+    for row, (_, image_boxes, _) in zip(rows, results, strict=True):
         for box in image_boxes:
             box.image_consensus = row
             boxes.append(box)
