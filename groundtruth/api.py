@@ -7,16 +7,24 @@ import json
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.permissions import IsProjectReviewer, ProjectApiMixin
+from annotation.selectors import image_get
 from config.errors import Conflict, ValidationFailed
 from groundtruth.models import AgreementReport, ConsensusVersion
-from groundtruth.selectors import consensus_version_get, consensus_versions, image_state_counts
-from groundtruth.services import consensus_version_create
+from groundtruth.selectors import (
+    adjudication_view,
+    consensus_version_get,
+    consensus_versions,
+    image_state_counts,
+    review_queue,
+)
+from groundtruth.services import adjudication_save, adjudication_undo, consensus_version_create
 
 
 class ConsensusInputSerializer(serializers.Serializer):
@@ -138,3 +146,62 @@ def report_csv(data: dict) -> str:
             ]
         )  # fmt: skip
     return out.getvalue()
+
+
+class ReviewQueueApi(ProjectApiMixin, APIView):
+    """Images of the current version that need review, least agreed first (paginated)."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request, project_id: int) -> Response:
+        project = self.project_for(request, project_id)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(review_queue(project=project), request, view=self)
+        return paginator.get_paginated_response(
+            [
+                {
+                    "image": row.image_id,
+                    "f1": row.f1,
+                    "mean_iou": row.mean_iou,
+                    "uncertain": row.uncertain,
+                    "annotators": row.annotators,
+                    "conditions": row.image.conditions,
+                }
+                for row in page
+            ]
+        )
+
+
+class AdjudicationInputSerializer(serializers.Serializer):
+    boxes = serializers.JSONField(help_text="[{x1, y1, x2, y2, label, is_ignored}, ...] in image pixels.")
+
+
+class AdjudicationApi(APIView):
+    """GET: an image's annotators (anonymous letters), the proposed consensus and any
+    adjudication. POST: settle it with the given boxes. DELETE: ask for it to be redone."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    def _image(self, request: Request, image_id: int):
+        image = image_get(image_id=image_id, user=request.user)
+        self.check_object_permissions(request, image.project)
+        return image
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request, image_id: int) -> Response:
+        return Response(adjudication_view(image=self._image(request, image_id)))
+
+    @extend_schema(request=AdjudicationInputSerializer, responses={201: dict})
+    def post(self, request: Request, image_id: int) -> Response:
+        image = self._image(request, image_id)
+        data = AdjudicationInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        adjudication_save(image=image, reviewer=request.user, boxes=data.validated_data["boxes"])
+        return Response(adjudication_view(image=image), status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: dict})
+    def delete(self, request: Request, image_id: int) -> Response:
+        image = self._image(request, image_id)
+        adjudication_undo(image=image)
+        return Response(adjudication_view(image=image))

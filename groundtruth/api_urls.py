@@ -6,4 +6,6 @@ urlpatterns = [
     path("projects/<int:project_id>/consensus/", api.ProjectConsensusApi.as_view(), name="api-project-consensus"),
     path("consensus/<int:version_id>/", api.ConsensusVersionApi.as_view(), name="api-consensus-version"),
     path("consensus/<int:version_id>/report/", api.ConsensusReportApi.as_view(), name="api-consensus-report"),
+    path("projects/<int:project_id>/review-queue/", api.ReviewQueueApi.as_view(), name="api-review-queue"),
+    path("images/<int:image_id>/adjudication/", api.AdjudicationApi.as_view(), name="api-adjudication"),
 ]

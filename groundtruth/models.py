@@ -125,3 +125,25 @@ class AgreementReport(models.Model):
 
     def __str__(self) -> str:
         return f"report of {self.version}"
+
+
+class Adjudication(models.Model):
+    """A reviewer's settlement of one image: the boxes that are its ground truth, whatever
+    the consensus parameters, until the reviewer asks for it to be redone (is_active off)."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="adjudications")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="adjudications")
+    boxes = models.JSONField(help_text="[[x1, y1, x2, y2, is_ignore], ...] in image pixels.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["image"], condition=models.Q(is_active=True), name="one_active_adjudication_per_image"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"adjudication of image {self.image_id} by {self.reviewer_id}"

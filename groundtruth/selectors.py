@@ -1,15 +1,16 @@
 """Reads of the groundtruth app."""
 
 from collections import defaultdict
+from string import ascii_uppercase
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.shortcuts import get_object_or_404
 
-from annotation.models import Annotation, AnnotationKind, Box, Project
+from annotation.models import Annotation, AnnotationKind, Box, Image, Project
 from annotation.selectors import project_list
-from groundtruth.models import ConsensusVersion, ImageState
+from groundtruth.models import Adjudication, ConsensusVersion, ImageConsensus, ImageState
 
 Panel = dict[int, tuple[np.ndarray, np.ndarray]]  # annotator id -> (n x 4 boxes, n ignore flags)
 
@@ -55,3 +56,65 @@ def consensus_version_get(*, version_id: int, user: AbstractBaseUser) -> Consens
 def image_state_counts(*, version: ConsensusVersion) -> dict[str, int]:
     counts = dict(version.images.values_list("state").annotate(count=Count("id")).values_list("state", "count"))
     return {state.value: counts.get(state.value, 0) for state in ImageState}
+
+
+def review_queue(*, project: Project) -> QuerySet[ImageConsensus]:
+    """Images of the current version that need a reviewer, least agreed first."""
+    return (
+        ImageConsensus.objects.filter(version__project=project, version__is_current=True, state=ImageState.NEEDS_REVIEW)
+        .select_related("image")
+        .order_by(F("f1").asc(nulls_first=True), "-uncertain", "image_id")
+    )
+
+
+def adjudication_view(*, image: Image) -> dict:
+    """What a reviewer needs to settle an image: each annotator's boxes under an anonymous
+    letter, the current version's proposal, and the active adjudication if any."""
+    panel = panels(project=image.project, image_ids=[image.pk]).get(image.pk, {})
+    annotators = []
+    for letter, annotator in zip(ascii_uppercase * 10, sorted(panel), strict=False):
+        boxes, flags = panel[annotator]
+        annotators.append(
+            {
+                "name": letter,
+                "boxes": [
+                    {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "is_ignored": bool(flag)}
+                    for (x1, y1, x2, y2), flag in zip(boxes.tolist(), flags.tolist(), strict=True)
+                ],
+            }
+        )
+    row = (
+        ImageConsensus.objects.filter(version__project=image.project, version__is_current=True, image=image)
+        .select_related("version")
+        .first()
+    )
+    adjudication = Adjudication.objects.filter(image=image, is_active=True).first()
+    return {
+        "image": {"id": image.pk, "width": image.width, "height": image.height},
+        "annotators": annotators,
+        "consensus": None
+        if row is None
+        else {
+            "version": row.version.number,
+            "state": row.state,
+            "f1": row.f1,
+            "uncertain": row.uncertain,
+            "boxes": [
+                {
+                    "id": b.pk,
+                    "x1": b.x1,
+                    "y1": b.y1,
+                    "x2": b.x2,
+                    "y2": b.y2,
+                    "support": b.support,
+                    "is_uncertain": b.is_uncertain,
+                    "is_ignore": b.is_ignore,
+                    "source": b.source,
+                }
+                for b in row.boxes.all()
+            ],
+        },
+        "adjudication": None
+        if adjudication is None
+        else {"reviewer": adjudication.reviewer_id, "created_at": adjudication.created_at, "boxes": adjudication.boxes},
+    }

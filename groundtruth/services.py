@@ -19,8 +19,10 @@ from annotation.models import Image, Project
 from boxes.agreement import measure
 from boxes.consensus import AnnotatorReliability, Reliability, consolidate, estimate_reliability
 from boxes.geometry import iou_pairs
-from config.errors import ValidationFailed
+from boxes.validation import boxes_check
+from config.errors import Conflict, ValidationFailed
 from groundtruth.models import (
+    Adjudication,
     BoxSource,
     ConsensusVersion,
     GroundTruthBox,
@@ -107,6 +109,7 @@ def consensus_version_compute(*, version_id: int) -> ConsensusVersion | None:
         with transaction.atomic():
             ImageConsensus.objects.filter(version=version).delete()
             _write(results)
+            _apply_adjudications(version)
             timings["write"], clock = time.perf_counter() - clock, time.perf_counter()
             if report is not None:
                 agreement_report_build(
@@ -153,8 +156,8 @@ def image_consensus_update(*, image_id: int) -> ImageConsensus | None:
         return None
     with transaction.atomic():
         existing = ImageConsensus.objects.select_for_update().filter(version=version, image=image).first()
-        if existing is not None and existing.state == ImageState.ADJUDICATED:
-            return existing
+        if existing is not None and Adjudication.objects.filter(image=image, is_active=True).exists():
+            return existing  # a reviewer settled it; only they can ask for it to be redone
         if existing is not None:
             existing.delete()
         figures = measure([{a: boxes for a, (boxes, _) in panel.items()}], iou_threshold=version.iou_threshold,
@@ -162,7 +165,70 @@ def image_consensus_update(*, image_id: int) -> ImageConsensus | None:
         result = _image_result(version, image.pk, panel, _reliability_from_json(version.reliability),
                                figures.f1[0], figures.mean_iou[0])  # fmt: skip
         (row,) = _write([result])
+        _apply_adjudications(version, image_ids=[image.pk])
+        row.refresh_from_db()
     return row
+
+
+def adjudication_save(*, image: Image, reviewer: AbstractBaseUser, boxes: object) -> Adjudication:
+    """Settle an image: `boxes` (dicts x1, y1, x2, y2, label, is_ignored) become its ground
+    truth in the current version and in every later one, until `adjudication_undo`.
+    ValidationFailed (400) lists every invalid box; nothing is stored then."""
+    checked, problems, whole = boxes_check(boxes, width=image.width, height=image.height, labels=image.project.labels)
+    if whole:
+        raise ValidationFailed(f"Invalid boxes: {whole}.", fields={"boxes": [whole]})
+    if problems:
+        raise ValidationFailed(
+            f"{len(problems)} box(es) are invalid; nothing was saved.",
+            fields={"boxes": [{"index": p.index, "errors": list(p.messages)} for p in problems]},
+        )
+    version = ConsensusVersion.objects.filter(project=image.project, is_current=True).first()
+    if version is None:
+        raise Conflict("This project has no consensus version yet; compute one first.", code="no_version")
+    with transaction.atomic():
+        Adjudication.objects.select_for_update().filter(image=image, is_active=True).update(is_active=False)
+        adjudication = Adjudication.objects.create(
+            image=image,
+            reviewer=reviewer,
+            boxes=[[b.x1, b.y1, b.x2, b.y2, b.is_ignored] for b in checked],
+        )
+        _apply_adjudications(version, image_ids=[image.pk])
+    return adjudication
+
+
+def adjudication_undo(*, image: Image) -> ImageConsensus | None:
+    """Drop the image's adjudication; the current version's consensus takes it back."""
+    with transaction.atomic():
+        changed = Adjudication.objects.filter(image=image, is_active=True).update(is_active=False)
+    if not changed:
+        raise Conflict("This image has no adjudication to redo.", code="not_adjudicated")
+    return image_consensus_update(image_id=image.pk)
+
+
+def _apply_adjudications(version: ConsensusVersion, *, image_ids: list[int] | None = None) -> None:
+    """Make every actively adjudicated image of the version (or of `image_ids`) carry its
+    reviewer's boxes, state adjudicated."""
+    adjudications = Adjudication.objects.filter(image__project=version.project, is_active=True)
+    if image_ids is not None:
+        adjudications = adjudications.filter(image_id__in=image_ids)
+    for adjudication in adjudications:
+        row = ImageConsensus.objects.filter(version=version, image_id=adjudication.image_id).first()
+        if row is None:
+            row = ImageConsensus.objects.create(
+                version=version, image_id=adjudication.image_id, state=ImageState.ADJUDICATED, annotators=0
+            )
+        else:
+            row.boxes.all().delete()
+            row.state = ImageState.ADJUDICATED
+            row.uncertain = 0
+            row.save(update_fields=["state", "uncertain", "computed_at"])
+        GroundTruthBox.objects.bulk_create(
+            GroundTruthBox(
+                image_consensus=row, x1=x1, y1=y1, x2=x2, y2=y2, support=0, score=1.0, spread=[0, 0, 0, 0],
+                annotators=[], is_ignore=bool(ignore), source=BoxSource.REVIEWER,
+            )
+            for x1, y1, x2, y2, ignore in adjudication.boxes
+        )  # fmt: skip
 
 
 def image_consensus_enqueue(*, image_id: int, project_id: int) -> None:
