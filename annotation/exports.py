@@ -2,8 +2,9 @@
 
 Nothing is built in memory: images are read from the database a page at a time and each
 piece of the file is sent as soon as it is made, so memory stays flat whatever the size of
-the project. The boxes come from one source: one annotator's current submissions, or the
-gold references. (Ground-truth versions join the sources with the ground-truth issue.)
+the project. The boxes come from one source: one annotator's current submissions, the
+gold references, or a consensus version's ground truth (adjudications included, ignore
+regions as crowds, below-quorum clusters left out, each box's support kept).
 """
 
 import zipfile
@@ -25,14 +26,21 @@ PAGE = 500
 class ExportSource:
     """Whose boxes to export: an annotator's submissions (`annotator_id`) or the gold references."""
 
-    kind: str  # AnnotationKind value
+    kind: str  # AnnotationKind value, or VERSION
     annotator_id: int | None = None
+    version_id: int | None = None
+    version_number: int | None = None
 
     @property
     def description(self) -> str:
         if self.kind == AnnotationKind.GOLD:
             return "gold reference boxes"
+        if self.kind == VERSION:
+            return f"ground truth of consensus version {self.version_number}"
         return f"the current submissions of user {self.annotator_id}"
+
+
+VERSION = "version"
 
 
 def _export_name(image_id: int, original: str, *, is_clash: bool) -> str:
@@ -105,6 +113,9 @@ BOX_FIELDS = ("annotation_id", "x1", "y1", "x2", "y2", "label", "is_ignored", "i
 def export_rows(*, project: Project, source: ExportSource, with_boxes: bool = True) -> Iterator[ExportRow]:
     """The source's annotated images in id order, read a page at a time (plain tuples, not
     model instances), each with its boxes in the `boxes.formats` form."""
+    if source.kind == VERSION:
+        yield from _version_rows(project=project, source=source, with_boxes=with_boxes)
+        return
     annotations = _annotations(project, source)
     last = 0
     while True:
@@ -130,6 +141,42 @@ def export_rows(*, project: Project, source: ExportSource, with_boxes: bool = Tr
         for annotation_id, image_id, _, width, height, split, file in page:
             image = FormatImage(
                 file_name=names[image_id], width=width, height=height, boxes=tuple(boxes.get(annotation_id, ()))
+            )
+            yield ExportRow(image_id=image_id, split=split, file=file, image=image)
+        last = page[-1][1]
+
+
+def _version_rows(*, project: Project, source: ExportSource, with_boxes: bool) -> Iterator[ExportRow]:
+    """A consensus version's images and ground-truth boxes, a page at a time."""
+    from groundtruth.models import GroundTruthBox, ImageConsensus
+
+    rows = ImageConsensus.objects.filter(version_id=source.version_id, version__project=project)
+    label = project.labels[0]
+    last = 0
+    while True:
+        page = list(
+            rows.filter(image_id__gt=last)
+            .order_by("image_id")
+            .values_list(
+                "pk", "image_id", "image__original_name", "image__width", "image__height", "image__split", "image__file"
+            )[:PAGE]
+        )
+        if not page:
+            return
+        names = _page_names(project, [(row[1], row[2]) for row in page])
+        boxes: dict[int, list[FormatBox]] = {}
+        if with_boxes:
+            for row_id, x1, y1, x2, y2, ignored, support in (
+                GroundTruthBox.objects.filter(image_consensus_id__in=[row[0] for row in page], is_uncertain=False)
+                .order_by("pk")
+                .values_list("image_consensus_id", "x1", "y1", "x2", "y2", "is_ignore", "support")
+            ):
+                boxes.setdefault(row_id, []).append(
+                    FormatBox(x1, y1, x2, y2, label, is_ignored=ignored, support=support)
+                )
+        for row_id, image_id, _, width, height, split, file in page:
+            image = FormatImage(
+                file_name=names[image_id], width=width, height=height, boxes=tuple(boxes.get(row_id, ()))
             )
             yield ExportRow(image_id=image_id, split=split, file=file, image=image)
         last = page[-1][1]

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.exports import ExportSource, export_coco, export_voc, export_yolo
+from annotation.exports import VERSION, ExportSource, export_coco, export_voc, export_yolo
 from annotation.imports import FORMATS, TARGETS, annotations_import, import_dataset_read
 from annotation.models import AnnotationKind, Membership
 from annotation.permissions import IsProjectAdmin, IsProjectReviewer, ProjectApiMixin
@@ -82,6 +82,7 @@ class ProjectExportApi(ProjectApiMixin, APIView):
             OpenApiParameter("format", enum=list(EXPORTERS), required=True),
             OpenApiParameter("source", description="'gold', or 'annotator' with annotator=<username>", default="gold"),
             OpenApiParameter("annotator", description="username, with source=annotator"),
+            OpenApiParameter("version", int, description="a consensus version's number: its ground truth"),
         ],
         responses={(200, "application/octet-stream"): bytes},
     )
@@ -91,7 +92,10 @@ class ProjectExportApi(ProjectApiMixin, APIView):
         if fmt not in EXPORTERS:
             raise ValidationError({"format": [f"Must be one of {', '.join(EXPORTERS)}."]})
         source_name = request.query_params.get("source", "gold")
-        if source_name == "gold":
+        if "version" in request.query_params:
+            source_name = f"v{request.query_params['version']}"
+            source = _version_source(project, request.query_params["version"])
+        elif source_name == "gold":
             source = ExportSource(kind=AnnotationKind.GOLD)
         elif source_name == "annotator":
             username = request.query_params.get("annotator", "")
@@ -109,3 +113,15 @@ class ProjectExportApi(ProjectApiMixin, APIView):
         filename = f"quorum-project-{project.pk}-{source_name}-{fmt}.{extension}"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
+
+
+def _version_source(project, number: str) -> ExportSource:
+    """The ground truth of the project's finished consensus version `number` (400 otherwise)."""
+    from groundtruth.models import ConsensusVersion, VersionState
+
+    version = ConsensusVersion.objects.filter(project=project, number=int(number)).first() if number.isdigit() else None
+    if version is None:
+        raise ValidationError({"version": [f"This project has no consensus version {number!r}."]})
+    if version.state != VersionState.DONE:
+        raise ValidationError({"version": [f"Version {version.number} is {version.state}, not done."]})
+    return ExportSource(kind=VERSION, version_id=version.pk, version_number=version.number)

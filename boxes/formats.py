@@ -51,6 +51,7 @@ class FormatBox:
     is_ignored: bool = False
     is_occluded: bool = False
     is_truncated: bool = False
+    support: int | None = None  # annotators behind a consensus box; COCO writes it as an attribute
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,9 @@ def coco_iter_json(
                 + f'{{"id": {annotation_id}, "image_id": {image_id}, "category_id": {category_ids[box.label]}, '
                 f'"bbox": [{box.x1!r}, {box.y1!r}, {width!r}, {height!r}], "area": {_round(width * height)!r}, '
                 f'"iscrowd": {int(box.is_ignored)}, "attributes": {{"occluded": {_json_bool(box.is_occluded)}, '
-                f'"truncated": {_json_bool(box.is_truncated)}}}}}'
+                f'"truncated": {_json_bool(box.is_truncated)}'
+                + ("" if box.support is None else f', "support": {int(box.support)}')
+                + "}}"
             )
         if pieces:
             yield "".join(pieces)
