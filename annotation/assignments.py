@@ -159,7 +159,13 @@ def assignment_get(*, assignment_id: int, user: AbstractBaseUser) -> Assignment:
 
 
 def _check_boxes(assignment: Assignment, boxes: object):
-    image = assignment.image
+    return image_boxes_check(image=assignment.image, boxes=boxes)
+
+
+def image_boxes_check(*, image: Image, boxes: object) -> list:
+    """`boxes` (the canvas's dicts) checked against `image` and its project's labels; a
+    ValidationFailed (400) listing every invalid box otherwise. Submissions, adjudications
+    and gold references all go through it."""
     checked, problems, whole = boxes_check(boxes, width=image.width, height=image.height, labels=image.project.labels)
     if whole:
         raise ValidationFailed(f"Invalid boxes: {whole}.", fields={"boxes": [whole]})

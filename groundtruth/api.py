@@ -4,6 +4,7 @@ import csv
 import io
 import json
 
+from django.contrib.auth import get_user_model
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -13,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.permissions import IsProjectReviewer, ProjectApiMixin
+from annotation.permissions import IsProjectAnnotator, IsProjectReviewer, ProjectApiMixin
 from annotation.selectors import image_get
 from config.errors import Conflict, ValidationFailed
 from groundtruth.models import AgreementReport, ConsensusVersion
@@ -21,10 +22,18 @@ from groundtruth.selectors import (
     adjudication_view,
     consensus_version_get,
     consensus_versions,
+    gold_scores,
     image_state_counts,
+    my_figures,
     review_queue,
 )
-from groundtruth.services import adjudication_save, adjudication_undo, consensus_version_create
+from groundtruth.services import (
+    adjudication_save,
+    adjudication_undo,
+    consensus_version_create,
+    gold_set,
+    gold_unset,
+)
 
 
 class ConsensusInputSerializer(serializers.Serializer):
@@ -205,3 +214,66 @@ class AdjudicationApi(APIView):
         image = self._image(request, image_id)
         adjudication_undo(image=image)
         return Response(adjudication_view(image=image))
+
+
+class GoldInputSerializer(serializers.Serializer):
+    boxes = serializers.JSONField(required=False, help_text="Reference boxes; or from_adjudication.")
+    from_adjudication = serializers.BooleanField(default=False)
+
+
+class GoldApi(APIView):
+    """POST: make the image a gold task with reference boxes (given, or its adjudication's).
+    DELETE: take it out of the gold tasks."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    def _image(self, request: Request, image_id: int):
+        image = image_get(image_id=image_id, user=request.user)
+        self.check_object_permissions(request, image.project)
+        return image
+
+    @extend_schema(request=GoldInputSerializer, responses={201: dict})
+    def post(self, request: Request, image_id: int) -> Response:
+        image = self._image(request, image_id)
+        data = GoldInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if not data.validated_data["from_adjudication"] and "boxes" not in data.validated_data:
+            raise ValidationFailed("Give the reference boxes, or from_adjudication.", fields={"boxes": ["Required."]})
+        annotation = gold_set(
+            image=image,
+            reviewer=request.user,
+            boxes=data.validated_data.get("boxes"),
+            from_adjudication=data.validated_data["from_adjudication"],
+        )
+        return Response({"image": image.pk, "is_gold": True, "boxes": annotation.boxes.count()}, status=201)
+
+    @extend_schema(responses={200: dict})
+    def delete(self, request: Request, image_id: int) -> Response:
+        image = self._image(request, image_id)
+        gold_unset(image=image)
+        return Response({"image": image.pk, "is_gold": False})
+
+
+class GoldScoresApi(ProjectApiMixin, APIView):
+    """Every annotator's gold score: precision, recall, F1 at IoU 0.5 and mean IoU on gold tasks."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request, project_id: int) -> Response:
+        project = self.project_for(request, project_id)
+        scores = gold_scores(project=project)
+        names = dict(get_user_model().objects.filter(pk__in=scores).values_list("pk", "username"))
+        return Response([{"annotator": names[user_id], **score.as_dict()} for user_id, score in sorted(scores.items())])
+
+
+class MyFiguresApi(ProjectApiMixin, APIView):
+    """The caller's own figures in the project: gold score, agreement with the others'
+    consensus (from the current version's report), speed. Nobody else's."""
+
+    permission_classes = [IsAuthenticated, IsProjectAnnotator]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request, project_id: int) -> Response:
+        project = self.project_for(request, project_id)
+        return Response(my_figures(project=project, user=request.user))

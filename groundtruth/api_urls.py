@@ -8,4 +8,7 @@ urlpatterns = [
     path("consensus/<int:version_id>/report/", api.ConsensusReportApi.as_view(), name="api-consensus-report"),
     path("projects/<int:project_id>/review-queue/", api.ReviewQueueApi.as_view(), name="api-review-queue"),
     path("images/<int:image_id>/adjudication/", api.AdjudicationApi.as_view(), name="api-adjudication"),
+    path("images/<int:image_id>/gold/", api.GoldApi.as_view(), name="api-gold"),
+    path("projects/<int:project_id>/gold-scores/", api.GoldScoresApi.as_view(), name="api-gold-scores"),
+    path("projects/<int:project_id>/my-figures/", api.MyFiguresApi.as_view(), name="api-my-figures"),
 ]

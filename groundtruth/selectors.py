@@ -1,15 +1,17 @@
 """Reads of the groundtruth app."""
 
 from collections import defaultdict
+from dataclasses import dataclass
 from string import ascii_uppercase
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, F, QuerySet
+from django.db.models import Avg, Count, F, QuerySet
 from django.shortcuts import get_object_or_404
 
 from annotation.models import Annotation, AnnotationKind, Box, Image, Project
 from annotation.selectors import project_list
+from boxes.metrics import score_boxes
 from groundtruth.models import Adjudication, ConsensusVersion, ImageConsensus, ImageState
 
 Panel = dict[int, tuple[np.ndarray, np.ndarray]]  # annotator id -> (n x 4 boxes, n ignore flags)
@@ -117,4 +119,121 @@ def adjudication_view(*, image: Image) -> dict:
         "adjudication": None
         if adjudication is None
         else {"reviewer": adjudication.reviewer_id, "created_at": adjudication.created_at, "boxes": adjudication.boxes},
+    }
+
+
+@dataclass(frozen=True)
+class GoldScore:
+    """An annotator's submissions on gold images against the gold reference boxes."""
+
+    images: int
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+    iou_sum: float
+
+    @property
+    def precision(self) -> float:
+        found = self.true_positives + self.false_positives
+        return self.true_positives / found if found else 1.0
+
+    @property
+    def recall(self) -> float:
+        total = self.true_positives + self.false_negatives
+        return self.true_positives / total if total else 1.0
+
+    @property
+    def f1(self) -> float:
+        total = 2 * self.true_positives + self.false_positives + self.false_negatives
+        return 2 * self.true_positives / total if total else 1.0
+
+    @property
+    def mean_iou(self) -> float | None:
+        return self.iou_sum / self.true_positives if self.true_positives else None
+
+    def as_dict(self) -> dict:
+        return {
+            "images": self.images,
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+            "mean_iou": self.mean_iou,
+        }
+
+
+def gold_references(
+    *, project: Project, image_ids: list[int] | None = None
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Each gold image's reference: the latest current gold annotation's boxes, and which of
+    them are ignore regions."""
+    annotations = Annotation.objects.filter(
+        image__project=project, image__is_gold=True, kind=AnnotationKind.GOLD, is_current=True
+    ).order_by("image_id", "-submitted_at", "-pk")
+    if image_ids is not None:
+        annotations = annotations.filter(image_id__in=image_ids)
+    latest = {}
+    for annotation_id, image_id in annotations.values_list("pk", "image_id"):
+        latest.setdefault(image_id, annotation_id)
+    rows = defaultdict(list)
+    for annotation_id, *values in Box.objects.filter(annotation_id__in=latest.values()).values_list(
+        "annotation_id", "x1", "y1", "x2", "y2", "is_ignored"
+    ):
+        rows[annotation_id].append(values)
+    references = {}
+    for image_id, annotation_id in latest.items():
+        array = np.array(rows.get(annotation_id, []), dtype=float).reshape(-1, 5)
+        references[image_id] = (array[:, :4], array[:, 4].astype(bool))
+    return references
+
+
+def gold_scores(*, project: Project, annotator_id: int | None = None) -> dict[int, GoldScore]:
+    """Per annotator (or only `annotator_id`): their current submissions on gold images
+    scored against the references, matched one to one at IoU 0.5 (`boxes.metrics.score_boxes`;
+    a box inside a reference ignore region counts neither way)."""
+    references = gold_references(project=project)
+    if not references:
+        return {}
+    by_image = panels(project=project, image_ids=list(references))
+    totals: dict[int, list] = defaultdict(lambda: [0, 0, 0, 0, 0.0])
+    for image_id, panel in by_image.items():
+        truth, ignored = references[image_id]
+        for user_id, (boxes, _) in panel.items():
+            if annotator_id is not None and user_id != annotator_id:
+                continue
+            result, false_positives = score_boxes(truth[~ignored], boxes, ignore=truth[ignored])
+            total = totals[user_id]
+            total[0] += 1
+            total[1] += result.count
+            total[2] += false_positives
+            total[3] += int((~ignored).sum()) - result.count
+            total[4] += float(result.ious.sum())
+    return {user_id: GoldScore(*values) for user_id, values in totals.items()}
+
+
+def my_figures(*, project: Project, user) -> dict:
+    """One annotator's own figures: their gold score, their row of the current version's
+    report (agreement with the others' consensus, habits) and their speed. Nothing about
+    anyone else."""
+    score = gold_scores(project=project, annotator_id=user.pk).get(user.pk)
+    version = ConsensusVersion.objects.filter(project=project, is_current=True).select_related("report").first()
+    report = getattr(version, "report", None) if version is not None else None
+    agreement = habits = None
+    if report is not None:
+        agreement = next((row for row in report.data["baseline"]["annotators"] if row["id"] == user.pk), None)
+        habits = next((row for row in report.data["annotators"] if row["id"] == user.pk), None)
+    submitted = Annotation.objects.filter(
+        image__project=project, annotator=user, kind=AnnotationKind.SUBMISSION, is_current=True
+    )
+    seconds = submitted.aggregate(seconds=Avg("active_seconds"))["seconds"]
+    return {
+        "images": submitted.count(),
+        "seconds_per_image": seconds,
+        "gold": score.as_dict() if score is not None else None,
+        "version": version.number if report is not None else None,
+        "agreement": None
+        if agreement is None
+        else {name: agreement[name] for name in ("images", "precision", "recall", "f1", "fppi", "intervals")},
+        "habits": None
+        if habits is None
+        else {name: habits[name] for name in ("edge_offsets_heights", "shift_heights", "boxes_matched")},
     }

@@ -15,11 +15,11 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from annotation.models import Image, Project
+from annotation.assignments import image_boxes_check
+from annotation.models import Annotation, AnnotationKind, AnnotationSource, Box, Image, Project
 from boxes.agreement import measure
 from boxes.consensus import AnnotatorReliability, Reliability, consolidate, estimate_reliability
 from boxes.geometry import iou_pairs
-from boxes.validation import boxes_check
 from config.errors import Conflict, ValidationFailed
 from groundtruth.models import (
     Adjudication,
@@ -174,14 +174,7 @@ def adjudication_save(*, image: Image, reviewer: AbstractBaseUser, boxes: object
     """Settle an image: `boxes` (dicts x1, y1, x2, y2, label, is_ignored) become its ground
     truth in the current version and in every later one, until `adjudication_undo`.
     ValidationFailed (400) lists every invalid box; nothing is stored then."""
-    checked, problems, whole = boxes_check(boxes, width=image.width, height=image.height, labels=image.project.labels)
-    if whole:
-        raise ValidationFailed(f"Invalid boxes: {whole}.", fields={"boxes": [whole]})
-    if problems:
-        raise ValidationFailed(
-            f"{len(problems)} box(es) are invalid; nothing was saved.",
-            fields={"boxes": [{"index": p.index, "errors": list(p.messages)} for p in problems]},
-        )
+    checked = image_boxes_check(image=image, boxes=boxes)
     version = ConsensusVersion.objects.filter(project=image.project, is_current=True).first()
     if version is None:
         raise Conflict("This project has no consensus version yet; compute one first.", code="no_version")
@@ -339,3 +332,48 @@ def _enqueue(task_name: str, *args) -> None:
         getattr(tasks, task_name).delay(*args)
     except Exception:  # noqa: BLE001 - the row is saved; the task can be sent again
         logger.warning("Could not enqueue %s%s; send it again once the broker is back.", task_name, args)
+
+
+def gold_set(
+    *, image: Image, reviewer: AbstractBaseUser, boxes: object = None, from_adjudication: bool = False
+) -> Annotation:
+    """Make `image` a gold task with reference boxes: the given ones (validated like a
+    submission) or its active adjudication's. Annotators cannot tell gold images apart;
+    `groundtruth.selectors.gold_scores` scores them."""
+    if from_adjudication:
+        adjudication = Adjudication.objects.filter(image=image, is_active=True).first()
+        if adjudication is None:
+            raise Conflict("This image has no adjudication to take the gold boxes from.", code="not_adjudicated")
+        boxes = [
+            {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "label": image.project.labels[0], "is_ignored": ignore}
+            for x1, y1, x2, y2, ignore in adjudication.boxes
+        ]
+    checked = image_boxes_check(image=image, boxes=boxes)
+    with transaction.atomic():
+        previous = (
+            Annotation.objects.select_for_update()
+            .filter(image=image, annotator=reviewer, kind=AnnotationKind.GOLD, is_current=True)
+            .first()
+        )
+        if previous is not None:
+            previous.is_current = False
+            previous.save(update_fields=["is_current"])
+        annotation = Annotation.objects.create(
+            image=image,
+            annotator=reviewer,
+            kind=AnnotationKind.GOLD,
+            source=AnnotationSource.PANEL,
+            revision=previous.revision + 1 if previous else 1,
+            supersedes=previous,
+        )
+        Box.objects.bulk_create(
+            Box(annotation=annotation, x1=b.x1, y1=b.y1, x2=b.x2, y2=b.y2, label=b.label, is_ignored=b.is_ignored)
+            for b in checked
+        )
+        Image.objects.filter(pk=image.pk).update(is_gold=True)
+    return annotation
+
+
+def gold_unset(*, image: Image) -> None:
+    """Take `image` out of the gold tasks; its reference boxes are kept, unused."""
+    Image.objects.filter(pk=image.pk).update(is_gold=False)

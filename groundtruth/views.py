@@ -12,7 +12,7 @@ from annotation.selectors import project_role, project_with_role, role_at_least
 from config.errors import DomainError, ValidationFailed
 from groundtruth import charts
 from groundtruth.models import AgreementReport
-from groundtruth.selectors import consensus_version_get, consensus_versions, image_state_counts
+from groundtruth.selectors import consensus_version_get, consensus_versions, image_state_counts, my_figures
 from groundtruth.services import consensus_version_create
 
 
@@ -71,3 +71,14 @@ def _float(value: str, field: str) -> float:
         return float(value)
     except ValueError:
         raise ValidationFailed(f"{field} must be a number.", fields={field: ["A number."]}) from None
+
+
+@login_required
+def my_figures_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    """An annotator's own figures: gold score, agreement with the others, habits, speed."""
+    project = project_with_role(project_id=project_id, user=request.user, required=Role.ANNOTATOR)
+    return render(
+        request,
+        "groundtruth/my_figures.html",
+        {"project": project, "mine": my_figures(project=project, user=request.user)},
+    )

@@ -1,13 +1,16 @@
 """The agreement report recovers the habits planted in a simulated panel."""
 
+import json
+
 import numpy as np
 import pytest
+from django.contrib.auth import get_user_model
 
 from annotation.models import Project
 from annotation.simulation import panel_simulate
 from annotation.synthetic_data import synthetic_images_add
 from groundtruth.models import AgreementReport, ConsensusVersion
-from groundtruth.selectors import panels
+from groundtruth.selectors import my_figures, panels
 from groundtruth.services import consensus_version_compute, consensus_version_create
 from tests.factories import MembershipFactory
 from tests.groundtruth.test_consensus_versions import f1_against_truth, ground_truth
@@ -84,3 +87,13 @@ def test_the_weighted_consensus_is_closer_to_the_truth_than_every_annotator(repo
     # consensus cannot beat 1.0, but it must not fall below them by more than a box or two
     assert consensus >= max(singles) - 0.01, (consensus, sorted(singles))
     assert all(consensus > f1 for f1 in singles if f1 < 0.99), (consensus, sorted(singles))
+
+
+def test_an_annotator_sees_their_own_row_of_the_report_and_nobody_else(report_data):
+    project_id, _, data = report_data
+    project = Project.objects.get(pk=project_id)
+    row = next(r for r in data["baseline"]["annotators"] if r["name"].endswith("-loose"))
+    mine = my_figures(project=project, user=get_user_model().objects.get(pk=row["id"]))
+    assert mine["agreement"]["f1"] == row["f1"] and mine["habits"]["edge_offsets_heights"]["top"] > 0
+    text = json.dumps(mine)
+    assert not any(name["name"] in text for name in data["baseline"]["annotators"])

@@ -1,0 +1,102 @@
+"""Gold tasks: reference boxes set by a reviewer, annotators scored on them, blind to them."""
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from annotation.models import Annotation, AnnotationKind, Assignment, Image, Project
+from groundtruth.selectors import gold_scores
+from groundtruth.services import adjudication_save, gold_set
+from tests.factories import ImageFactory, MembershipFactory
+
+pytestmark = pytest.mark.django_db
+
+REFERENCE = [{"x1": 100, "y1": 100, "x2": 140, "y2": 200, "label": "pedestrian"}]
+
+
+def test_reviewers_set_gold_and_annotators_are_scored(api_client, people, project_with_disagreement):
+    images, _ = project_with_disagreement
+    api_client.force_authenticate(people.reviewer)
+    for image in (images[0], images[3]):
+        response = api_client.post(reverse("api-gold", args=[image.pk]), {"boxes": REFERENCE}, format="json")
+        assert response.status_code == 201, response.content
+    assert set(Image.objects.filter(is_gold=True).values_list("pk", flat=True)) == {images[0].pk, images[3].pk}
+    scores = {
+        row["annotator"]: row for row in api_client.get(reverse("api-gold-scores", args=[people.project.pk])).json()
+    }
+    # anna boxed someone else on image 3: one miss, one false positive, over two gold images
+    assert scores["anna"]["images"] == 2 and scores["anna"]["f1"] == pytest.approx(0.5)
+    assert scores["ann0"]["f1"] == 1.0 and scores["ann0"]["mean_iou"] == 1.0
+    # taking the image out of the gold tasks drops it from the scores
+    assert api_client.delete(reverse("api-gold", args=[images[3].pk])).status_code == 200
+    assert gold_scores(project=people.project)[people.annotator.pk].f1 == 1.0
+
+
+def test_gold_from_an_adjudication(people, project_with_disagreement):
+    images, _ = project_with_disagreement
+    settled = [{"x1": 400, "y1": 100, "x2": 440, "y2": 200, "label": "pedestrian"}]
+    adjudication_save(image=images[3], reviewer=people.reviewer, boxes=settled)
+    annotation = gold_set(image=images[3], reviewer=people.reviewer, from_adjudication=True)
+    assert [(b.x1, b.x2) for b in annotation.boxes.all()] == [(400, 440)]
+    assert gold_scores(project=people.project)[people.annotator.pk].f1 == 1.0  # anna was right
+
+
+def test_bad_gold_requests_leave_nothing(api_client, people, project_with_disagreement):
+    images, _ = project_with_disagreement
+    url = reverse("api-gold", args=[images[1].pk])
+    api_client.force_authenticate(people.reviewer)
+    bad = [{"x1": 100, "y1": 100, "x2": 99, "y2": 200, "label": "pedestrian"}]
+    assert api_client.post(url, {"boxes": bad}, format="json").status_code == 400
+    assert api_client.post(url, {}, format="json").status_code == 400
+    assert api_client.post(url, {"from_adjudication": True}, format="json").status_code == 409
+    api_client.force_authenticate(people.annotator)
+    assert api_client.post(url, {"boxes": REFERENCE}, format="json").status_code == 403
+    assert api_client.get(reverse("api-gold-scores", args=[people.project.pk])).status_code == 403
+    api_client.force_authenticate(people.outsider)
+    assert api_client.post(url, {"boxes": REFERENCE}, format="json").status_code == 404
+    assert not Annotation.objects.filter(kind=AnnotationKind.GOLD).exists()
+    assert not Image.objects.filter(is_gold=True).exists()
+
+
+def test_an_annotator_sees_only_their_own_figures(api_client, people, project_with_disagreement):
+    images, _ = project_with_disagreement
+    gold_set(image=images[3], reviewer=people.reviewer, boxes=REFERENCE)
+    api_client.force_authenticate(people.annotator)
+    mine = api_client.get(reverse("api-my-figures", args=[people.project.pk])).json()
+    assert mine["images"] == 4 and mine["gold"]["images"] == 1 and mine["gold"]["f1"] == 0.0
+    assert mine["version"] == 1
+    assert mine["agreement"] is None  # 4 images: too few for the baseline (see test_report for a full one)
+    text = json.dumps(mine)
+    assert "ann0" not in text and "ann1" not in text and "rita" not in text
+    api_client.force_authenticate(people.outsider)
+    assert api_client.get(reverse("api-my-figures", args=[people.project.pk])).status_code == 404
+
+
+def test_gold_images_look_like_any_other_to_annotators(api_client):
+    project = Project.objects.create(name="Blind", overlap_k=1, gold_rate=1.0)
+    reviewer = MembershipFactory(project=project, user__username="lead", role="reviewer").user
+    annotator = MembershipFactory(project=project, user__username="blind", role="annotator").user
+    gold, plain = ImageFactory(project=project), ImageFactory(project=project)
+    gold_set(image=gold, reviewer=reviewer, boxes=REFERENCE)
+    api_client.force_authenticate(annotator)
+    tasks, leased = [], []
+    for _ in range(2):
+        task = api_client.post(reverse("api-next-task", args=[project.pk])).json()
+        tasks.append(task)
+        leased.append(Assignment.objects.get(pk=task["id"]).image_id)
+        api_client.post(reverse("api-assignment-submit", args=[task["id"]]), {"boxes": []}, format="json")
+    assert leased == [gold.pk, plain.pk]  # gold rate 1: the gold image comes first
+    assert set(tasks[0]) == set(tasks[1])
+    assert "gold" not in json.dumps(tasks).lower()
+
+
+def test_the_my_figures_page(client, people, project_with_disagreement):
+    images, _ = project_with_disagreement
+    gold_set(image=images[3], reviewer=people.reviewer, boxes=REFERENCE)
+    client.force_login(people.annotator)
+    page = client.get(reverse("project-my-figures", args=[people.project.pk])).content.decode()
+    assert "Checks against reference images" in page and "0.000" in page  # anna's gold F1
+    assert "ann0" not in page and "ann1" not in page
+    client.force_login(people.outsider)
+    assert client.get(reverse("project-my-figures", args=[people.project.pk])).status_code == 404
