@@ -110,76 +110,65 @@ class ExportRow:
 BOX_FIELDS = ("annotation_id", "x1", "y1", "x2", "y2", "label", "is_ignored", "is_occluded", "is_truncated")
 
 
+PAGE_FIELDS = ("pk", "image_id", "image__original_name", "image__width", "image__height", "image__split", "image__file")
+
+
 def export_rows(*, project: Project, source: ExportSource, with_boxes: bool = True) -> Iterator[ExportRow]:
     """The source's annotated images in id order, read a page at a time (plain tuples, not
     model instances), each with its boxes in the `boxes.formats` form."""
     if source.kind == VERSION:
-        yield from _version_rows(project=project, source=source, with_boxes=with_boxes)
-        return
-    annotations = _annotations(project, source)
+        from groundtruth.models import ImageConsensus
+
+        rows = ImageConsensus.objects.filter(version_id=source.version_id, version__project=project)
+        boxes_of = _ground_truth_boxes(project)
+    else:
+        rows = _annotations(project, source)
+        boxes_of = _annotation_boxes
     last = 0
     while True:
-        page = list(
-            annotations.filter(image_id__gt=last)
-            .order_by("image_id")
-            .values_list(
-                "pk", "image_id", "image__original_name", "image__width", "image__height", "image__split", "image__file"
-            )[:PAGE]
-        )
+        page = list(rows.filter(image_id__gt=last).order_by("image_id").values_list(*PAGE_FIELDS)[:PAGE])
         if not page:
             return
         names = _page_names(project, [(row[1], row[2]) for row in page])
-        boxes: dict[int, list[FormatBox]] = {}
-        if with_boxes:
-            for annotation_id, *values in (
-                Box.objects.filter(annotation_id__in=[row[0] for row in page]).order_by("pk").values_list(*BOX_FIELDS)
-            ):
-                x1, y1, x2, y2, label, ignored, occluded, truncated = values
-                boxes.setdefault(annotation_id, []).append(
-                    FormatBox(x1, y1, x2, y2, label, is_ignored=ignored, is_occluded=occluded, is_truncated=truncated)
-                )
-        for annotation_id, image_id, _, width, height, split, file in page:
-            image = FormatImage(
-                file_name=names[image_id], width=width, height=height, boxes=tuple(boxes.get(annotation_id, ()))
-            )
-            yield ExportRow(image_id=image_id, split=split, file=file, image=image)
-        last = page[-1][1]
-
-
-def _version_rows(*, project: Project, source: ExportSource, with_boxes: bool) -> Iterator[ExportRow]:
-    """A consensus version's images and ground-truth boxes, a page at a time."""
-    from groundtruth.models import GroundTruthBox, ImageConsensus
-
-    rows = ImageConsensus.objects.filter(version_id=source.version_id, version__project=project)
-    label = project.labels[0]
-    last = 0
-    while True:
-        page = list(
-            rows.filter(image_id__gt=last)
-            .order_by("image_id")
-            .values_list(
-                "pk", "image_id", "image__original_name", "image__width", "image__height", "image__split", "image__file"
-            )[:PAGE]
-        )
-        if not page:
-            return
-        names = _page_names(project, [(row[1], row[2]) for row in page])
-        boxes: dict[int, list[FormatBox]] = {}
-        if with_boxes:
-            for row_id, x1, y1, x2, y2, ignored, support in (
-                GroundTruthBox.objects.filter(image_consensus_id__in=[row[0] for row in page], is_uncertain=False)
-                .order_by("pk")
-                .values_list("image_consensus_id", "x1", "y1", "x2", "y2", "is_ignore", "support")
-            ):
-                boxes.setdefault(row_id, []).append(
-                    FormatBox(x1, y1, x2, y2, label, is_ignored=ignored, support=support)
-                )
+        boxes = boxes_of([row[0] for row in page]) if with_boxes else {}
         for row_id, image_id, _, width, height, split, file in page:
             image = FormatImage(
                 file_name=names[image_id], width=width, height=height, boxes=tuple(boxes.get(row_id, ()))
             )
             yield ExportRow(image_id=image_id, split=split, file=file, image=image)
         last = page[-1][1]
+
+
+def _annotation_boxes(annotation_ids: list[int]) -> dict[int, list[FormatBox]]:
+    """The boxes of these annotations, by annotation id."""
+    boxes: dict[int, list[FormatBox]] = {}
+    for annotation_id, *values in (
+        Box.objects.filter(annotation_id__in=annotation_ids).order_by("pk").values_list(*BOX_FIELDS)
+    ):
+        x1, y1, x2, y2, label, ignored, occluded, truncated = values
+        boxes.setdefault(annotation_id, []).append(
+            FormatBox(x1, y1, x2, y2, label, is_ignored=ignored, is_occluded=occluded, is_truncated=truncated)
+        )
+    return boxes
+
+
+def _ground_truth_boxes(project: Project):
+    """A reader of consensus rows' ground-truth boxes (below-quorum clusters left out), by row id."""
+    from groundtruth.models import GroundTruthBox
+
+    label = project.labels[0]
+
+    def read(row_ids: list[int]) -> dict[int, list[FormatBox]]:
+        boxes: dict[int, list[FormatBox]] = {}
+        for row_id, x1, y1, x2, y2, ignored, support in (
+            GroundTruthBox.objects.filter(image_consensus_id__in=row_ids, is_uncertain=False)
+            .order_by("pk")
+            .values_list("image_consensus_id", "x1", "y1", "x2", "y2", "is_ignore", "support")
+        ):
+            boxes.setdefault(row_id, []).append(FormatBox(x1, y1, x2, y2, label, is_ignored=ignored, support=support))
+        return boxes
+
+    return read
 
 
 def export_coco(*, project: Project, source: ExportSource) -> Iterator[str]:

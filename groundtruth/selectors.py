@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404
 
 from annotation.models import Annotation, AnnotationKind, Box, Image, Project
 from annotation.selectors import project_list
-from boxes.metrics import score_boxes
+from boxes.metrics import OperatingPoint, score_boxes
 from groundtruth.models import Adjudication, ConsensusVersion, ImageConsensus, ImageState
 
 Panel = dict[int, tuple[np.ndarray, np.ndarray]]  # annotator id -> (n x 4 boxes, n ignore flags)
@@ -126,37 +126,20 @@ def adjudication_view(*, image: Image) -> dict:
 class GoldScore:
     """An annotator's submissions on gold images against the gold reference boxes."""
 
-    images: int
-    true_positives: int
-    false_positives: int
-    false_negatives: int
+    point: OperatingPoint
     iou_sum: float
 
     @property
-    def precision(self) -> float:
-        found = self.true_positives + self.false_positives
-        return self.true_positives / found if found else 1.0
-
-    @property
-    def recall(self) -> float:
-        total = self.true_positives + self.false_negatives
-        return self.true_positives / total if total else 1.0
-
-    @property
-    def f1(self) -> float:
-        total = 2 * self.true_positives + self.false_positives + self.false_negatives
-        return 2 * self.true_positives / total if total else 1.0
-
-    @property
     def mean_iou(self) -> float | None:
-        return self.iou_sum / self.true_positives if self.true_positives else None
+        return self.iou_sum / self.point.true_positives if self.point.true_positives else None
 
     def as_dict(self) -> dict:
+        point = self.point
         return {
-            "images": self.images,
-            "precision": self.precision,
-            "recall": self.recall,
-            "f1": self.f1,
+            "images": point.images,
+            "precision": point.precision,
+            "recall": point.recall,
+            "f1": point.f1,
             "mean_iou": self.mean_iou,
         }
 
@@ -207,7 +190,10 @@ def gold_scores(*, project: Project, annotator_id: int | None = None) -> dict[in
             total[2] += false_positives
             total[3] += int((~ignored).sum()) - result.count
             total[4] += float(result.ious.sum())
-    return {user_id: GoldScore(*values) for user_id, values in totals.items()}
+    return {
+        user_id: GoldScore(OperatingPoint(tp, fp, fn, images=images), iou_sum)
+        for user_id, (images, tp, fp, fn, iou_sum) in totals.items()
+    }
 
 
 def my_figures(*, project: Project, user) -> dict:

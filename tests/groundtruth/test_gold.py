@@ -30,7 +30,7 @@ def test_reviewers_set_gold_and_annotators_are_scored(api_client, people, projec
     assert scores["ann0"]["f1"] == 1.0 and scores["ann0"]["mean_iou"] == 1.0
     # taking the image out of the gold tasks drops it from the scores
     assert api_client.delete(reverse("api-gold", args=[images[3].pk])).status_code == 200
-    assert gold_scores(project=people.project)[people.annotator.pk].f1 == 1.0
+    assert gold_scores(project=people.project)[people.annotator.pk].point.f1 == 1.0
 
 
 def test_gold_from_an_adjudication(people, project_with_disagreement):
@@ -39,7 +39,7 @@ def test_gold_from_an_adjudication(people, project_with_disagreement):
     adjudication_save(image=images[3], reviewer=people.reviewer, boxes=settled)
     annotation = gold_set(image=images[3], reviewer=people.reviewer, from_adjudication=True)
     assert [(b.x1, b.x2) for b in annotation.boxes.all()] == [(400, 440)]
-    assert gold_scores(project=people.project)[people.annotator.pk].f1 == 1.0  # anna was right
+    assert gold_scores(project=people.project)[people.annotator.pk].point.f1 == 1.0  # anna was right
 
 
 def test_bad_gold_requests_leave_nothing(api_client, people, project_with_disagreement):
