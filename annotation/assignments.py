@@ -85,6 +85,12 @@ def assignment_lease_next(*, project: Project, user: AbstractBaseUser) -> Assign
     live = assignment_live(project=project, user=user)
     if live is not None:
         return live
+    if project.gold_pause_after:
+        from groundtruth.selectors import gold_pause_reason
+
+        reason = gold_pause_reason(project=project, user=user)
+        if reason is not None:
+            raise Conflict(reason, code="paused")
     now = timezone.now()
     eligible = _eligible(project, user, now)
     wants_gold = False

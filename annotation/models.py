@@ -65,6 +65,13 @@ class Project(models.Model):
         default=30, help_text="How long an annotator holds an image before it returns to the pool."
     )
     gold_rate = models.FloatField(default=0.0, help_text="Share of tasks that are gold images, 0 to 1.")
+    gold_pause_after = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Pause an annotator whose last this many gold tasks all scored below gold_min_f1 (0: never).",
+    )
+    gold_min_f1 = models.FloatField(
+        default=0.5, help_text="The gold F1 (IoU 0.5) below which a gold task counts as failed."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -111,6 +118,9 @@ class Membership(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+    gold_cleared_at = models.DateTimeField(
+        null=True, blank=True, help_text="A reviewer let them continue: earlier gold tasks no longer pause them."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -31,6 +31,7 @@ from groundtruth.services import (
     adjudication_save,
     adjudication_undo,
     consensus_version_create,
+    gold_pause_clear,
     gold_set,
     gold_unset,
 )
@@ -277,3 +278,15 @@ class MyFiguresApi(ProjectApiMixin, APIView):
     def get(self, request: Request, project_id: int) -> Response:
         project = self.project_for(request, project_id)
         return Response(my_figures(project=project, user=request.user))
+
+
+class UnpauseApi(ProjectApiMixin, APIView):
+    """Let a paused annotator continue: their gold tasks so far no longer count against them."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    @extend_schema(request=None, responses={200: dict})
+    def post(self, request: Request, project_id: int, user_id: int) -> Response:
+        project = self.project_for(request, project_id)
+        membership = gold_pause_clear(project=project, user_id=user_id)
+        return Response({"user": membership.user_id, "gold_cleared_at": membership.gold_cleared_at})

@@ -9,7 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Avg, Count, F, QuerySet
 from django.shortcuts import get_object_or_404
 
-from annotation.models import Annotation, AnnotationKind, Box, Image, Project
+from annotation.models import Annotation, AnnotationKind, Box, Image, Membership, Project
 from annotation.selectors import project_list
 from boxes.metrics import OperatingPoint, score_boxes
 from groundtruth.models import Adjudication, ConsensusVersion, ImageConsensus, ImageState
@@ -223,3 +223,38 @@ def my_figures(*, project: Project, user) -> dict:
         if habits is None
         else {name: habits[name] for name in ("edge_offsets_heights", "shift_heights", "boxes_matched")},
     }
+
+
+def gold_pause_reason(*, project: Project, user) -> str | None:
+    """Why `user` may not take new tasks in `project`, or None: with the project's
+    gold_pause_after = N > 0, an annotator whose last N gold tasks (since a reviewer last let
+    them continue) all scored below gold_min_f1 is paused."""
+    count = project.gold_pause_after
+    if not count:
+        return None
+    cleared = Membership.objects.filter(project=project, user=user).values_list("gold_cleared_at", flat=True).first()
+    references = gold_references(project=project)
+    recent = Annotation.objects.filter(
+        image_id__in=list(references), annotator=user, kind=AnnotationKind.SUBMISSION, is_current=True
+    )
+    if cleared is not None:
+        recent = recent.filter(submitted_at__gt=cleared)
+    last = list(recent.order_by("-submitted_at", "-pk").values_list("pk", "image_id")[:count])
+    if len(last) < count:
+        return None
+    rows = defaultdict(list)
+    for annotation_id, *values in Box.objects.filter(annotation_id__in=[a for a, _ in last]).values_list(
+        "annotation_id", "x1", "y1", "x2", "y2"
+    ):
+        rows[annotation_id].append(values)
+    for annotation_id, image_id in last:
+        truth, ignored = references[image_id]
+        boxes = np.array(rows.get(annotation_id, []), dtype=float).reshape(-1, 4)
+        result, false_positives = score_boxes(truth[~ignored], boxes, ignore=truth[ignored])
+        point = OperatingPoint(result.count, false_positives, int((~ignored).sum()) - result.count, images=1)
+        if point.f1 >= project.gold_min_f1:
+            return None
+    return (
+        f"You are paused in this project: your last {count} checked images all scored below "
+        f"F1 {project.gold_min_f1:.2f} against their reference boxes. A reviewer can let you continue."
+    )

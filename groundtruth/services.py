@@ -13,10 +13,11 @@ import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Max
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from annotation.assignments import image_boxes_check
-from annotation.models import Annotation, AnnotationKind, AnnotationSource, Box, Image, Project
+from annotation.models import Annotation, AnnotationKind, AnnotationSource, Box, Image, Membership, Project
 from boxes.agreement import measure
 from boxes.consensus import AnnotatorReliability, Reliability, consolidate, estimate_reliability
 from boxes.geometry import iou_pairs
@@ -377,3 +378,11 @@ def gold_set(
 def gold_unset(*, image: Image) -> None:
     """Take `image` out of the gold tasks; its reference boxes are kept, unused."""
     Image.objects.filter(pk=image.pk).update(is_gold=False)
+
+
+def gold_pause_clear(*, project: Project, user_id: int) -> Membership:
+    """A reviewer lets a paused annotator continue (404 for someone not on the project)."""
+    membership = get_object_or_404(Membership, project=project, user_id=user_id)
+    membership.gold_cleared_at = timezone.now()
+    membership.save(update_fields=["gold_cleared_at"])
+    return membership

@@ -428,7 +428,10 @@
       root.dataset.ready = "done";
       say("Nothing left for you in this project. Thank you!", "ok");
       draw();
-    } else { say("Could not get a task (" + result.status + ").", "error"); }
+    } else {
+      const error = result.data && result.data.error;
+      say(error && error.message ? error.message : "Could not get a task (" + result.status + ").", "error");
+    }
   }
 
   window.quorumCanvas = {

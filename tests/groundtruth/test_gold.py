@@ -100,3 +100,49 @@ def test_the_my_figures_page(client, people, project_with_disagreement):
     assert "ann0" not in page and "ann1" not in page
     client.force_login(people.outsider)
     assert client.get(reverse("project-my-figures", args=[people.project.pk])).status_code == 404
+
+
+def test_an_annotator_failing_gold_is_paused_until_a_reviewer_lets_them_continue(api_client):
+    project = Project.objects.create(name="Checked", overlap_k=1, gold_rate=1.0, gold_pause_after=2, gold_min_f1=0.5)
+    reviewer = MembershipFactory(project=project, user__username="lead", role="reviewer").user
+    annotator = MembershipFactory(project=project, user__username="careless", role="annotator").user
+    golds = [ImageFactory(project=project) for _ in range(3)]
+    ImageFactory(project=project)
+    for image in golds:
+        gold_set(image=image, reviewer=reviewer, boxes=REFERENCE)
+    api_client.force_authenticate(annotator)
+    next_task = reverse("api-next-task", args=[project.pk])
+
+    def do_one(boxes):
+        task = api_client.post(next_task)
+        assert task.status_code == 200, task.content
+        api_client.post(reverse("api-assignment-submit", args=[task.json()["id"]]), {"boxes": boxes}, format="json")
+
+    do_one([])  # misses the pedestrian: F1 0
+    do_one([])
+    refused = api_client.post(next_task)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "paused"
+    assert "last 2 checked images" in refused.json()["error"]["message"]
+    # a reviewer lets them continue; the earlier failures no longer count
+    api_client.force_authenticate(reviewer)
+    url = reverse("api-member-unpause", args=[project.pk, annotator.pk])
+    assert api_client.post(url).status_code == 200
+    api_client.force_authenticate(annotator)
+    do_one(REFERENCE)  # right this time
+    assert api_client.post(next_task).status_code == 200
+    # annotators cannot unpause anyone
+    assert api_client.post(url).status_code == 403
+    assert Assignment.objects.filter(annotator=annotator).count() == 4
+
+
+def test_without_a_pause_rule_nobody_is_paused(api_client):
+    project = Project.objects.create(name="Open", overlap_k=1, gold_rate=1.0)
+    reviewer = MembershipFactory(project=project, user__username="lead2", role="reviewer").user
+    annotator = MembershipFactory(project=project, user__username="free", role="annotator").user
+    for _ in range(3):
+        gold_set(image=ImageFactory(project=project), reviewer=reviewer, boxes=REFERENCE)
+    api_client.force_authenticate(annotator)
+    for _ in range(3):
+        task = api_client.post(reverse("api-next-task", args=[project.pk]))
+        assert task.status_code == 200
+        api_client.post(reverse("api-assignment-submit", args=[task.json()["id"]]), {"boxes": []}, format="json")
