@@ -82,3 +82,10 @@ def my_figures_page(request: HttpRequest, project_id: int) -> HttpResponse:
         "groundtruth/my_figures.html",
         {"project": project, "mine": my_figures(project=project, user=request.user)},
     )
+
+
+@login_required
+def review_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Settle the current version's images that need review, least agreed first."""
+    project = project_with_role(project_id=project_id, user=request.user, required=Role.REVIEWER)
+    return render(request, "groundtruth/review.html", {"project": project})

@@ -1,0 +1,85 @@
+"""The review page in a real browser: a reviewer accepts a below-quorum box, rejects an
+agreed one, draws one everyone missed, saves; the stored ground truth is exactly that."""
+
+import io
+
+import pytest
+
+from annotation.ingest import IncomingImage, image_ingest
+from annotation.models import Annotation, Box, Image
+from groundtruth.models import Adjudication, ImageConsensus, ImageState
+from groundtruth.services import consensus_version_compute, consensus_version_create
+from tests import images
+from tests.factories import PASSWORD, MembershipFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PERSON, OTHER = (100.0, 100.0, 140.0, 200.0), (400.0, 100.0, 440.0, 200.0)
+
+
+@pytest.fixture
+def disputed(people):
+    """One stored 640 x 480 image: two of three annotators box PERSON, the third OTHER."""
+    data = images.image_bytes("PNG", size=(640, 480), seed=41)
+    image_ingest(
+        project=people.project, uploads=[IncomingImage(name="a.png", file=io.BytesIO(data), size=len(data))], user=None
+    )
+    image = Image.objects.get(project=people.project)
+    annotators = [people.annotator] + [
+        MembershipFactory(project=people.project, user__username=f"ann{i}").user for i in range(2)
+    ]
+    for annotator, box in zip(annotators, (OTHER, PERSON, PERSON), strict=True):
+        annotation = Annotation.objects.create(image=image, annotator=annotator)
+        Box.objects.create(annotation=annotation, x1=box[0], y1=box[1], x2=box[2], y2=box[3])
+    Image.objects.filter(pk=image.pk).update(submitted_count=3)
+    version = consensus_version_create(project=people.project, user=people.reviewer)
+    consensus_version_compute(version_id=version.pk)
+    return image, version
+
+
+def test_a_reviewer_settles_an_image_with_the_keyboard_and_the_mouse(browser, live_server, people, disputed):
+    image, version = disputed
+    assert ImageConsensus.objects.get(version=version, image=image).state == ImageState.NEEDS_REVIEW
+    page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "rita")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(f"{live_server.url}/projects/{people.project.pk}/review/")
+    page.wait_for_selector("#reviewer[data-ready='1']")
+    assert page.locator("#legend .swatch").all_inner_texts() == ["A (1)", "B (1)", "C (1)"]  # anonymous
+    assert page.inner_text("#counts") == "1 accepted, 1 pending"
+
+    def screen(x, y):
+        point = page.evaluate("([x, y]) => window.quorumReview.imageToScreen(x, y)", [x, y])
+        return point["x"], point["y"]
+
+    page.keyboard.press("Enter")  # refused: a box is still pending
+    assert "still pending" in page.inner_text("#status")
+    page.keyboard.press("n")  # selects the pending one, OTHER
+    page.keyboard.press("a")  # accept it
+    page.mouse.click(*screen(120, 150))  # select PERSON
+    page.keyboard.press("r")  # reject it
+    page.mouse.move(*screen(250, 250))
+    page.mouse.down()
+    page.mouse.move(*screen(300, 350), steps=8)
+    page.mouse.up()  # draw one everyone missed
+    assert page.inner_text("#counts") == "2 accepted, 0 pending"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#reviewer[data-ready='done']")
+
+    adjudication = Adjudication.objects.get(image=image, is_active=True)
+    assert adjudication.reviewer == people.reviewer
+    stored = sorted(adjudication.boxes)
+    assert stored[0][:4] == pytest.approx([250, 250, 300, 350], abs=1.0) and stored[0][4] is False
+    assert stored[1] == [*OTHER, False]
+    row = ImageConsensus.objects.get(version=version, image=image)
+    assert row.state == ImageState.ADJUDICATED
+    assert sorted((b.x1, b.source) for b in row.boxes.all()) == [
+        (pytest.approx(250, abs=1.0), "reviewer"),
+        (400, "reviewer"),
+    ]
+    assert errors == []
