@@ -7,12 +7,12 @@ from collections import defaultdict
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.db.models import Avg, Count
+from django.db.models import Avg, Count, Max
 
 from annotation.models import Annotation, AnnotationKind, Image
 from boxes.baseline import human_baseline
 from boxes.consensus import Reliability
-from groundtruth.models import AgreementReport, ConsensusVersion, ImageState
+from groundtruth.models import AgreementReport, BoxSource, ConsensusVersion, GroundTruthBox, ImageState
 from groundtruth.selectors import Panel
 
 HEIGHT_BINS = (50.0, 100.0)  # small < 50 px <= medium < 100 px <= large
@@ -55,6 +55,8 @@ def agreement_report_build(
         "pairwise": _pairwise(report, names),
         "iou_histogram": _iou_histogram(member_ious),
         "by_condition": _by_condition(image_ids, conditions, report, states),
+        "by_height": _by_height(version),
+        "over_time": _over_time(image_ids, report),
         "least_agreed": [
             {
                 "image": image_ids[i],
@@ -174,6 +176,56 @@ def _sides(values) -> dict:
 
 def _xy(values) -> dict:
     return dict(zip(("x", "y"), map(_number, values or (None,) * 2), strict=True))
+
+
+def _by_height(version: ConsensusVersion) -> dict:
+    """Per pedestrian height bin (of the consensus box): clusters, the share every annotator
+    boxed, and the share below the quorum (sent to review)."""
+    rows = np.array(
+        list(
+            GroundTruthBox.objects.filter(
+                image_consensus__version=version, is_ignore=False, source=BoxSource.CONSENSUS
+            ).values_list("y1", "y2", "support", "image_consensus__annotators", "is_uncertain")
+        ),
+        dtype=float,
+    ).reshape(-1, 5)
+    bins = np.searchsorted(np.asarray(HEIGHT_BINS), rows[:, 1] - rows[:, 0], side="right")
+    result = {}
+    for index, label in enumerate(_height_labels()):
+        chosen = rows[bins == index]
+        result[label] = {
+            "clusters": len(chosen),
+            "unanimous": float(np.mean(chosen[:, 2] >= chosen[:, 3])) if len(chosen) else None,
+            "below_quorum": float(np.mean(chosen[:, 4] > 0)) if len(chosen) else None,
+        }
+    return result
+
+
+def _height_labels() -> list[str]:
+    low, high = HEIGHT_BINS
+    return [f"<{low:g}", f"{low:g}-{high:g}", f">={high:g}"]
+
+
+def _over_time(image_ids: list[int], report) -> list[dict]:
+    """Agreement by the day an image got its last submission: images and mean pairwise F1."""
+    last = dict(
+        Annotation.objects.filter(image_id__in=image_ids, kind=AnnotationKind.SUBMISSION, is_current=True)
+        .values("image_id")
+        .annotate(last=Max("submitted_at"))
+        .values_list("image_id", "last")
+    )
+    days: dict = defaultdict(list)
+    for index, image_id in enumerate(image_ids):
+        if image_id in last:
+            days[last[image_id].date().isoformat()].append(report.images.f1[index])
+    return [
+        {
+            "day": day,
+            "images": len(values),
+            "mean_f1": _number(np.nanmean(values)) if np.isfinite(values).any() else None,
+        }
+        for day, values in sorted(days.items())
+    ]
 
 
 def _by_condition(image_ids, conditions: dict, report, states: dict) -> dict:

@@ -212,10 +212,19 @@
 
   function skip() { state.skipped.push(state.view.image.id); next(); }
 
+  // ?image=ID (from the report's least-agreed list) opens that image first.
+  let asked = Number(new URLSearchParams(window.location.search).get("image")) || null;
+
   async function next() {
     root.dataset.ready = "0";
-    const queue = await api("GET", root.dataset.queueUrl + "?limit=" + (state.skipped.length + 1));
-    const item = queue.data && queue.data.results.find(function (r) { return state.skipped.indexOf(r.image) < 0; });
+    let item = null;
+    if (asked) {
+      item = { image: asked, f1: null };
+      asked = null;
+    } else {
+      const queue = await api("GET", root.dataset.queueUrl + "?limit=" + (state.skipped.length + 1));
+      item = queue.data && queue.data.results.find(function (r) { return state.skipped.indexOf(r.image) < 0; });
+    }
     if (!item) {
       state.image = null; state.boxes = []; draw();
       root.dataset.ready = "done";
@@ -223,6 +232,7 @@
       return;
     }
     const view = await api("GET", "/api/v1/images/" + item.image + "/adjudication/");
+    if (view.status !== 200) { say("Image #" + item.image + " cannot be reviewed here.", "error"); next(); return; }
     state.view = view.data;
     state.boxes = (view.data.consensus ? view.data.consensus.boxes : []).map(function (b) {
       return { x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2, is_ignored: b.is_ignore,
@@ -242,7 +252,8 @@
       state.image = image; fit(); draw();
       root.dataset.ready = "1";
       root.dataset.image = String(view.data.image.id);
-      say("Image #" + view.data.image.id + ": pairwise F1 " + (item.f1 === null ? "-" : item.f1.toFixed(2)) + ".", "");
+      const f1 = view.data.consensus ? view.data.consensus.f1 : null;
+      say("Image #" + view.data.image.id + ": pairwise F1 " + (f1 === null ? "-" : f1.toFixed(2)) + ".", "");
     };
     image.onerror = function () { say("The image could not be loaded.", "error"); };
     image.src = "/api/v1/images/" + item.image + "/file/";

@@ -48,7 +48,13 @@ def test_a_reviewer_settles_an_image_with_the_keyboard_and_the_mouse(browser, li
     page.fill("#id_username", "rita")
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
-    page.goto(f"{live_server.url}/projects/{people.project.pk}/review/")
+    # an image that cannot be reviewed here is refused, and the queue takes over
+    page.goto(f"{live_server.url}/projects/{people.project.pk}/review/?image=999999")
+    page.wait_for_selector("#reviewer[data-ready='1']")
+    assert page.get_attribute("#reviewer", "data-image") == str(image.pk)
+    assert [e for e in errors if "404" not in e] == []  # the browser logs the refused image's 404
+    errors.clear()
+    page.goto(f"{live_server.url}/projects/{people.project.pk}/review/?image={image.pk}")
     page.wait_for_selector("#reviewer[data-ready='1']")
     assert page.locator("#legend .swatch").all_inner_texts() == ["A (1)", "B (1)", "C (1)"]  # anonymous
     assert page.inner_text("#counts") == "1 accepted, 1 pending"

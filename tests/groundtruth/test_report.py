@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from annotation.models import Project
 from annotation.simulation import panel_simulate
 from annotation.synthetic_data import synthetic_images_add
-from groundtruth.models import AgreementReport, ConsensusVersion
+from groundtruth.models import AgreementReport, ConsensusVersion, GroundTruthBox
 from groundtruth.selectors import my_figures, panels
 from groundtruth.services import consensus_version_compute, consensus_version_create
 from tests.factories import MembershipFactory
@@ -71,6 +71,13 @@ def test_report_figures_hold_together(report_data):
     assert set(data["by_condition"]) and all(
         sum(value["images"] for value in values.values()) == 45 for values in data["by_condition"].values()
     )
+    heights = data["by_height"]
+    consensus_boxes = GroundTruthBox.objects.filter(
+        image_consensus__version_id=report_data[1], is_ignore=False, source="consensus"
+    ).count()
+    assert sum(row["clusters"] for row in heights.values()) == consensus_boxes
+    assert heights["<50"]["below_quorum"] > heights[">=100"]["below_quorum"]  # small ones are missed more
+    assert sum(row["images"] for row in data["over_time"]) == 45
     least = data["least_agreed"]
     assert least[0]["f1"] <= least[-1]["f1"] or least[0]["alpha"] <= least[-1]["alpha"]
 
