@@ -18,6 +18,7 @@ from annotation.selectors import (
     role_at_least,
 )
 from annotation.services import api_token_revoke, api_token_rotate
+from groundtruth.selectors import current_version_summary
 
 
 @login_required
@@ -47,6 +48,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         # Annotators work blind: they do not see who else is on the panel, nor the splits.
         "members": membership_list(project=project) if is_reviewer else None,
         "split_counts": image_split_counts(project=project) if is_reviewer else None,
+        "ground_truth": current_version_summary(project=project) if is_reviewer else None,
     }
     return render(request, "annotation/project_detail.html", context)
 

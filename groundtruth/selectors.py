@@ -258,3 +258,11 @@ def gold_pause_reason(*, project: Project, user) -> str | None:
         f"You are paused in this project: your last {count} checked images all scored below "
         f"F1 {project.gold_min_f1:.2f} against their reference boxes. A reviewer can let you continue."
     )
+
+
+def current_version_summary(*, project: Project) -> dict | None:
+    """The project's current consensus version and its images per state, for the project page."""
+    version = ConsensusVersion.objects.filter(project=project, is_current=True).first()
+    if version is None:
+        return None
+    return {"version": version, "states": image_state_counts(version=version)}

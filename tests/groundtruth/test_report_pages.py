@@ -90,3 +90,14 @@ def test_the_form_starts_a_version_and_refuses_bad_input(client, people):
     assert "Invalid consensus parameters" in page and ConsensusVersion.objects.count() == 1
     page = client.post(url, {"iou_threshold": "abc", "fuse": "mean", "accept_f1": "0.7"}).content.decode()
     assert "must be a number" in page and ConsensusVersion.objects.count() == 1
+
+
+def test_the_project_page_shows_images_per_state_to_reviewers(client, people, computed):
+    client.force_login(people.reviewer)
+    page = client.get(reverse("project-detail", args=[people.project.pk])).content.decode()
+    counts = computed.images.values_list("state", flat=True)
+    accepted = sum(state == "auto_accepted" for state in counts)
+    assert f"Version 1: {accepted} images auto-accepted" in page
+    assert reverse("consensus-report", args=[computed.pk]) in page
+    client.force_login(people.annotator)
+    assert "auto-accepted" not in client.get(reverse("project-detail", args=[people.project.pk])).content.decode()
