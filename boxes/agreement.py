@@ -27,7 +27,7 @@ generator, so the same input gives the same interval. Every figure here is a rat
 sums over images, so a resample is a weighted sum of per-image counts.
 """
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -129,12 +129,18 @@ def measure(
     bootstrap: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    consolidator: Callable[[int, Mapping[Hashable, np.ndarray]], ImageWork] | None = None,
 ) -> AgreementReport:
     """Pairwise agreement, Krippendorff's alpha and per-image figures, with percentile
     bootstrap intervals over images (`bootstrap` resamples, 0 for none; seeded).
 
     `annotations_per_image`: one mapping per image, annotator -> boxes (n x 4 xyxy pixels);
     an empty array means "saw it, found nobody", an absent key "did not see it".
+
+    `consolidator(index, image)` may replace `consolidate_image(image, iou_threshold=...)`,
+    so that a caller who needs each image's consensus with its own quorum, weights, fusion
+    or ignore flags gets it from the same pass. The figures do not change: they depend on
+    the clusters only, and clusters depend on the boxes and the IoU threshold alone.
     """
     annotators = tuple(sorted({a for image in annotations_per_image for a in image}, key=repr))
     position = {annotator: i for i, annotator in enumerate(annotators)}
@@ -147,7 +153,11 @@ def measure(
     uncertain = np.zeros(count, dtype=int)
     seen = np.zeros(count, dtype=int)
     for index, image in enumerate(annotations_per_image):
-        work = consolidate_image(image, iou_threshold=iou_threshold)
+        work = (
+            consolidator(index, image)
+            if consolidator is not None
+            else consolidate_image(image, iou_threshold=iou_threshold)
+        )
         local = np.array([position[a] for a in work.consensus.annotators], dtype=int)
         pairs, stats = _pair_counts(work, iou_threshold)
         image_counts[index] = _image_counts(work, stats)

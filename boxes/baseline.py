@@ -42,7 +42,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from boxes.consensus import consolidate
+from boxes.consensus import leave_one_out_references
 from boxes.geometry import as_boxes, xyxy_to_xywh
 from boxes.metrics import (
     ImageTruth,
@@ -171,14 +171,10 @@ def human_baseline(
     for index, image in enumerate(annotations_per_image):
         if len(image) < 2:
             continue
+        references = leave_one_out_references(image, iou_threshold=iou_threshold, quorum_share=quorum)
         for annotator in image:
-            others = {b: boxes for b, boxes in image.items() if b != annotator}
-            reference = consolidate(
-                others,
-                iou_threshold=iou_threshold,
-                quorum=None if quorum is None else quorum * len(others),
-            )
-            truth, regions = reference.boxes, reference.ignore
+            # the others' kept clusters; boxes carry no ignore flags here, so no ignore regions
+            truth, regions = references[annotator], np.zeros((0, 4))
             result, false_positives = score_boxes(truth, image[annotator], ignore=regions, iou_threshold=iou_threshold)
             record = scored[annotator]
             counts = (result.count, false_positives, len(truth) - result.count)

@@ -187,7 +187,9 @@ def consolidate_image(
             (ignore if reaches[position] else uncertain).append(position)
         else:
             (kept if reaches[position] else uncertain).append(position)
-    kept, duplicates = _split_duplicates(kept, clusters, labels, owner, strength, iou_threshold)
+    kept, duplicates = _split_duplicates(
+        kept, fused["box"][order], fused["support"][order], labels, owner, strength, iou_threshold
+    )
     uncertain = sorted(uncertain + duplicates)
     consensus = Consensus(
         annotators=annotators,
@@ -200,6 +202,65 @@ def consolidate_image(
     return ImageWork(consensus=consensus, boxes=boxes, owner=owner, ious=ious, cluster=labels)
 
 
+def leave_one_out_references(
+    annotations: Mapping[Hashable, np.ndarray], *, iou_threshold: float = 0.5, quorum_share: float | None = None
+) -> dict[Hashable, np.ndarray]:
+    """For each annotator of one image, the boxes of the consensus of the OTHER annotators,
+    exactly as `consolidate(others, quorum=quorum_share * (n - 1))` keeps them (a strict
+    majority of the n - 1 when `quorum_share` is None), in the same order.
+
+    Computed together: the image's IoU matrix once, each annotator's leave-one-out
+    clustering on its rows and columns, and one fusion for the n sets of clusters."""
+    annotators = tuple(sorted(annotations, key=repr))
+    n = len(annotators)
+    if n < 2:
+        return {}
+    arrays = [as_boxes(annotations[a]) for a in annotators]
+    counts = np.array([len(array) for array in arrays], dtype=int)
+    boxes = np.concatenate(arrays)
+    owner = np.repeat(np.arange(n), counts)
+    quorum = (n - 1) / 2 + 0.5 if quorum_share is None else quorum_share * (n - 1)
+    ious = iou_matrix_unchecked(boxes, boxes)
+    # copy p of the image leaves annotator p out; its clusters are numbered after copy p - 1's
+    box_index, copy, labels = [], [], []
+    offset = 0
+    for position in range(n):
+        keep = np.flatnonzero(owner != position)
+        mine = _cluster_labels(owner[keep], boxes[keep], ious[np.ix_(keep, keep)], iou_threshold)
+        box_index.append(keep)
+        copy.append(np.full(len(keep), position))
+        labels.append(mine + offset)
+        offset += int(mine.max()) + 1 if len(mine) else 0
+    box_index, copy, labels = np.concatenate(box_index), np.concatenate(copy), np.concatenate(labels)
+    stacked = boxes[box_index]
+    fused = _fuse_clusters(labels, stacked, None, np.ones(len(stacked)), np.zeros(len(stacked), bool), n - 1, "median")
+    cluster_copy = np.zeros(offset, dtype=int)
+    cluster_copy[labels] = copy
+    result = {}
+    for position, annotator in enumerate(annotators):
+        mine = np.flatnonzero(cluster_copy == position)
+        if not len(mine):
+            result[annotator] = np.zeros((0, 4))
+            continue
+        order = mine[np.lexsort(fused["box"][mine].T[::-1])]
+        strength = fused["weight"][order]
+        kept = np.flatnonzero(strength >= quorum - 1e-12).tolist()
+        in_copy = copy == position
+        relabel = np.full(offset, -1)
+        relabel[order] = np.arange(len(order))
+        kept, _ = _split_duplicates(
+            kept,
+            fused["box"][order],
+            fused["support"][order],
+            relabel[labels[in_copy]],
+            owner[box_index[in_copy]],
+            strength,
+            iou_threshold,
+        )
+        result[annotator] = fused["box"][order][sorted(kept)].reshape(-1, 4)
+    return result
+
+
 def _members(labels, count, owner, index_in_owner, annotators) -> list[tuple]:
     """Each cluster's (annotator, box index) pairs; boxes are already in annotator order."""
     members: list[list] = [[] for _ in range(count)]
@@ -208,7 +269,7 @@ def _members(labels, count, owner, index_in_owner, annotators) -> list[tuple]:
     return [tuple(group) for group in members]
 
 
-def _split_duplicates(kept, clusters, labels, owner, strength, threshold) -> tuple[list[int], list[int]]:
+def _split_duplicates(kept, boxes, support, labels, owner, strength, threshold) -> tuple[list[int], list[int]]:
     """One pedestrian, two clusters: when annotators disagree systematically (one shifts,
     one draws loose), the complete-linkage rule can split one person's boxes in two
     clusters with no annotator in common. Of two kept clusters whose fused boxes overlap
@@ -218,19 +279,19 @@ def _split_duplicates(kept, clusters, labels, owner, strength, threshold) -> tup
     if len(kept) < 2:
         return kept, []
     kept = np.array(kept)
-    fused = np.array([clusters[k].box for k in kept])
+    fused = boxes[kept]
     overlap = iou_matrix_unchecked(fused, fused) >= threshold
     np.fill_diagonal(overlap, False)
     if not overlap.any():
         return kept.tolist(), []
-    who = np.zeros((len(clusters), int(owner.max()) + 1), dtype=bool)
+    who = np.zeros((len(boxes), int(owner.max()) + 1), dtype=bool)
     who[labels, owner] = True
     who = who[kept]
     shares = (who.astype(int) @ who.T.astype(int)) > 0
     clash = overlap & ~shares
     ordered = sorted(
         range(len(kept)),
-        key=lambda i: (-strength[kept[i]], -clusters[kept[i]].support, tuple(clusters[kept[i]].box)),
+        key=lambda i: (-strength[kept[i]], -support[kept[i]], tuple(boxes[kept[i]])),
     )
     accepted: list[int] = []
     duplicates: list[int] = []

@@ -19,7 +19,7 @@ from django.utils import timezone
 from annotation.assignments import image_boxes_check
 from annotation.models import Annotation, AnnotationKind, AnnotationSource, Box, Image, Membership, Project
 from boxes.agreement import measure
-from boxes.consensus import AnnotatorReliability, Reliability, consolidate, estimate_reliability
+from boxes.consensus import AnnotatorReliability, ImageWork, Reliability, consolidate_image, estimate_reliability
 from boxes.geometry import iou_pairs
 from config.errors import Conflict, ValidationFailed
 from groundtruth.models import (
@@ -100,9 +100,21 @@ def consensus_version_compute(*, version_id: int) -> ConsensusVersion | None:
             if (version.reliability_weighted and annotations)
             else None
         )
-        report = measure(annotations, iou_threshold=version.iou_threshold, bootstrap=1000) if annotations else None
+        prepared: dict[int, tuple] = {}
+
+        def consolidator(index: int, image: dict) -> ImageWork:
+            # the version's own consensus of each image, made in the agreement pass
+            work = _consolidate(version, by_image[image_ids[index]], reliability)
+            prepared[index] = _image_boxes(work)
+            return work
+
+        report = (
+            measure(annotations, iou_threshold=version.iou_threshold, bootstrap=1000, consolidator=consolidator)
+            if annotations
+            else None
+        )
         results = [
-            _image_result(version, image_id, by_image[image_id], reliability, report.images.f1[index],
+            _image_result(version, image_id, len(by_image[image_id]), prepared[index], report.images.f1[index],
                           report.images.mean_iou[index])
             for index, image_id in enumerate(image_ids)
         ]  # fmt: skip
@@ -161,10 +173,15 @@ def image_consensus_update(*, image_id: int) -> ImageConsensus | None:
             return existing  # a reviewer settled it; only they can ask for it to be redone
         if existing is not None:
             existing.delete()
-        figures = measure([{a: boxes for a, (boxes, _) in panel.items()}], iou_threshold=version.iou_threshold,
-                          bootstrap=0).images  # fmt: skip
-        result = _image_result(version, image.pk, panel, _reliability_from_json(version.reliability),
-                               figures.f1[0], figures.mean_iou[0])  # fmt: skip
+        reliability = _reliability_from_json(version.reliability)
+        work = _consolidate(version, panel, reliability)
+        figures = measure(
+            [{a: boxes for a, (boxes, _) in panel.items()}],
+            iou_threshold=version.iou_threshold,
+            bootstrap=0,
+            consolidator=lambda index, image: work,
+        ).images
+        result = _image_result(version, image.pk, len(panel), _image_boxes(work), figures.f1[0], figures.mean_iou[0])
         (row,) = _write([result])
         _apply_adjudications(version, image_ids=[image.pk])
         row.refresh_from_db()
@@ -231,43 +248,55 @@ def image_consensus_enqueue(*, image_id: int, project_id: int) -> None:
         _enqueue("image_consensus_update_task", image_id)
 
 
-def _image_result(version, image_id: int, panel: Panel, reliability, f1: float, mean_iou: float):
-    """The ImageConsensus row (unsaved), its boxes (unsaved, without their parent), and the
-    IoU of each member box of a kept cluster with the cluster's box."""
+def _consolidate(version: ConsensusVersion, panel: Panel, reliability) -> ImageWork:
+    """One image's consensus with the version's parameters and the boxes' ignore flags."""
     annotations = {a: boxes for a, (boxes, _) in panel.items()}
-    ignored = {a: flags for a, (_, flags) in panel.items()}
     quorum = None
     if reliability is None and version.quorum is not None:
         quorum = version.quorum * len(annotations)
-    consensus = consolidate(
+    return consolidate_image(
         annotations,
         iou_threshold=version.iou_threshold,
         quorum=quorum,
         weights=reliability,
         fuse=version.fuse,
-        ignored=ignored,
+        ignored={a: flags for a, (_, flags) in panel.items()},
     )
-    f1 = None if np.isnan(f1) else float(f1)
-    accepted = f1 is not None and f1 >= version.accept_f1 and not consensus.uncertain
-    row = ImageConsensus(
-        version=version,
-        image_id=image_id,
-        state=ImageState.AUTO_ACCEPTED if accepted else ImageState.NEEDS_REVIEW,
-        annotators=len(annotations),
-        f1=f1,
-        mean_iou=None if np.isnan(mean_iou) else float(mean_iou),
-        uncertain=len(consensus.uncertain),
-    )
+
+
+def _image_boxes(work: ImageWork) -> tuple[list[GroundTruthBox], int, np.ndarray]:
+    """The boxes of one image's consensus (unsaved, without their parent), how many
+    clusters are below the quorum, and the IoU of each member of a kept cluster with the
+    cluster's box."""
+    consensus = work.consensus
     boxes = (
         [_box(cluster, is_ignore=False, is_uncertain=False) for cluster in consensus.kept]
         + [_box(cluster, is_ignore=True, is_uncertain=False) for cluster in consensus.ignore_regions]
         + [_box(cluster, is_ignore=cluster.is_ignore, is_uncertain=True) for cluster in consensus.uncertain]
     )
-    ious = [
-        iou_pairs(np.array([annotations[a][i] for a, i in c.members]), np.tile(c.box, (len(c.members), 1)))
-        for c in consensus.kept
-    ]
-    return row, boxes, np.concatenate(ious) if ious else np.zeros(0)
+    kept = {id(cluster) for cluster in consensus.kept}
+    is_kept = np.array([id(cluster) in kept for cluster in consensus.clusters], dtype=bool)
+    members = is_kept[work.cluster] if len(work.cluster) else np.zeros(0, dtype=bool)
+    fused = np.array([cluster.box for cluster in consensus.clusters], dtype=float).reshape(-1, 4)
+    ious = iou_pairs(work.boxes[members], fused[work.cluster[members]]) if members.any() else np.zeros(0)
+    return boxes, len(consensus.uncertain), ious
+
+
+def _image_result(version, image_id: int, annotators: int, prepared: tuple, f1: float, mean_iou: float):
+    """The ImageConsensus row (unsaved), its boxes and member IoUs (see `_image_boxes`)."""
+    boxes, uncertain, ious = prepared
+    f1 = None if np.isnan(f1) else float(f1)
+    accepted = f1 is not None and f1 >= version.accept_f1 and not uncertain
+    row = ImageConsensus(
+        version=version,
+        image_id=image_id,
+        state=ImageState.AUTO_ACCEPTED if accepted else ImageState.NEEDS_REVIEW,
+        annotators=annotators,
+        f1=f1,
+        mean_iou=None if np.isnan(mean_iou) else float(mean_iou),
+        uncertain=uncertain,
+    )
+    return row, boxes, ious
 
 
 def _box(cluster, *, is_ignore: bool, is_uncertain: bool) -> GroundTruthBox:

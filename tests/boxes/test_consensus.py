@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boxes.agreement import alpha_units, krippendorff_alpha
-from boxes.consensus import consolidate, weighted_median
+from boxes.consensus import consolidate, leave_one_out_references, weighted_median
 from boxes.geometry import iou_matrix
 from boxes.matching import match
 from boxes.simulate import PROFILES, simulate_annotator
@@ -226,3 +226,40 @@ def test_clusters_equal_the_slow_greedy_merge_in_crowds(panel):
     image = {a: np.array(b, dtype=float).reshape(-1, 4) for a, b in panel.items()}
     got = {frozenset(c.members) for c in consolidate(image).clusters}
     assert got == reference_clusters(image)
+
+
+def leave_one_out_by_hand(image: dict, quorum_share=None) -> dict:
+    result = {}
+    for annotator in image:
+        others = {a: b for a, b in image.items() if a != annotator}
+        quorum = None if quorum_share is None else quorum_share * len(others)
+        result[annotator] = consolidate(others, quorum=quorum).boxes
+    return result
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(["a", "b", "c", "d", "e"]), crowd_boxes, min_size=2, max_size=5)
+    | st.dictionaries(st.sampled_from(["a", "b", "c", "d", "e"]), boxes_strategy, min_size=2, max_size=5),
+    st.sampled_from([None, 0.3, 0.75]),
+)
+def test_leave_one_out_references_equal_consolidating_the_others(panel, quorum_share):
+    image = {a: np.array(b, dtype=float).reshape(-1, 4) for a, b in panel.items()}
+    got = leave_one_out_references(image, quorum_share=quorum_share)
+    expected = leave_one_out_by_hand(image, quorum_share)
+    assert set(got) == set(expected)
+    for annotator, boxes in expected.items():
+        np.testing.assert_array_equal(got[annotator], boxes)
+
+
+def test_leave_one_out_references_on_simulated_panels():
+    rng = np.random.default_rng(21)
+    for _ in range(60):
+        truth = scene(rng)
+        image = {
+            name: simulate_annotator(truth, profile=PROFILES[name], rng=rng, width=WIDTH, height=HEIGHT).boxes
+            for name in MIXED[: int(rng.integers(2, 8))]
+        }
+        got = leave_one_out_references(image)
+        for annotator, boxes in leave_one_out_by_hand(image).items():
+            np.testing.assert_array_equal(got[annotator], boxes)
