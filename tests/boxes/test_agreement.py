@@ -175,3 +175,20 @@ def test_per_image_figures_and_least_agreed():
     assert figures.alpha[1] < figures.alpha[0]
     assert figures.least_agreed(2).tolist() == [1, 0]
     assert figures.units.tolist() == [1, 1, 0, 1]
+
+
+def test_a_consolidator_with_other_parameters_gives_the_same_figures():
+    from boxes.consensus import consolidate_image
+
+    images = simulated_images(40, seed=12, crowded=False)
+    plain = measure(images, bootstrap=0)
+    seen = []
+
+    def consolidator(index, image):
+        seen.append(index)
+        return consolidate_image(image, quorum=1, fuse="mean", weights={a: 1.0 + len(a) for a in image})
+
+    other = measure(images, bootstrap=0, consolidator=consolidator)
+    assert seen == list(range(len(images)))
+    assert (other.alpha, other.f1, other.mean_iou) == (plain.alpha, plain.f1, plain.mean_iou)
+    assert (other.images.uncertain <= plain.images.uncertain).all()  # a quorum of one keeps more
