@@ -129,7 +129,7 @@ CSV_COLUMNS = (
     "annotator", "images", "seconds_per_image", "precision", "precision_low", "precision_high", "recall", "recall_low",
     "recall_high", "f1", "f1_low", "f1_high", "fppi", "recall_small", "recall_medium", "recall_large",
     "offset_left_heights", "offset_top_heights", "offset_right_heights", "offset_bottom_heights", "shift_x_heights",
-    "shift_y_heights", "false_positive_rate", "miss_rate", "boundary_noise",
+    "shift_y_heights", "false_positive_rate", "miss_rate", "boundary_noise", "gold_images", "gold_f1",
 )  # fmt: skip
 
 
@@ -153,6 +153,7 @@ def report_csv(data: dict) -> str:
                 heights.get("<50"), heights.get("50-100"), heights.get(">=100"),
                 *row["edge_offsets_heights"].values(), *row["shift_heights"].values(),
                 reliability.get("false_positive_rate"), reliability.get("miss_rate"), reliability.get("boundary_noise"),
+                (row.get("gold") or {}).get("images"), (row.get("gold") or {}).get("f1"),
             ]
         )  # fmt: skip
     return out.getvalue()

@@ -13,7 +13,7 @@ from annotation.models import Annotation, AnnotationKind, Image
 from boxes.baseline import human_baseline
 from boxes.consensus import Reliability
 from groundtruth.models import AgreementReport, BoxSource, ConsensusVersion, GroundTruthBox, ImageState
-from groundtruth.selectors import Panel
+from groundtruth.selectors import Panel, gold_scores
 
 HEIGHT_BINS = (50.0, 100.0)  # small < 50 px <= medium < 100 px <= large
 IOU_EDGES = np.round(np.linspace(0.0, 1.0, 21), 2)
@@ -51,7 +51,7 @@ def agreement_report_build(
         },
         "dataset": _dataset(report, states),
         "baseline": _baseline(baseline, names),
-        "annotators": _annotators(baseline, annotations, image_ids, annotator_ids, names, reliability),
+        "annotators": _annotators(baseline, annotations, image_ids, annotator_ids, names, reliability, version),
         "pairwise": _pairwise(report, names),
         "iou_histogram": _iou_histogram(member_ious),
         "by_condition": _by_condition(image_ids, conditions, report, states),
@@ -111,11 +111,12 @@ def _baseline(result, names: dict) -> dict:
     }  # fmt: skip
 
 
-def _annotators(baseline, annotations, image_ids, annotator_ids, names, reliability) -> list[dict]:
-    """Per annotator: images, speed, habits and EM reliability (when weighted). Habits are
+def _annotators(baseline, annotations, image_ids, annotator_ids, names, reliability, version) -> list[dict]:
+    """Per annotator: images, speed, gold score, habits and EM reliability (when weighted). Habits are
     the mean offsets of their boxes from the consensus of the OTHER annotators (leave one
     out, so that their own boxes do not pull the reference towards them; see
     `boxes.baseline.Habits`), over their boxes matched at the threshold."""
+    gold = gold_scores(project=version.project)
     speed = dict(
         Annotation.objects.filter(
             image_id__in=image_ids, kind=AnnotationKind.SUBMISSION, is_current=True, annotator_id__in=annotator_ids
@@ -135,6 +136,7 @@ def _annotators(baseline, annotations, image_ids, annotator_ids, names, reliabil
                 "name": names.get(annotator, str(annotator)),
                 "images": sum(annotator in a for a in annotations),
                 "seconds_per_image": _number(speed.get(annotator)),
+                "gold": gold[annotator].as_dict() if annotator in gold else None,
                 "boxes_matched": habits.boxes if habits else 0,
                 "edge_offsets_px": _sides(habits.edges_px if habits else None),
                 "shift_px": _xy(habits.shift_px if habits else None),

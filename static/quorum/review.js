@@ -191,14 +191,15 @@
       remember(); state.boxes.splice(state.selected, 1); state.selected = -1;
     } else if (key === "i" && box) { remember(); box.is_ignored = !box.is_ignored; box.status = "accepted"; }
     else if (key === "h") { state.showAnnotators = !state.showAnnotators; }
-    else if (event.key === "Enter") { event.preventDefault(); save(); return; }
+    else if (event.key === "Enter") { event.preventDefault(); save(false); return; }
+    else if (key === "g") { save(true); return; }
     else if (event.key === "Escape") { state.selected = -1; }
     else if (key === "s") { skip(); return; }
     else return;
     draw();
   });
 
-  async function save() {
+  async function save(asGold) {
     const pending = state.boxes.filter(function (b) { return b.status === "pending"; }).length;
     if (pending) { say(pending + " box(es) still pending: accept (a) or reject (r) each first.", "error"); return; }
     const label = root.dataset.label;
@@ -206,7 +207,11 @@
       return { x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2, label: label, is_ignored: !!b.is_ignored };
     });
     const result = await api("POST", "/api/v1/images/" + state.view.image.id + "/adjudication/", { boxes: boxes });
-    if (result.status === 201) { say("Saved image #" + state.view.image.id + ".", "ok"); next(); }
+    if (result.status === 201 && asGold === true) {
+      const gold = await api("POST", "/api/v1/images/" + state.view.image.id + "/gold/", { from_adjudication: true });
+      if (gold.status !== 201) { say("Saved, but not made gold (" + gold.status + ").", "error"); return; }
+    }
+    if (result.status === 201) { say("Saved image #" + state.view.image.id + (asGold === true ? " as gold." : "."), "ok"); next(); }
     else { say((result.data && result.data.error && result.data.error.message) || "Not saved (" + result.status + ").", "error"); }
   }
 
@@ -234,6 +239,7 @@
     const view = await api("GET", "/api/v1/images/" + item.image + "/adjudication/");
     if (view.status !== 200) { say("Image #" + item.image + " cannot be reviewed here.", "error"); next(); return; }
     state.view = view.data;
+    redoButton.hidden = !view.data.adjudication;
     state.boxes = (view.data.consensus ? view.data.consensus.boxes : []).map(function (b) {
       return { x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2, is_ignored: b.is_ignore,
         status: b.is_uncertain ? "pending" : "accepted" };
@@ -270,7 +276,17 @@
   };
 
   window.addEventListener("resize", function () { fit(); draw(); });
-  document.getElementById("save-button").addEventListener("click", save);
+  document.getElementById("save-button").addEventListener("click", function () { save(false); });
+  document.getElementById("gold-button").addEventListener("click", function () { save(true); });
+  const redoButton = document.getElementById("redo-button");
+  redoButton.addEventListener("click", async function () {
+    // drop the adjudication: the current version's consensus takes the image back
+    const result = await api("DELETE", "/api/v1/images/" + state.view.image.id + "/adjudication/");
+    if (result.status !== 200) { say("Not redone (" + result.status + ").", "error"); return; }
+    asked = state.view.image.id;
+    say("Adjudication dropped; the consensus is back.", "ok");
+    next();
+  });
   document.getElementById("skip-button").addEventListener("click", skip);
   next();
 })();

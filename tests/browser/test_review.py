@@ -88,4 +88,24 @@ def test_a_reviewer_settles_an_image_with_the_keyboard_and_the_mouse(browser, li
         (pytest.approx(250, abs=1.0), "reviewer"),
         (400, "reviewer"),
     ]
+    # back on the settled image: its reviewer boxes are the working set; g saves them as gold
+    page.goto(f"{live_server.url}/projects/{people.project.pk}/review/?image={image.pk}")
+    page.wait_for_selector("#reviewer[data-ready='1']")
+    assert page.is_visible("#redo-button")
+    assert page.inner_text("#counts") == "2 accepted, 0 pending"
+    page.keyboard.press("g")
+    page.wait_for_selector("#reviewer[data-ready='done']")
+    image.refresh_from_db()
+    assert image.is_gold
+    gold = Annotation.objects.get(image=image, kind="gold", is_current=True)
+    assert sorted((b.x1, b.x2) for b in gold.boxes.all())[1] == (400, 440)
+    # and redo hands the image back to the consensus
+    page.goto(f"{live_server.url}/projects/{people.project.pk}/review/?image={image.pk}")
+    page.wait_for_selector("#reviewer[data-ready='1']")
+    page.click("#redo-button")
+    page.wait_for_selector("#redo-button", state="hidden")  # reloaded, no adjudication left
+    page.wait_for_selector("#reviewer[data-ready='1']")
+    assert not Adjudication.objects.filter(image=image, is_active=True).exists()
+    assert ImageConsensus.objects.get(version=version, image=image).state == ImageState.NEEDS_REVIEW
+    assert page.inner_text("#counts") == "1 accepted, 1 pending"
     assert errors == []

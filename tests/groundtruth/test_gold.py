@@ -146,3 +146,18 @@ def test_without_a_pause_rule_nobody_is_paused(api_client):
         task = api_client.post(reverse("api-next-task", args=[project.pk]))
         assert task.status_code == 200
         api_client.post(reverse("api-assignment-submit", args=[task.json()["id"]]), {"boxes": []}, format="json")
+
+
+def test_the_report_shows_each_annotators_gold_score(api_client, people, project_with_disagreement):
+    from groundtruth.services import consensus_version_compute, consensus_version_create
+
+    images, _ = project_with_disagreement
+    gold_set(image=images[3], reviewer=people.reviewer, boxes=REFERENCE)
+    version = consensus_version_create(project=people.project, user=people.reviewer)
+    consensus_version_compute(version_id=version.pk)
+    api_client.force_authenticate(people.reviewer)
+    data = api_client.get(reverse("api-consensus-report", args=[version.pk])).json()
+    gold = {row["name"]: row["gold"] for row in data["annotators"]}
+    assert gold["anna"]["f1"] == 0.0 and gold["ann0"]["f1"] == 1.0 and gold["ann0"]["images"] == 1
+    rows = api_client.get(reverse("api-consensus-report", args=[version.pk]), {"download": "csv"}).content.decode()
+    assert rows.splitlines()[0].endswith("gold_images,gold_f1")
