@@ -323,6 +323,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "annotation.tasks.image_orphans_delete_task",
         "schedule": 3600.0,
     },
+    "consensus-versions-sweep": {
+        "task": "groundtruth.tasks.consensus_versions_sweep_task",
+        "schedule": 600.0,
+    },
 }
 
 # --- Health checks ------------------------------------------------------------------------

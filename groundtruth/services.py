@@ -8,6 +8,7 @@ k-th submission, `image_consensus_update` recomputes that image only.
 
 import logging
 import time
+from datetime import timedelta
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
@@ -152,6 +153,16 @@ def consensus_version_compute(*, version_id: int) -> ConsensusVersion | None:
         )
         raise
     return version
+
+
+def consensus_versions_stalled(*, older_than: timedelta = timedelta(minutes=10)) -> list[int]:
+    """Versions still pending `older_than` after they were made: their task was never sent
+    or never taken. (A worker that dies mid-version leaves it running; acks_late brings the
+    task back, and computing again is safe.)"""
+    cutoff = timezone.now() - older_than
+    return list(
+        ConsensusVersion.objects.filter(state=VersionState.PENDING, created_at__lt=cutoff).values_list("pk", flat=True)
+    )
 
 
 def image_consensus_update(*, image_id: int) -> ImageConsensus | None:

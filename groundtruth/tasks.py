@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from groundtruth.services import consensus_version_compute, image_consensus_update
+from groundtruth.services import consensus_version_compute, consensus_versions_stalled, image_consensus_update
 
 
 @shared_task(acks_late=True)
@@ -15,3 +15,12 @@ def consensus_version_compute_task(version_id: int) -> str | None:
 def image_consensus_update_task(image_id: int) -> str | None:
     row = image_consensus_update(image_id=image_id)
     return None if row is None else row.state
+
+
+@shared_task(acks_late=True)
+def consensus_versions_sweep_task() -> int:
+    """Send again the versions whose first send was lost (broker down when they were made)."""
+    stalled = consensus_versions_stalled()
+    for version_id in stalled:
+        consensus_version_compute_task.delay(version_id)
+    return len(stalled)

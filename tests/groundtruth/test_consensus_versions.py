@@ -161,3 +161,19 @@ def test_annotators_get_403_and_outsiders_404(api_client, people):
     assert api_client.post(url, {}, format="json").status_code == 404
     assert api_client.get(reverse("api-consensus-version", args=[version.pk])).status_code == 404
     assert ConsensusVersion.objects.count() == 1
+
+
+def test_pending_versions_whose_task_was_lost_are_swept(people):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from groundtruth.services import consensus_versions_stalled
+
+    old = consensus_version_create(project=people.project, user=people.reviewer)
+    fresh = consensus_version_create(project=people.project, user=people.reviewer)
+    ConsensusVersion.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(minutes=30))
+    assert consensus_versions_stalled() == [old.pk]
+    consensus_version_compute(version_id=old.pk)
+    assert consensus_versions_stalled() == []
+    assert ConsensusVersion.objects.get(pk=fresh.pk).state == VersionState.PENDING
