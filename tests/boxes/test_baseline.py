@@ -7,32 +7,11 @@ import pytest
 from boxes.baseline import human_baseline
 from boxes.consensus import consolidate
 from boxes.metrics import ImageTruth, match_detections, score_boxes
-from boxes.simulate import PROFILES, HabitProfile, simulate_annotator
+from tests.boxes.panels import simulated_project
 
-WIDTH, HEIGHT = 1280, 720
-POOR = HabitProfile(name="poor", jitter=0.12, miss_rate=0.45, false_positives=1.5)
 PERSON = np.array([[100.0, 100, 140, 200]])
 OTHER = np.array([[400.0, 100, 440, 200]])
 NOBODY = np.zeros((0, 4))
-
-
-def project(names: list[str], *, count: int, seed: int):
-    rng = np.random.default_rng(seed)
-    profiles = {**PROFILES, "poor": POOR}
-    truths, images = [], []
-    for _ in range(count):
-        n = int(rng.integers(1, 9))
-        heights = np.exp(rng.uniform(np.log(30), np.log(300), n))
-        x, y = rng.uniform(0, WIDTH - heights * 0.4), rng.uniform(0, HEIGHT - heights)
-        truth = np.column_stack([x, y, x + heights * 0.4, y + heights])
-        truths.append(truth)
-        images.append(
-            {
-                n: simulate_annotator(truth, profile=profiles[n], rng=rng, width=WIDTH, height=HEIGHT).boxes
-                for n in names
-            }
-        )
-    return truths, images
 
 
 def model_for(truths, *, seed: int, jitter: float, miss: float, false_positives: float, false_score: float = 0.9):
@@ -100,7 +79,7 @@ def test_min_images_conditions_and_height_bins():
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_careful_annotators_beat_poor_ones_and_the_panel_has_a_spread(seed):
-    _, images = project(["careful", "loose", "shifted", "poor", "misses-small"], count=150, seed=seed)
+    _, images = simulated_project(["careful", "loose", "shifted", "poor", "misses-small"], count=150, seed=seed)
     baseline = human_baseline(images, bootstrap=200)
     f1 = {name: result.point.f1 for name, result in baseline.annotators.items()}
     assert min(f1, key=f1.get) == "poor"
@@ -138,7 +117,7 @@ def brute_force_recall_at_precision(images, detections, annotator, precision):
 
 
 def test_model_recall_at_the_human_precision_equals_trying_every_threshold():
-    truths, images = project(["careful", "loose", "sloppy"], count=40, seed=3)
+    truths, images = simulated_project(["careful", "loose", "sloppy"], count=40, seed=3)
     detections = model_for(truths, seed=4, jitter=0.04, miss=0.1, false_positives=1.0)
     # scores on a coarse grid: ties between images, which thresholds cannot split
     detections = [np.column_stack([d[:, :4], np.round(d[:, 4], 1)]) for d in detections]
@@ -150,7 +129,7 @@ def test_model_recall_at_the_human_precision_equals_trying_every_threshold():
 
 
 def test_a_better_model_has_a_better_gap_and_beats_a_sloppy_human():
-    truths, images = project(["careful", "loose", "sloppy", "misses-small", "shifted"], count=120, seed=5)
+    truths, images = simulated_project(["careful", "loose", "sloppy", "misses-small", "shifted"], count=120, seed=5)
     good_detections = model_for(truths, seed=1, jitter=0.02, miss=0.0, false_positives=0.3, false_score=0.5)
     good = human_baseline(images, model_detections=good_detections, bootstrap=300)
     poor = human_baseline(
@@ -173,7 +152,7 @@ def test_a_better_model_has_a_better_gap_and_beats_a_sloppy_human():
 
 
 def test_the_bootstrap_is_paired_over_images_and_seeded():
-    truths, images = project(["careful", "loose", "sloppy"], count=30, seed=7)
+    truths, images = simulated_project(["careful", "loose", "sloppy"], count=30, seed=7)
     detections = model_for(truths, seed=2, jitter=0.04, miss=0.1, false_positives=1.0)
     baseline = human_baseline(images, model_detections=detections, min_images=1, bootstrap=20, seed=9)
     picks = np.random.default_rng(9).integers(0, len(images), size=(20, len(images)))

@@ -5,29 +5,7 @@ import pytest
 
 from boxes.consensus import consolidate, estimate_reliability
 from boxes.matching import match
-from boxes.simulate import PROFILES, HabitProfile, simulate_annotator
-
-WIDTH, HEIGHT = 1280, 720
-POOR = HabitProfile(name="poor", jitter=0.12, miss_rate=0.45, false_positives=1.5, seconds_mean=5)
-
-
-def panel_images(names: list[str], *, seed: int, count: int = 200):
-    rng = np.random.default_rng(seed)
-    profiles = {**PROFILES, "poor": POOR}
-    truths, images = [], []
-    for _ in range(count):
-        n = int(rng.integers(1, 9))
-        heights = np.exp(rng.uniform(np.log(30), np.log(300), n))
-        x, y = rng.uniform(0, WIDTH - heights * 0.4), rng.uniform(0, HEIGHT - heights)
-        truth = np.column_stack([x, y, x + heights * 0.4, y + heights])
-        truths.append(truth)
-        images.append(
-            {
-                name: simulate_annotator(truth, profile=profiles[name], rng=rng, width=WIDTH, height=HEIGHT).boxes
-                for name in names
-            }
-        )
-    return truths, images
+from tests.boxes.panels import simulated_project
 
 
 def f1_against(truths, predictions) -> float:
@@ -47,7 +25,7 @@ def f1_against(truths, predictions) -> float:
     ],
 )
 def test_em_ranks_the_poor_annotator_last_and_weighted_consensus_is_at_least_the_best(names):
-    truths, images = panel_images(names, seed=len(names))
+    truths, images = simulated_project(names, seed=len(names), count=200)
     reliability = estimate_reliability(images)
     assert reliability.converged
     assert reliability.ranking()[-1] == "poor"
@@ -59,7 +37,7 @@ def test_em_ranks_the_poor_annotator_last_and_weighted_consensus_is_at_least_the
 
 def test_a_careful_lone_box_outweighs_two_careless_misses():
     # reliabilities learnt on a project the three share with two other annotators
-    _, images = panel_images(["careful", "loose", "shifted", "poor", "sloppy"], seed=9)
+    _, images = simulated_project(["careful", "loose", "shifted", "poor", "sloppy"], seed=9, count=200)
     reliability = estimate_reliability(images)
     image = {"careful": np.array([[100.0, 100.0, 140.0, 200.0]]), "poor": np.zeros((0, 4)), "sloppy": np.zeros((0, 4))}
     assert len(consolidate(image).boxes) == 0  # a head count drops it
@@ -67,6 +45,6 @@ def test_a_careful_lone_box_outweighs_two_careless_misses():
 
 
 def test_estimate_is_deterministic():
-    _, images = panel_images(["careful", "loose", "poor"], seed=3, count=60)
+    _, images = simulated_project(["careful", "loose", "poor"], seed=3, count=60)
     first, second = estimate_reliability(images), estimate_reliability(images)
     assert first.annotators == second.annotators and first.iterations == second.iterations

@@ -66,8 +66,10 @@ def test_report_permissions(api_client, client, people, computed):
     client.force_login(people.annotator)
     assert client.get(reverse("consensus-report", args=[computed.pk])).status_code == 403
     assert client.get(reverse("project-consensus", args=[people.project.pk])).status_code == 403
+    assert client.get(reverse("project-review", args=[people.project.pk])).status_code == 403
     client.force_login(people.outsider)
     assert client.get(reverse("consensus-report", args=[computed.pk])).status_code == 404
+    assert client.get(reverse("project-review", args=[people.project.pk])).status_code == 404
 
 
 def test_pages_show_versions_and_the_report(client, people, computed):
