@@ -88,7 +88,8 @@ def consensus_version_compute(*, version_id: int) -> ConsensusVersion | None:
     version = ConsensusVersion.objects.select_related("project").filter(pk=version_id).first()
     if version is None or version.state == VersionState.DONE:
         return version
-    ConsensusVersion.objects.filter(pk=version.pk).update(state=VersionState.RUNNING, started_at=timezone.now())
+    version.state, version.started_at = VersionState.RUNNING, timezone.now()
+    version.save(update_fields=["state", "started_at"])
     try:
         clock = time.perf_counter()
         timings = {}

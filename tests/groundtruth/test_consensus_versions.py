@@ -52,6 +52,8 @@ def test_a_version_is_the_consensus_of_every_fully_annotated_image(simulated_pro
     consensus_version_compute(version_id=version.pk)
     version.refresh_from_db()
     assert version.state == VersionState.DONE and version.is_current
+    assert version.started_at <= version.finished_at
+    assert set(version.timings) == {"load", "compute", "write", "report"}
     assert version.images.count() == 16  # every image has its 3 submissions
     assert version.alpha_low < version.alpha < version.alpha_high
     assert 0.5 < version.pairwise_f1 <= 1
