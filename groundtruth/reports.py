@@ -37,7 +37,7 @@ def agreement_report_build(
     annotations = [{a: boxes for a, (boxes, _) in by_image[i].items()} for i in image_ids]
     annotator_ids = sorted({a for panel in annotations for a in panel})
     names = dict(get_user_model().objects.filter(pk__in=annotator_ids).values_list("pk", "username"))
-    conditions = dict(Image.objects.filter(pk__in=image_ids).values_list("pk", "conditions"))
+    conditions = dict(Image.objects.filter(project=version.project).values_list("pk", "conditions"))
     states = dict(version.images.values_list("image_id", "state"))
     baseline = human_baseline(annotations, min_images=BASELINE_MIN_IMAGES, height_bins=HEIGHT_BINS, bootstrap=1000)
 
@@ -56,7 +56,7 @@ def agreement_report_build(
         "iou_histogram": _iou_histogram(member_ious),
         "by_condition": _by_condition(image_ids, conditions, report, states),
         "by_height": _by_height(version),
-        "over_time": _over_time(image_ids, report),
+        "over_time": _over_time(version, image_ids, report),
         "least_agreed": [
             {
                 "image": image_ids[i],
@@ -119,7 +119,10 @@ def _annotators(baseline, annotations, image_ids, annotator_ids, names, reliabil
     gold = gold_scores(project=version.project)
     speed = dict(
         Annotation.objects.filter(
-            image_id__in=image_ids, kind=AnnotationKind.SUBMISSION, is_current=True, annotator_id__in=annotator_ids
+            image__project=version.project,
+            image_id__in=version.images.values("image_id"),
+            kind=AnnotationKind.SUBMISSION,
+            is_current=True,
         )
         .values("annotator_id")
         .annotate(seconds=Avg("active_seconds"), images=Count("id"))
@@ -208,10 +211,15 @@ def _height_labels() -> list[str]:
     return [f"<{low:g}", f"{low:g}-{high:g}", f">={high:g}"]
 
 
-def _over_time(image_ids: list[int], report) -> list[dict]:
+def _over_time(version: ConsensusVersion, image_ids: list[int], report) -> list[dict]:
     """Agreement by the day an image got its last submission: images and mean pairwise F1."""
     last = dict(
-        Annotation.objects.filter(image_id__in=image_ids, kind=AnnotationKind.SUBMISSION, is_current=True)
+        Annotation.objects.filter(
+            image__project=version.project,
+            image_id__in=version.images.values("image_id"),
+            kind=AnnotationKind.SUBMISSION,
+            is_current=True,
+        )
         .values("image_id")
         .annotate(last=Max("submitted_at"))
         .values_list("image_id", "last")

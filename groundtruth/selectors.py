@@ -23,16 +23,17 @@ def panels(*, project: Project, image_ids: list[int] | None = None) -> dict[int,
     nothing has an empty array."""
     annotations = Annotation.objects.filter(image__project=project, kind=AnnotationKind.SUBMISSION, is_current=True)
     if image_ids is None:
+        # subqueries, not id lists: a large project would pass the database's parameter limit
         complete = (
             annotations.values("image_id").annotate(count=Count("id")).filter(count__gte=project.overlap_k)
-        ).values_list("image_id", flat=True)
-        annotations = annotations.filter(image_id__in=list(complete))
+        ).values("image_id")
+        annotations = annotations.filter(image_id__in=complete)
     else:
         annotations = annotations.filter(image_id__in=image_ids)
     seen = list(annotations.values_list("id", "image_id", "annotator_id"))
     rows = defaultdict(list)
     for annotation_id, x1, y1, x2, y2, ignored in (
-        Box.objects.filter(annotation_id__in=[a for a, _, _ in seen])
+        Box.objects.filter(annotation__in=annotations.values("pk"))
         .values_list("annotation_id", "x1", "y1", "x2", "y2", "is_ignored")
         .order_by("annotation_id", "id")
     ):
