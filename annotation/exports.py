@@ -242,6 +242,14 @@ class _Sink:
         return data
 
 
+def _member(name: str) -> zipfile.ZipInfo:
+    """A member dated 1980-01-01 (the zip epoch), so that the same export gives the same
+    bytes whenever it runs; folders and files get the modes zipfile gives them."""
+    info = zipfile.ZipInfo(filename=name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.external_attr = (0o40775 << 16) | 0x10 if name.endswith("/") else 0o600 << 16
+    return info
+
+
 def zip_stream(files: Iterator[tuple[str, bytes]]) -> Iterator[bytes]:
     """A zip archive made on the fly from (name, bytes) pairs, one member in memory at a time."""
     sink = _Sink()
@@ -249,7 +257,7 @@ def zip_stream(files: Iterator[tuple[str, bytes]]) -> Iterator[bytes]:
         for name, data in files:
             # Images are compressed already; text is worth deflating.
             compression = zipfile.ZIP_STORED if name.startswith(("images/", "JPEGImages/")) else zipfile.ZIP_DEFLATED
-            bundle.writestr(name, data, compress_type=compression)
+            bundle.writestr(_member(name), data, compress_type=compression)
             chunk = sink.drain()
             if chunk:
                 yield chunk

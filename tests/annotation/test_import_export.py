@@ -335,3 +335,16 @@ def test_export_names_agree_page_by_page_and_for_the_whole_project(people):
     assert whole[rows[2].pk] == "night__a.jpg"
     assert whole[rows[5].pk] == "c.png"
     assert _unflattened("x__y.jpg") == {"x__y.jpg", "x/y.jpg", "x\\y.jpg"}
+
+
+def test_zip_exports_are_the_same_bytes_whenever_they_run(monkeypatch):
+    import time as clock
+
+    from annotation.exports import zip_stream
+
+    files = [("data.yaml", b"names: [pedestrian]\n"), ("images/train/", b""), ("images/train/a.jpg", b"\xff\xd8")]
+    first = b"".join(zip_stream(iter(files)))
+    monkeypatch.setattr(clock, "time", lambda: 2_000_000_000.0)  # another day, another second
+    monkeypatch.setattr(clock, "localtime", lambda *args: clock.gmtime(2_000_000_000))
+    assert b"".join(zip_stream(iter(files))) == first
+    assert zipfile.ZipFile(io.BytesIO(first)).getinfo("images/train/").is_dir()
