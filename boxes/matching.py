@@ -47,11 +47,13 @@ def match_iou(ious: np.ndarray, *, iou_threshold: float = 0.5) -> Matches:
     rows, cols = rows[keep], cols[keep]
     order = np.argsort(rows, kind="stable")
     rows, cols = rows[order], cols[order]
+    matched_a, matched_b = np.zeros(n, dtype=bool), np.zeros(m, dtype=bool)
+    matched_a[rows], matched_b[cols] = True, True
     return Matches(
         pairs=np.column_stack([rows, cols]).astype(int),
         ious=ious[rows, cols],
-        unmatched_a=np.setdiff1d(np.arange(n), rows),
-        unmatched_b=np.setdiff1d(np.arange(m), cols),
+        unmatched_a=np.flatnonzero(~matched_a),
+        unmatched_b=np.flatnonzero(~matched_b),
     )
 
 
