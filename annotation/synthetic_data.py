@@ -6,20 +6,26 @@ from collections.abc import Callable
 
 from annotation.ingest import IncomingImage, image_ingest
 from annotation.models import Project, SyntheticTruth
-from annotation.synthetic import GENERATOR_VERSION, condition_cycle, render_scene
+from annotation.synthetic import GENERATOR_VERSION, HD_SIZE, condition_cycle, render_scene
 
 # Scenes rendered, then ingested together (decoded on the ingest threads, one thumbnail task).
 GROUP = 16
 
 
 def synthetic_images_add(
-    *, project: Project, count: int, seed: int, progress: Callable[[int, int], None] | None = None
+    *,
+    project: Project,
+    count: int,
+    seed: int,
+    size: tuple[int, int] = HD_SIZE,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, int]:
     """Render `count` scenes for `seed` and ingest them as synthetic images with their truth.
 
     Conditions cycle through every combination of the vocabulary (in an order shuffled by
     `seed`), so every condition is well represented. Scene i of a seed is always the same
-    picture, so running again with the same seed adds only what is missing.
+    picture, so running again with the same seed adds only what is missing. `size`: width
+    and height in pixels (small scenes make quick training tests).
     """
     combinations = condition_cycle()
     random.Random(seed).shuffle(combinations)
@@ -29,7 +35,7 @@ def synthetic_images_add(
         scenes, uploads = {}, []
         for index in indexes:
             scene_seed = seed * 1_000_003 + index
-            scene = render_scene(seed=scene_seed, conditions=combinations[index % len(combinations)])
+            scene = render_scene(seed=scene_seed, conditions=combinations[index % len(combinations)], size=size)
             buffer = io.BytesIO()
             scene.image.save(buffer, format="JPEG", quality=92)
             name = f"synthetic-{seed}-{index:05d}.jpg"

@@ -138,7 +138,7 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_URL = "media/"
-MEDIA_ROOT = VAR_DIR / "media"
+MEDIA_ROOT = Path(env.str("QUORUM_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 
 AWS_STORAGE_BUCKET_NAME = env.str("QUORUM_S3_BUCKET", default="")
 if AWS_STORAGE_BUCKET_NAME:
@@ -189,6 +189,21 @@ QUORUM_INGEST_THREADS = env.int("QUORUM_INGEST_THREADS", default=min(4, os.cpu_c
 # Zip uploads: entries, and bytes once uncompressed (against zip bombs).
 QUORUM_ZIP_MAX_ENTRIES = env.int("QUORUM_ZIP_MAX_ENTRIES", default=20_000)
 QUORUM_ZIP_MAX_TOTAL_BYTES = env.int("QUORUM_ZIP_MAX_TOTAL_BYTES", default=20 * 1024 * 1024 * 1024)
+
+# --- Training -----------------------------------------------------------------------------
+# Where a training worker keeps each run's working folder (dataset copy, last.pt, logs);
+# local to the worker, so that a retried run resumes from its own last.pt.
+QUORUM_TRAINING_DIR = Path(env.str("QUORUM_TRAINING_DIR", default=str(VAR_DIR / "training")))
+# A running run's worker writes a heartbeat this often; the reaper settles a run whose
+# heartbeat is older than the stale age, retrying it up to the attempts limit.
+QUORUM_TRAINING_HEARTBEAT_SECONDS = env.float("QUORUM_TRAINING_HEARTBEAT_SECONDS", default=5.0)
+QUORUM_TRAINING_STALE_SECONDS = env.float("QUORUM_TRAINING_STALE_SECONDS", default=120.0)
+QUORUM_TRAINING_MAX_ATTEMPTS = env.int("QUORUM_TRAINING_MAX_ATTEMPTS", default=3)
+QUORUM_TRAINING_LOG_TAIL_LINES = 60
+# Up to this many train images are predicted to compare train and val AP (overfitting flag).
+QUORUM_TRAINING_EVAL_TRAIN_IMAGES = env.int("QUORUM_TRAINING_EVAL_TRAIN_IMAGES", default=200)
+# Scheduled retraining: how often the beat task looks (seconds; a week by default).
+QUORUM_RETRAIN_EVERY_SECONDS = env.float("QUORUM_RETRAIN_EVERY_SECONDS", default=7 * 24 * 3600.0)
 
 # --- Security ---------------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -279,6 +294,9 @@ CELERY_TASK_QUEUES = [
 # Tasks are routed by the app that owns them; a task may still name its queue explicitly.
 CELERY_TASK_ROUTES = {
     "groundtruth.tasks.*": {"queue": "groundtruth"},
+    # Bookkeeping of training runs must not wait behind a long training on its queue.
+    "training.tasks.training_runs_reap_task": {"queue": "default"},
+    "training.tasks.training_runs_schedule_task": {"queue": "default"},
     "training.tasks.*": {"queue": "training"},
     "serving.tasks.*": {"queue": "inference"},
     "annotation.tasks.*": {"queue": "default"},
@@ -326,6 +344,14 @@ CELERY_BEAT_SCHEDULE = {
     "consensus-versions-sweep": {
         "task": "groundtruth.tasks.consensus_versions_sweep_task",
         "schedule": 600.0,
+    },
+    "training-runs-reap": {
+        "task": "training.tasks.training_runs_reap_task",
+        "schedule": 60.0,
+    },
+    "retraining-schedule": {
+        "task": "training.tasks.training_runs_schedule_task",
+        "schedule": QUORUM_RETRAIN_EVERY_SECONDS,
     },
 }
 

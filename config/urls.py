@@ -11,11 +11,13 @@ from ops.views import favicon, healthz
 api_v1 = [
     path("", include("annotation.api_urls")),
     path("", include("groundtruth.api_urls")),
+    path("", include("training.api_urls")),
 ]
 
 urlpatterns = [
     path("", include("annotation.urls")),
     path("", include("groundtruth.urls")),
+    path("", include("training.urls")),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

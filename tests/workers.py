@@ -29,8 +29,10 @@ def database_url_of_this_test_database() -> str:
     raise NotImplementedError(connection.vendor)
 
 
-def start_worker(queues: str, name: str) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": database_url_of_this_test_database()}
+def start_worker(queues: str, name: str, *, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A solo-pool worker on `queues`, on this test's database; `env` adds variables (a
+    media folder, a training folder, ...)."""
+    env = {**os.environ, "DATABASE_URL": database_url_of_this_test_database(), **(env or {})}
     command = [
         sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "--pool", "solo",
         "-n", f"{name}@%h", "--without-mingle", "--without-gossip", "-l", "info",

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from training.models import DatasetSnapshot
+from training.models import DatasetSnapshot, ModelVersion, PromotionDecision, TestSetLook, TrainingPolicy, TrainingRun
 
 
 @admin.register(DatasetSnapshot)
@@ -19,3 +19,43 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
     @admin.display(description="content hash")
     def short_hash(self, snapshot: DatasetSnapshot) -> str:
         return snapshot.content_hash[:12]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows that only the services write: readable, not editable, here."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(ReadOnlyAdmin):
+    list_display = ["project", "number", "state", "epoch", "epochs", "architecture", "imgsz", "attempts", "created_at"]
+    list_filter = ["project", "state", "trigger", "architecture"]
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(ReadOnlyAdmin):
+    list_display = ["project", "number", "stage", "architecture", "imgsz", "latency_ms", "created_at"]
+    list_filter = ["project", "stage"]
+
+
+@admin.register(PromotionDecision)
+class PromotionDecisionAdmin(ReadOnlyAdmin):
+    list_display = ["model", "is_accepted", "is_override", "decided_by", "decided_at"]
+    list_filter = ["is_accepted", "is_override"]
+
+
+@admin.register(TestSetLook)
+class TestSetLookAdmin(ReadOnlyAdmin):
+    list_display = ["model", "looked_by", "looked_at", "reason"]
+    list_filter = ["looked_at"]
+
+
+@admin.register(TrainingPolicy)
+class TrainingPolicyAdmin(admin.ModelAdmin):
+    list_display = ["project", "metric", "margin", "latency_budget_ms", "is_retrain_scheduled"]
+    list_filter = ["metric", "is_retrain_scheduled"]

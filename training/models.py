@@ -1,4 +1,4 @@
-"""Models of the training app: frozen dataset snapshots (runs and the registry follow)."""
+"""Models of the training app: frozen dataset snapshots, training runs, the model registry."""
 
 from django.conf import settings
 from django.db import models
@@ -30,3 +30,200 @@ class DatasetSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"snapshot {self.content_hash[:12]} of {self.project}"
+
+
+class TrainingPolicy(models.Model):
+    """A project's rules for training and promotion (one row per project, made on first use)."""
+
+    class Metric(models.TextChoices):
+        AP50 = "ap50", "AP50 (Quorum's evaluator, val)"
+        AP = "ap", "AP50:95 (val)"
+        MR2 = "mr2", "MR-2 (val; lower is better)"
+        RECALL_AT_HUMAN = "recall_at_human_precision", "Recall at the humans' precision (val)"
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="training_policy")
+    metric = models.CharField(max_length=32, choices=Metric.choices, default=Metric.AP50)
+    margin = models.FloatField(default=0.01, help_text="How much better than the champion a candidate must be.")
+    latency_budget_ms = models.FloatField(
+        null=True, blank=True, help_text="Most ms per image on the serving path (ONNX Runtime); empty: no budget."
+    )
+    retrain_min_new_images = models.PositiveIntegerField(
+        default=100, help_text="Scheduled retraining starts when this many new ground-truth images exist."
+    )
+    is_retrain_scheduled = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name_plural = "training policies"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(margin__gte=0), name="training_policy_margin_non_negative")
+        ]
+
+    def __str__(self) -> str:
+        return f"training policy of {self.project}"
+
+    @property
+    def is_lower_better(self) -> bool:
+        return self.metric == self.Metric.MR2
+
+
+class RunState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINISHED_RUN_STATES = (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
+
+
+class TrainingRun(models.Model):
+    """One YOLO training of a snapshot: its settings, its state, its progress epoch by epoch,
+    its timings, and its evaluation once it succeeded."""
+
+    class Init(models.TextChoices):
+        SCRATCH = "scratch", "From scratch"
+        CHAMPION = "champion", "From the champion's weights"
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Started by a person"
+        SCHEDULE = "schedule", "Scheduled retraining"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
+    number = models.PositiveIntegerField(help_text="1, 2, ... within the project.")
+    snapshot = models.ForeignKey(DatasetSnapshot, on_delete=models.PROTECT, related_name="runs")
+    architecture = models.CharField(max_length=64, default="yolo26n.yaml")
+    imgsz = models.PositiveIntegerField(default=640, help_text="Training and evaluation image size, pixels.")
+    epochs = models.PositiveIntegerField(default=50)
+    batch = models.PositiveIntegerField(default=16)
+    patience = models.PositiveIntegerField(default=20, help_text="Epochs without improvement before stopping.")
+    seed = models.PositiveIntegerField(default=0)
+    init = models.CharField(max_length=16, choices=Init.choices, default=Init.SCRATCH)
+    parent_model = models.ForeignKey(
+        "ModelVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs_started_from"
+    )
+    device = models.CharField(max_length=32, default="auto", help_text="auto, cpu, 0, 0,1, ...")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Times a worker started it.")
+    worker = models.CharField(max_length=255, blank=True, help_text="The worker running it now.")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    epoch = models.PositiveIntegerField(default=0, help_text="Epochs finished.")
+    history = models.JSONField(default=list, blank=True, help_text="One entry per finished epoch.")
+    eta_seconds = models.FloatField(null=True, blank=True)
+    log_tail = models.TextField(blank=True)
+    train_images = models.PositiveIntegerField(default=0)
+    train_seconds = models.FloatField(null=True, blank=True, help_text="Seconds spent training, every attempt.")
+    images_per_second = models.FloatField(null=True, blank=True)
+    ultralytics_metrics = models.JSONField(
+        default=dict, blank=True, help_text="Ultralytics' own final validation of the best weights."
+    )
+    evaluation = models.JSONField(default=dict, blank=True, help_text="Quorum's evaluation on val.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="training_run_number_unique"),
+            models.CheckConstraint(condition=models.Q(epochs__gte=1), name="training_run_epochs_positive"),
+            models.CheckConstraint(condition=models.Q(imgsz__gte=32), name="training_run_imgsz_at_least_32"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} training run {self.number}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in FINISHED_RUN_STATES
+
+
+class ModelStage(models.TextChoices):
+    CANDIDATE = "candidate", "Candidate"
+    CHAMPION = "champion", "Champion"
+    ARCHIVED = "archived", "Archived"
+
+
+class ModelVersion(models.Model):
+    """The model a successful run produced: weights and their ONNX export (each with its
+    sha256), its input size, its evaluation, its lineage and its stage."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
+    number = models.PositiveIntegerField(help_text="1, 2, ... within the project.")
+    run = models.OneToOneField(TrainingRun, on_delete=models.PROTECT, related_name="model_version")
+    snapshot = models.ForeignKey(DatasetSnapshot, on_delete=models.PROTECT, related_name="models")
+    consensus_version = models.ForeignKey(ConsensusVersion, on_delete=models.PROTECT, related_name="models")
+    parent = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children")
+    weights = models.CharField(max_length=255, help_text="Storage name of the PyTorch weights.")
+    weights_sha256 = models.CharField(max_length=64)
+    onnx = models.CharField(max_length=255, help_text="Storage name of the ONNX export.")
+    onnx_sha256 = models.CharField(max_length=64)
+    architecture = models.CharField(max_length=64)
+    imgsz = models.PositiveIntegerField()
+    latency_ms = models.FloatField(
+        null=True, blank=True, help_text="Median ms per image, ONNX Runtime on the CPU, at imgsz."
+    )
+    evaluation = models.JSONField(default=dict, blank=True, help_text="Quorum's evaluation on val.")
+    test_evaluation = models.JSONField(default=dict, blank=True, help_text="The latest look at the test split.")
+    stage = models.CharField(max_length=16, choices=ModelStage.choices, default=ModelStage.CANDIDATE)
+    promoted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    promoted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="model_version_number_unique"),
+            models.UniqueConstraint(
+                fields=["project"], condition=models.Q(stage="champion"), name="one_champion_per_project"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} model {self.number}"
+
+
+class PromotionDecision(models.Model):
+    """One request to make a model the champion: accepted or refused, and why. The accepted
+    ones are the history of champions."""
+
+    model = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="decisions")
+    previous_champion = models.ForeignKey(
+        ModelVersion, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    is_accepted = models.BooleanField()
+    is_override = models.BooleanField(default=False)
+    reason = models.TextField(help_text="The rule's verdict, or the reviewer's written reason for an override.")
+    figures = models.JSONField(default=dict, blank=True, help_text="Metric, values, margin, latency and budget.")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    decided_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-decided_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{'promoted' if self.is_accepted else 'refused'}: {self.model}"
+
+
+class TestSetLook(models.Model):
+    """One scoring of a model on the test split: who, when, why, and what it showed."""
+
+    __test__ = False  # not a pytest test class, whatever its name says
+
+    model = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="test_looks")
+    reason = models.TextField()
+    figures = models.JSONField(default=dict, blank=True)
+    looked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    looked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-looked_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"test set look at {self.model}"

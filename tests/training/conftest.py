@@ -1,0 +1,49 @@
+"""A small project that a model can be trained on in seconds: 40 synthetic street scenes of
+160 x 128 pixels, annotated by a simulated panel of 3, with a finished consensus version."""
+
+from dataclasses import dataclass
+
+import pytest
+
+from annotation.models import Project, Role
+from annotation.simulation import panel_simulate
+from annotation.synthetic_data import synthetic_images_add
+from groundtruth.models import ConsensusVersion
+from groundtruth.services import consensus_version_compute, consensus_version_create
+from tests.factories import MembershipFactory
+
+SMALL_SCENE = (160, 128)
+QUICK_RUN = {"architecture": "yolo26n.yaml", "imgsz": 160, "epochs": 3, "batch": 8, "device": "cpu"}
+
+
+@dataclass
+class Trainable:
+    project: Project
+    version: ConsensusVersion
+    annotator: object
+    reviewer: object
+    admin: object
+    outsider: object
+
+
+def trainable_project(*, images: int = 40, name: str = "Street") -> Trainable:
+    project = Project.objects.create(name=name, overlap_k=3, split_seed=11)
+    synthetic_images_add(project=project, count=images, seed=21, size=SMALL_SCENE)
+    panel_simulate(project=project, annotators=3, fraction=1.0, seed=2)
+    admin = MembershipFactory(project=project, user__username=f"{name.lower()}-adam", role=Role.ADMIN).user
+    version = consensus_version_create(project=project, user=admin)
+    version = consensus_version_compute(version_id=version.pk)
+    other = Project.objects.create(name=f"{name} elsewhere")
+    return Trainable(
+        project=project,
+        version=version,
+        annotator=MembershipFactory(project=project, user__username=f"{name.lower()}-anna", role=Role.ANNOTATOR).user,
+        reviewer=MembershipFactory(project=project, user__username=f"{name.lower()}-rita", role=Role.REVIEWER).user,
+        admin=admin,
+        outsider=MembershipFactory(project=other, user__username=f"{name.lower()}-otto", role=Role.ADMIN).user,
+    )
+
+
+@pytest.fixture
+def trainable(db) -> Trainable:
+    return trainable_project()

@@ -1,0 +1,273 @@
+"""REST API of training runs and the model registry.
+
+Roles (DESIGN.md): reviewers and admins read runs and models and promote; admins start
+and cancel runs; annotators see none of it (403 in their own project, 404 elsewhere).
+"""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.permissions import IsProjectAdmin, IsProjectReviewer, ProjectApiMixin
+from training.models import ModelVersion, PromotionDecision, TestSetLook, TrainingPolicy, TrainingRun
+from training.selectors import (
+    champion_history,
+    marginal_gain,
+    model_version_get,
+    model_versions,
+    training_run_get,
+    training_runs,
+)
+from training.services import (
+    architectures,
+    model_promote,
+    test_look_request,
+    training_policy_get,
+    training_policy_update,
+    training_run_cancel,
+    training_run_create,
+)
+
+
+class TrainingRunInputSerializer(serializers.Serializer):
+    architecture = serializers.CharField(default="yolo26n.yaml", help_text="A detection .yaml of ultralytics.")
+    imgsz = serializers.IntegerField(default=640, help_text="Pixels, a multiple of 32.")
+    epochs = serializers.IntegerField(default=50)
+    batch = serializers.IntegerField(default=16)
+    patience = serializers.IntegerField(default=20, min_value=0)
+    seed = serializers.IntegerField(default=0, min_value=0)
+    init = serializers.ChoiceField(choices=TrainingRun.Init.choices, default=TrainingRun.Init.SCRATCH)
+    device = serializers.CharField(default="auto", max_length=32)
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    model_version = serializers.SerializerMethodField()
+    consensus_version = serializers.IntegerField(source="snapshot.consensus_version.number", read_only=True)
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id", "project", "number", "snapshot", "consensus_version", "architecture", "imgsz", "epochs", "batch",
+            "patience", "seed", "init", "parent_model", "device", "trigger", "state", "error", "attempts",
+            "cancel_requested_at", "epoch", "eta_seconds", "train_images", "train_seconds", "images_per_second",
+            "created_at", "started_at", "finished_at", "model_version",
+        ]  # fmt: skip
+
+    def get_model_version(self, run: TrainingRun) -> int | None:
+        """Id of the model the run produced, once it succeeded."""
+        model = getattr(run, "model_version", None)
+        return model.pk if model else None
+
+
+class TrainingRunDetailSerializer(TrainingRunSerializer):
+    marginal_gain = serializers.SerializerMethodField()
+
+    class Meta(TrainingRunSerializer.Meta):
+        fields = [
+            *TrainingRunSerializer.Meta.fields,
+            "history", "log_tail", "ultralytics_metrics", "evaluation", "marginal_gain",
+        ]  # fmt: skip
+
+    def get_marginal_gain(self, run: TrainingRun) -> dict | None:
+        """Val mAP50 gained per extra training hour over the last quarter of the epochs."""
+        return marginal_gain(run.history)
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    test_looks = serializers.IntegerField(source="test_look_count", read_only=True)
+    run_number = serializers.IntegerField(source="run.number", read_only=True)
+    consensus_version_number = serializers.IntegerField(source="consensus_version.number", read_only=True)
+    parent_number = serializers.IntegerField(source="parent.number", read_only=True, default=None)
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id", "project", "number", "run", "run_number", "snapshot", "consensus_version", "consensus_version_number",
+            "parent", "parent_number", "architecture", "imgsz", "weights_sha256", "onnx_sha256", "latency_ms", "stage",
+            "promoted_by", "promoted_at", "created_at", "test_looks", "evaluation", "test_evaluation",
+        ]  # fmt: skip
+
+
+class PromotionDecisionSerializer(serializers.ModelSerializer):
+    decided_by = serializers.CharField(source="decided_by.username", default=None, read_only=True)
+    model_number = serializers.IntegerField(source="model.number", read_only=True)
+    previous_champion_number = serializers.IntegerField(source="previous_champion.number", default=None, read_only=True)
+
+    class Meta:
+        model = PromotionDecision
+        fields = [
+            "id", "model", "model_number", "previous_champion", "previous_champion_number", "is_accepted",
+            "is_override", "reason", "figures", "decided_by", "decided_at",
+        ]  # fmt: skip
+
+
+class TestSetLookSerializer(serializers.ModelSerializer):
+    looked_by = serializers.CharField(source="looked_by.username", default=None, read_only=True)
+
+    class Meta:
+        model = TestSetLook
+        fields = ["id", "model", "reason", "looked_by", "looked_at", "figures"]
+
+
+class TrainingPolicySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TrainingPolicy
+        fields = ["metric", "margin", "latency_budget_ms", "retrain_min_new_images", "is_retrain_scheduled"]
+        extra_kwargs = {"margin": {"min_value": 0.0}, "latency_budget_ms": {"min_value": 0.0}}
+
+
+class PromoteInputSerializer(serializers.Serializer):
+    override_reason = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000, help_text="Promote against the rule, saying why."
+    )
+
+
+class TestLookInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, help_text="Why the test split is consulted; logged.")
+
+
+class ProjectTrainingRunsApi(ProjectApiMixin, APIView):
+    """A project's training runs (reviewers); POST starts one (admins)."""
+
+    def get_permissions(self):
+        return [IsAuthenticated(), IsProjectAdmin() if self.request.method == "POST" else IsProjectReviewer()]
+
+    @extend_schema(responses=TrainingRunSerializer(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        project = self.project_for(request, project_id)
+        return Response(TrainingRunSerializer(training_runs(project=project), many=True).data)
+
+    @extend_schema(request=TrainingRunInputSerializer, responses={202: TrainingRunSerializer})
+    def post(self, request: Request, project_id: int) -> Response:
+        project = self.project_for(request, project_id)
+        data = TrainingRunInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = training_run_create(project=project, user=request.user, **data.validated_data)
+        return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TrainingRunApi(APIView):
+    """One run: settings, state, progress epoch by epoch, log tail, evaluation."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    @extend_schema(responses=TrainingRunDetailSerializer)
+    def get(self, request: Request, run_id: int) -> Response:
+        run = training_run_get(run_id=run_id, user=request.user)
+        self.check_object_permissions(request, run.project)
+        return Response(TrainingRunDetailSerializer(run).data)
+
+
+class TrainingRunCancelApi(APIView):
+    """Cancel a queued or running run (admins); a running one stops within one epoch."""
+
+    permission_classes = [IsAuthenticated, IsProjectAdmin]
+
+    @extend_schema(request=None, responses={202: TrainingRunSerializer})
+    def post(self, request: Request, run_id: int) -> Response:
+        run = training_run_get(run_id=run_id, user=request.user)
+        self.check_object_permissions(request, run.project)
+        run = training_run_cancel(run=run, user=request.user)
+        return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ArchitecturesApi(APIView):
+    """The detection model configs a run may start from."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request) -> Response:
+        return Response({"architectures": list(architectures()), "default": "yolo26n.yaml"})
+
+
+class ProjectModelsApi(ProjectApiMixin, APIView):
+    """A project's model versions, newest first, and the history of its champions."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request, project_id: int) -> Response:
+        project = self.project_for(request, project_id)
+        return Response(
+            {
+                "models": ModelVersionSerializer(model_versions(project=project), many=True).data,
+                "champions": PromotionDecisionSerializer(champion_history(project=project), many=True).data,
+            }
+        )
+
+
+class ModelVersionApi(APIView):
+    """One model: weights and ONNX sha256s, evaluation, lineage, stage, test-set looks."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    @extend_schema(responses=ModelVersionSerializer)
+    def get(self, request: Request, model_id: int) -> Response:
+        model = model_version_get(model_id=model_id, user=request.user)
+        self.check_object_permissions(request, model.project)
+        data = ModelVersionSerializer(model).data
+        data["decisions"] = PromotionDecisionSerializer(model.decisions.all(), many=True).data
+        data["looks"] = TestSetLookSerializer(model.test_looks.all(), many=True).data
+        return Response(data)
+
+
+class ModelPromoteApi(APIView):
+    """Make the model the champion (reviewers). 200 with the decision when the rule passes
+    (or an override reason is given); 409 with the rule's reason when it is refused."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    @extend_schema(request=PromoteInputSerializer, responses={200: PromotionDecisionSerializer})
+    def post(self, request: Request, model_id: int) -> Response:
+        model = model_version_get(model_id=model_id, user=request.user)
+        self.check_object_permissions(request, model.project)
+        data = PromoteInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        reason = data.validated_data.get("override_reason")
+        decision = model_promote(model=model, user=request.user, override_reason=reason if reason else None)
+        body = PromotionDecisionSerializer(decision).data
+        if decision.is_accepted:
+            return Response(body)
+        return Response(
+            {"error": {"status": 409, "code": "promotion_refused", "message": decision.reason}, "decision": body},
+            status=status.HTTP_409_CONFLICT,
+        )
+
+
+class ModelTestLookApi(APIView):
+    """Score the model on the test split (reviewers), with a reason; every look is logged."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    @extend_schema(request=TestLookInputSerializer, responses={202: TestSetLookSerializer})
+    def post(self, request: Request, model_id: int) -> Response:
+        model = model_version_get(model_id=model_id, user=request.user)
+        self.check_object_permissions(request, model.project)
+        data = TestLookInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        look = test_look_request(model=model, user=request.user, reason=data.validated_data["reason"])
+        return Response(TestSetLookSerializer(look).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TrainingPolicyApi(ProjectApiMixin, APIView):
+    """The project's promotion rule and retraining schedule (read: reviewers; change: admins)."""
+
+    def get_permissions(self):
+        return [IsAuthenticated(), IsProjectAdmin() if self.request.method == "PATCH" else IsProjectReviewer()]
+
+    @extend_schema(responses=TrainingPolicySerializer)
+    def get(self, request: Request, project_id: int) -> Response:
+        project = self.project_for(request, project_id)
+        return Response(TrainingPolicySerializer(training_policy_get(project=project)).data)
+
+    @extend_schema(request=TrainingPolicySerializer, responses=TrainingPolicySerializer)
+    def patch(self, request: Request, project_id: int) -> Response:
+        project = self.project_for(request, project_id)
+        data = TrainingPolicySerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        policy = training_policy_update(project=project, **data.validated_data)
+        return Response(TrainingPolicySerializer(policy).data)

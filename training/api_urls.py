@@ -1,0 +1,15 @@
+from django.urls import path
+
+from training import api
+
+urlpatterns = [
+    path("projects/<int:project_id>/training-runs/", api.ProjectTrainingRunsApi.as_view(), name="api-training-runs"),
+    path("training-runs/<int:run_id>/", api.TrainingRunApi.as_view(), name="api-training-run"),
+    path("training-runs/<int:run_id>/cancel/", api.TrainingRunCancelApi.as_view(), name="api-training-run-cancel"),
+    path("training/architectures/", api.ArchitecturesApi.as_view(), name="api-architectures"),
+    path("projects/<int:project_id>/models/", api.ProjectModelsApi.as_view(), name="api-project-models"),
+    path("models/<int:model_id>/", api.ModelVersionApi.as_view(), name="api-model"),
+    path("models/<int:model_id>/promote/", api.ModelPromoteApi.as_view(), name="api-model-promote"),
+    path("models/<int:model_id>/test-evaluation/", api.ModelTestLookApi.as_view(), name="api-model-test-look"),
+    path("projects/<int:project_id>/training-policy/", api.TrainingPolicyApi.as_view(), name="api-training-policy"),
+]

@@ -1,0 +1,70 @@
+"""Reads of the training app, scoped to what the requesting user may see."""
+
+import numpy as np
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, QuerySet
+from django.shortcuts import get_object_or_404
+
+from annotation.models import Project
+from annotation.selectors import project_list
+from training.models import ModelStage, ModelVersion, PromotionDecision, TrainingRun
+
+
+def training_runs(*, project: Project) -> QuerySet[TrainingRun]:
+    return TrainingRun.objects.filter(project=project).select_related("model_version").order_by("-number")
+
+
+def training_run_get(*, run_id: int, user: AbstractBaseUser) -> TrainingRun:
+    """The run if `user` may see its project (404 otherwise, whether or not it exists)."""
+    runs = TrainingRun.objects.select_related("project", "snapshot__consensus_version", "parent_model")
+    return get_object_or_404(runs.filter(project__in=project_list(user=user)), pk=run_id)
+
+
+def model_versions(*, project: Project) -> QuerySet[ModelVersion]:
+    return (
+        ModelVersion.objects.filter(project=project)
+        .select_related("run", "consensus_version", "parent")
+        .annotate(test_look_count=Count("test_looks"))
+        .order_by("-number")
+    )
+
+
+def model_version_get(*, model_id: int, user: AbstractBaseUser) -> ModelVersion:
+    """The model if `user` may see its project (404 otherwise, whether or not it exists)."""
+    models = ModelVersion.objects.select_related("project", "run", "snapshot", "consensus_version", "parent")
+    models = models.annotate(test_look_count=Count("test_looks"))
+    return get_object_or_404(models.filter(project__in=project_list(user=user)), pk=model_id)
+
+
+def champion_get(*, project: Project) -> ModelVersion | None:
+    return ModelVersion.objects.filter(project=project, stage=ModelStage.CHAMPION).first()
+
+
+def champion_history(*, project: Project) -> QuerySet[PromotionDecision]:
+    """Every accepted promotion of the project, newest first: the history of champions."""
+    return (
+        PromotionDecision.objects.filter(model__project=project, is_accepted=True)
+        .select_related("model", "previous_champion", "decided_by")
+        .order_by("-decided_at", "-pk")
+    )
+
+
+def marginal_gain(history: list[dict]) -> dict | None:
+    """Is more training worth it? The slope of val mAP50 (ultralytics' per-epoch figure)
+    against training hours over the last quarter of the epochs (at least 3), by least
+    squares: AP50 gained per extra hour at the pace of the end of the run."""
+    points = [(h["elapsed"] / 3600, h["map50"]) for h in history if h.get("map50") is not None and h.get("elapsed")]
+    if len(points) < 3:
+        return None
+    tail = points[-max(3, len(points) // 4) :]
+    hours, ap50 = np.array(tail).T
+    if np.ptp(hours) <= 0:
+        return None
+    slope = float(np.polyfit(hours, ap50, 1)[0])
+    return {
+        "per_hour": slope,
+        "epochs": len(tail),
+        "from_hours": float(hours[0]),
+        "to_hours": float(hours[-1]),
+        "ap50_end": float(ap50[-1]),
+    }

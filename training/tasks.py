@@ -1,0 +1,32 @@
+"""Celery tasks of the training app: thin wrappers around its services.
+
+Training and test-set scoring run on the `training` queue (one task per worker); the
+reaper and the retraining schedule on `default` (config/settings.py routes them), so a
+long training never delays the bookkeeping of its own runs.
+"""
+
+from celery import shared_task
+
+from training.runner import training_run_execute
+from training.services import test_look_compute, training_runs_reap, training_runs_schedule
+
+
+@shared_task(bind=True, acks_late=True)
+def training_run_execute_task(self, run_id: int) -> str | None:
+    run = training_run_execute(run_id=run_id, worker=self.request.hostname or "")
+    return None if run is None else run.state
+
+
+@shared_task(acks_late=True)
+def test_look_compute_task(look_id: int) -> None:
+    test_look_compute(look_id=look_id)
+
+
+@shared_task(acks_late=True)
+def training_runs_reap_task() -> dict:
+    return training_runs_reap()
+
+
+@shared_task(acks_late=True)
+def training_runs_schedule_task() -> list[int]:
+    return [run.pk for run in training_runs_schedule()]

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from training import views
+
+urlpatterns = [
+    path("projects/<int:project_id>/training/", views.training_page, name="project-training"),
+    path("projects/<int:project_id>/training/policy/", views.policy_page, name="project-training-policy"),
+    path("training-runs/<int:run_id>/", views.run_page, name="training-run"),
+    path("training-runs/<int:run_id>/cancel/", views.run_cancel_page, name="training-run-cancel"),
+    path("models/<int:model_id>/", views.model_page, name="model"),
+    path("models/<int:model_id>/promote/", views.model_promote_page, name="model-promote"),
+    path("models/<int:model_id>/test-look/", views.model_test_look_page, name="model-test-look"),
+]

@@ -1,0 +1,228 @@
+"""Pages of the training app: a project's runs and models, one run (live), one model."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from annotation.models import Role
+from annotation.selectors import project_role, project_with_role, role_at_least
+from config.errors import DomainError, ValidationFailed
+from training.models import ModelStage, TrainingPolicy
+from training.selectors import (
+    champion_get,
+    champion_history,
+    marginal_gain,
+    model_version_get,
+    model_versions,
+    training_run_get,
+    training_runs,
+)
+from training.services import (
+    architectures,
+    model_promote,
+    policy_figure,
+    test_look_request,
+    training_policy_get,
+    training_policy_update,
+    training_run_cancel,
+    training_run_create,
+)
+
+RUN_FORM_DEFAULTS = {
+    "architecture": "yolo26n.yaml",
+    "imgsz": "640",
+    "epochs": "50",
+    "batch": "16",
+    "patience": "20",
+    "seed": "0",
+    "init": "scratch",
+    "device": "auto",
+}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def training_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    """A project's training runs, its models and champions, and (admins) a form for a new run."""
+    project = project_with_role(project_id=project_id, user=request.user, required=Role.REVIEWER)
+    is_admin = role_at_least(project_role(project=project, user=request.user), Role.ADMIN)
+    form = dict(RUN_FORM_DEFAULTS)
+    if request.method == "POST":
+        if not is_admin:
+            raise PermissionDenied
+        form = {name: request.POST.get(name, default).strip() for name, default in RUN_FORM_DEFAULTS.items()}
+        try:
+            run = training_run_create(
+                project=project,
+                user=request.user,
+                architecture=form["architecture"],
+                imgsz=_int(form["imgsz"], "image size"),
+                epochs=_int(form["epochs"], "epochs"),
+                batch=_int(form["batch"], "batch"),
+                patience=_int(form["patience"], "patience"),
+                seed=_int(form["seed"], "seed"),
+                init=form["init"],
+                device=form["device"],
+            )
+        except DomainError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"Run {run.number} is queued on the training workers.")
+            return redirect("training-run", run_id=run.pk)
+    policy = training_policy_get(project=project)
+    champion = champion_get(project=project)
+    models = [(model, policy_figure(model, policy.metric)) for model in model_versions(project=project)]
+    context = {
+        "project": project,
+        "is_admin": is_admin,
+        "runs": training_runs(project=project),
+        "models": models,
+        "champion": champion,
+        "history": champion_history(project=project),
+        "policy": policy,
+        "metrics": TrainingPolicy.Metric.choices,
+        "form": form,
+        "architectures": architectures(),
+    }
+    return render(request, "training/training.html", context)
+
+
+@login_required
+@require_POST
+def policy_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Change the promotion rule and the retraining schedule (admins)."""
+    project = project_with_role(project_id=project_id, user=request.user, required=Role.ADMIN)
+    try:
+        budget = request.POST.get("latency_budget_ms", "").strip()
+        training_policy_update(
+            project=project,
+            metric=request.POST.get("metric", "ap50"),
+            margin=_float(request.POST.get("margin", "0.01"), "margin", low=0.0),
+            latency_budget_ms=_float(budget, "latency budget", low=0.0) if budget else None,
+            retrain_min_new_images=_int(request.POST.get("retrain_min_new_images", "100"), "new images", low=0),
+            is_retrain_scheduled=request.POST.get("is_retrain_scheduled") == "on",
+        )
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "Promotion rule and retraining schedule saved.")
+    return redirect("project-training", project_id=project.pk)
+
+
+@login_required
+def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
+    """One run: progress bar, learning curves and log tail (refreshed by training.js), then
+    its evaluation against the humans."""
+    run = training_run_get(run_id=run_id, user=request.user)
+    role = project_role(project=run.project, user=request.user)
+    if not role_at_least(role, Role.REVIEWER):
+        raise PermissionDenied
+    model = getattr(run, "model_version", None) if run.state == "succeeded" else None
+    context = {
+        "project": run.project,
+        "run": run,
+        "model": model,
+        "is_admin": role_at_least(role, Role.ADMIN),
+        "evaluation": run.evaluation or None,
+        "gain": marginal_gain(run.history),
+    }
+    return render(request, "training/run.html", context)
+
+
+@login_required
+@require_POST
+def run_cancel_page(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = training_run_get(run_id=run_id, user=request.user)
+    if not role_at_least(project_role(project=run.project, user=request.user), Role.ADMIN):
+        raise PermissionDenied
+    try:
+        training_run_cancel(run=run, user=request.user)
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Run {run.number}: cancel requested; it stops within one epoch.")
+    return redirect("training-run", run_id=run.pk)
+
+
+@login_required
+def model_page(request: HttpRequest, model_id: int) -> HttpResponse:
+    """One model: its evaluation against the humans, lineage, promotion and test-set looks."""
+    model = model_version_get(model_id=model_id, user=request.user)
+    if not role_at_least(project_role(project=model.project, user=request.user), Role.REVIEWER):
+        raise PermissionDenied
+    policy = training_policy_get(project=model.project)
+    champion = champion_get(project=model.project)
+    context = {
+        "project": model.project,
+        "model": model,
+        "run": model.run,
+        "evaluation": model.evaluation or None,
+        "test": model.test_evaluation or None,
+        "looks": model.test_looks.select_related("looked_by"),
+        "decisions": model.decisions.select_related("decided_by", "previous_champion"),
+        "policy": policy,
+        "metric_label": TrainingPolicy.Metric(policy.metric).label,
+        "value": policy_figure(model, policy.metric),
+        "champion": champion,
+        "champion_value": policy_figure(champion, policy.metric) if champion else None,
+        "is_champion": model.stage == ModelStage.CHAMPION,
+    }
+    return render(request, "training/model.html", context)
+
+
+@login_required
+@require_POST
+def model_promote_page(request: HttpRequest, model_id: int) -> HttpResponse:
+    model = model_version_get(model_id=model_id, user=request.user)
+    if not role_at_least(project_role(project=model.project, user=request.user), Role.REVIEWER):
+        raise PermissionDenied
+    reason = request.POST.get("override_reason", "").strip()
+    is_override = request.POST.get("override") == "1"
+    try:
+        decision = model_promote(model=model, user=request.user, override_reason=reason if is_override else None)
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        if decision.is_accepted:
+            messages.success(request, f"Model {model.number} is the champion; the test split is being scored.")
+        else:
+            messages.error(request, f"Not promoted. {decision.reason}")
+    return redirect("model", model_id=model.pk)
+
+
+@login_required
+@require_POST
+def model_test_look_page(request: HttpRequest, model_id: int) -> HttpResponse:
+    model = model_version_get(model_id=model_id, user=request.user)
+    if not role_at_least(project_role(project=model.project, user=request.user), Role.REVIEWER):
+        raise PermissionDenied
+    try:
+        test_look_request(model=model, user=request.user, reason=request.POST.get("reason", ""))
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "Logged; the test split is being scored.")
+    return redirect("model", model_id=model.pk)
+
+
+def _int(value: str, field: str, *, low: int | None = None) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValidationFailed(f"{field} must be a whole number.", fields={field: ["A whole number."]}) from None
+    if low is not None and number < low:
+        raise ValidationFailed(f"{field} must be at least {low}.", fields={field: [f"At least {low}."]})
+    return number
+
+
+def _float(value: str, field: str, *, low: float | None = None) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValidationFailed(f"{field} must be a number.", fields={field: ["A number."]}) from None
+    if number != number or (low is not None and number < low):
+        raise ValidationFailed(f"{field} must be at least {low}.", fields={field: [f"At least {low}."]})
+    return number
