@@ -1,6 +1,8 @@
 """The Celery application shared by every Quorum worker and by beat."""
 
+import logging
 import os
+from importlib import import_module
 
 from celery import Celery
 from celery.app.routes import MapRoute
@@ -10,6 +12,18 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("quorum")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+logger = logging.getLogger(__name__)
+
+
+def send_quietly(task_path: str, *args) -> None:
+    """Send the task at `task_path` ("app.tasks.name") with `args`. A broker that is down is
+    logged, not raised: the row that asked for the work is saved, and a sweep or the
+    reaper sends it again."""
+    module, name = task_path.rsplit(".", 1)
+    try:
+        getattr(import_module(module), name).delay(*args)
+    except Exception:  # noqa: BLE001 - see the docstring
+        logger.warning("Could not enqueue %s%s; send it again once the broker is back.", task_path, args)
 
 
 class QueueTimeLimits:

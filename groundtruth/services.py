@@ -22,6 +22,7 @@ from annotation.models import Annotation, AnnotationKind, AnnotationSource, Box,
 from boxes.agreement import measure
 from boxes.consensus import AnnotatorReliability, ImageWork, Reliability, consolidate_image, estimate_reliability
 from boxes.geometry import iou_pairs
+from config.celery import send_quietly
 from config.errors import Conflict, ValidationFailed
 from groundtruth.models import (
     Adjudication,
@@ -78,7 +79,7 @@ def consensus_version_create(
             code_version=CODE_VERSION,
             created_by=user,
         )
-        transaction.on_commit(lambda: _enqueue("consensus_version_compute_task", version.pk))
+        transaction.on_commit(lambda: send_quietly("groundtruth.tasks.consensus_version_compute_task", version.pk))
     return version
 
 
@@ -257,7 +258,7 @@ def _apply_adjudications(version: ConsensusVersion, *, image_ids: list[int] | No
 def image_consensus_enqueue(*, image_id: int, project_id: int) -> None:
     """Ask the worker to update an image in its project's current version, if there is one."""
     if ConsensusVersion.objects.filter(project_id=project_id, is_current=True).exists():
-        _enqueue("image_consensus_update_task", image_id)
+        send_quietly("groundtruth.tasks.image_consensus_update_task", image_id)
 
 
 def _consolidate(version: ConsensusVersion, panel: Panel, reliability) -> ImageWork:
@@ -365,15 +366,6 @@ def _reliability_from_json(data: dict) -> Reliability | None:
 
 def _number(value) -> float | None:
     return None if value is None or np.isnan(value) else float(value)
-
-
-def _enqueue(task_name: str, *args) -> None:
-    from groundtruth import tasks
-
-    try:
-        getattr(tasks, task_name).delay(*args)
-    except Exception:  # noqa: BLE001 - the row is saved; the task can be sent again
-        logger.warning("Could not enqueue %s%s; send it again once the broker is back.", task_name, args)
 
 
 def gold_set(

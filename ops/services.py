@@ -13,7 +13,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import Membership, Project, Role
+from groundtruth.models import ConsensusVersion, VersionState
+from groundtruth.services import consensus_version_compute, consensus_version_create
 from ops.models import WorkerHeartbeat
+from training.models import TrainingRun
+from training.services import training_run_create
 
 
 def heartbeat_record(*, queue: str, sent_at: datetime, hostname: str | None = None) -> WorkerHeartbeat:
@@ -88,3 +92,24 @@ def demo_accounts_ensure(*, secrets_file: Path) -> list[DemoAccount]:
     secrets_file.write_text(json.dumps(stored, indent=2))
     secrets_file.chmod(0o600)
     return accounts
+
+
+# About two minutes on two CPU cores for the demo's few hundred images.
+DEMO_TRAINING = {"architecture": "yolo26n.yaml", "imgsz": 320, "epochs": 10, "batch": 16, "patience": 10}
+
+
+def demo_training_ensure(*, project: Project) -> TrainingRun | None:
+    """The demo's first training run: a consensus version of what the simulated panel
+    annotated (computed here, the first time), then a short CPU run queued for the worker,
+    so that a newcomer sees a progress bar and then a model measured against the humans.
+    None when the project already has a run, or nothing to train on."""
+    if TrainingRun.objects.filter(project=project).exists():
+        return None
+    admin = get_user_model().objects.filter(username="admin").first()
+    version = ConsensusVersion.objects.filter(project=project, is_current=True, state=VersionState.DONE).first()
+    if version is None:
+        created = consensus_version_create(project=project, user=admin)
+        version = consensus_version_compute(version_id=created.pk)
+        if version is None or version.state != VersionState.DONE:
+            return None
+    return training_run_create(project=project, user=admin, **DEMO_TRAINING)

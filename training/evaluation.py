@@ -211,8 +211,8 @@ def _height_label(height: float) -> str:
     return HEIGHT_LABELS[0] if height < low else HEIGHT_LABELS[1] if height < high else HEIGHT_LABELS[2]
 
 
-def _by_height(truths, detections, threshold: float | None, human: dict | None) -> dict:
-    """Per height bin: references, and the model's recall at the operating score."""
+def _by_height(truths, detections, threshold: float | None, human: dict | None) -> list[dict]:
+    """Per height bin: references, the model's recall at the operating score, the humans' recall."""
     counts: dict[str, list[int]] = {label: [0, 0] for label in HEIGHT_LABELS}
     for truth, rows in zip(truths, detections, strict=True):
         rows = np.asarray(rows, dtype=float).reshape(-1, 5)
@@ -225,14 +225,15 @@ def _by_height(truths, detections, threshold: float | None, human: dict | None) 
             counts[label][1] += 1
             counts[label][0] += int(is_found)
     human_recall = (human or {}).get("human_recall_by_height", {})
-    return {
-        label: {
+    return [  # a list, so that the bins keep their order in JSON columns
+        {
+            "height": label,
             "references": total,
             "model_recall": found / total if total else None,
             "human_recall": human_recall.get(label),
         }
         for label, (found, total) in counts.items()
-    }
+    ]
 
 
 def _found_references(truth: ImageTruth, rows: np.ndarray) -> np.ndarray:

@@ -117,6 +117,9 @@ class TrainingRun(models.Model):
     train_images = models.PositiveIntegerField(default=0)
     train_seconds = models.FloatField(null=True, blank=True, help_text="Seconds spent training, every attempt.")
     images_per_second = models.FloatField(null=True, blank=True)
+    timings = models.JSONField(
+        default=dict, blank=True, help_text="Seconds: trainer subprocess, ONNX export, evaluation and registry."
+    )
     ultralytics_metrics = models.JSONField(
         default=dict, blank=True, help_text="Ultralytics' own final validation of the best weights."
     )

@@ -244,7 +244,7 @@ def _supervise(run: TrainingRun, spec_path: Path, heartbeat: _Heartbeat) -> dict
     seconds_before = run.train_seconds or 0.0
     done: dict | None = None
     error: str | None = None
-    flushed = time.monotonic()
+    started = flushed = time.monotonic()
     try:
         while True:
             try:
@@ -262,6 +262,7 @@ def _supervise(run: TrainingRun, spec_path: Path, heartbeat: _Heartbeat) -> dict
                     run.train_images = event["train_images"]
                 elif event["event"] == "done":
                     done = event
+                    done["subprocess_seconds"] = time.monotonic() - started
                 elif event["event"] == "error":
                     error = event["message"]
             elif line.strip():
@@ -368,6 +369,7 @@ def onnx_latency_ms(path: Path, *, imgsz: int, repeats: int = 20) -> float:
 
 def _register(run: TrainingRun, done: dict) -> ModelVersion:
     """Evaluate the best weights with Quorum's evaluator and make the run's ModelVersion."""
+    started = time.monotonic()
     version = run.snapshot.consensus_version
     best, onnx = Path(done["best"]), Path(done["onnx"]) if done.get("onnx") else None
     if onnx is None or not onnx.exists():
@@ -412,5 +414,11 @@ def _register(run: TrainingRun, done: dict) -> ModelVersion:
             ultralytics_metrics=done.get("metrics") or {},
             train_seconds=done["train_seconds"],
             images_per_second=images_seen / done["train_seconds"] if done["train_seconds"] else None,
+            timings={
+                # this attempt's trainer subprocess, start to "done" (ONNX export included)
+                "subprocess": round(done["subprocess_seconds"], 3),
+                "export": round(done.get("export_seconds", 0.0), 3),
+                "evaluate_and_register": round(time.monotonic() - started, 3),
+            },
         )
     return model

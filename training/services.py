@@ -14,6 +14,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from annotation.models import Project
+from config.celery import send_quietly
 from config.errors import Conflict, ValidationFailed
 from groundtruth.models import ConsensusVersion, ImageConsensus, VersionState
 from training.models import (
@@ -141,7 +142,7 @@ def training_run_create(
             trigger=trigger,
             created_by=user,
         )
-        transaction.on_commit(lambda: _enqueue("training_run_execute_task", run.pk))
+        transaction.on_commit(lambda: send_quietly("training.tasks.training_run_execute_task", run.pk))
     return run
 
 
@@ -184,7 +185,7 @@ def training_runs_reap() -> dict[str, list[int]]:
             else:
                 run.state, run.worker = RunState.QUEUED, ""
                 settled["retried"].append(run.pk)
-                transaction.on_commit(lambda pk=run.pk: _enqueue("training_run_execute_task", pk))
+                transaction.on_commit(lambda pk=run.pk: send_quietly("training.tasks.training_run_execute_task", pk))
             run.save(update_fields=["state", "finished_at", "error", "worker", "log_tail"])
     for outcome, ids in settled.items():
         if ids:
@@ -297,7 +298,7 @@ def test_look_request(*, model: ModelVersion, user: AbstractBaseUser, reason: st
         raise ValidationFailed("Say why the test set is consulted.", fields={"reason": ["Required."]})
     with transaction.atomic():
         look = TestSetLook.objects.create(model=model, looked_by=user, reason=reason.strip()[:2000])
-        transaction.on_commit(lambda: _enqueue("test_look_compute_task", look.pk))
+        transaction.on_commit(lambda: send_quietly("training.tasks.test_look_compute_task", look.pk))
     return look
 
 
@@ -359,12 +360,3 @@ def training_runs_schedule() -> list[TrainingRun]:
         )
         logger.info("retraining %s: %s new ground-truth images since model %s", project, new_images, champion.number)
     return started
-
-
-def _enqueue(task_name: str, *args) -> None:
-    from training import tasks
-
-    try:
-        getattr(tasks, task_name).delay(*args)
-    except Exception:  # noqa: BLE001 - the row is saved; the reaper or a person can send it again
-        logger.warning("Could not enqueue %s%s; send it again once the broker is back.", task_name, args)

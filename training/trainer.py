@@ -9,7 +9,8 @@ in. Progress goes to stdout as one JSON object per line after the `@quorum ` pre
 - `{"event": "epoch", "epoch": i (1-based), "epochs": E, "losses": {...}, "val_losses": {...},
   "map50": .., "map50_95": .., "precision": .., "recall": .., "lr": .., "elapsed": s, "eta": s}`
 - `{"event": "done", "best": path, "last": path, "onnx": path, "metrics": {...}, "epochs_run": n,
-  "train_seconds": s, "images_seen": n}`
+  "train_seconds": s, "images_seen": n, "export_seconds": s}`
+- `{"event": "error", "message": "..."}` when training raised
 
 Everything else on stdout is ultralytics' own log, kept by the parent as the log tail. The
 process dies with its parent (the Celery worker): a training that nobody watches is not
@@ -118,6 +119,7 @@ def train(spec: dict) -> None:
     metrics = trainer.metrics or {}
     epochs_run = trainer.epoch + 1 - state["start_epoch"]
     onnx = None
+    export_started = time.time()
     if spec.get("onnx", True):
         onnx = YOLO(str(best)).export(format="onnx", imgsz=spec["imgsz"], simplify=True, dynamic=False, verbose=False)
     emit(
@@ -130,6 +132,7 @@ def train(spec: dict) -> None:
         epochs_total=trainer.epoch + 1,
         train_seconds=seconds,
         images_seen=epochs_run * state["train_images"],
+        export_seconds=time.time() - export_started,
     )
 
 

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from annotation.models import Role
 from annotation.selectors import project_role, project_with_role, role_at_least
 from config.errors import DomainError, ValidationFailed
-from training.models import ModelStage, TrainingPolicy
+from training.models import ModelStage, ModelVersion, TrainingPolicy, TrainingRun
 from training.selectors import (
     champion_get,
     champion_history,
@@ -116,10 +116,8 @@ def policy_page(request: HttpRequest, project_id: int) -> HttpResponse:
 def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
     """One run: progress bar, learning curves and log tail (refreshed by training.js), then
     its evaluation against the humans."""
-    run = training_run_get(run_id=run_id, user=request.user)
+    run = _run_for(request, run_id, Role.REVIEWER)
     role = project_role(project=run.project, user=request.user)
-    if not role_at_least(role, Role.REVIEWER):
-        raise PermissionDenied
     model = getattr(run, "model_version", None) if run.state == "succeeded" else None
     context = {
         "project": run.project,
@@ -135,9 +133,7 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def run_cancel_page(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = training_run_get(run_id=run_id, user=request.user)
-    if not role_at_least(project_role(project=run.project, user=request.user), Role.ADMIN):
-        raise PermissionDenied
+    run = _run_for(request, run_id, Role.ADMIN)
     try:
         training_run_cancel(run=run, user=request.user)
     except DomainError as error:
@@ -150,9 +146,7 @@ def run_cancel_page(request: HttpRequest, run_id: int) -> HttpResponse:
 @login_required
 def model_page(request: HttpRequest, model_id: int) -> HttpResponse:
     """One model: its evaluation against the humans, lineage, promotion and test-set looks."""
-    model = model_version_get(model_id=model_id, user=request.user)
-    if not role_at_least(project_role(project=model.project, user=request.user), Role.REVIEWER):
-        raise PermissionDenied
+    model = _model_for(request, model_id, Role.REVIEWER)
     policy = training_policy_get(project=model.project)
     champion = champion_get(project=model.project)
     context = {
@@ -176,9 +170,7 @@ def model_page(request: HttpRequest, model_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def model_promote_page(request: HttpRequest, model_id: int) -> HttpResponse:
-    model = model_version_get(model_id=model_id, user=request.user)
-    if not role_at_least(project_role(project=model.project, user=request.user), Role.REVIEWER):
-        raise PermissionDenied
+    model = _model_for(request, model_id, Role.REVIEWER)
     reason = request.POST.get("override_reason", "").strip()
     is_override = request.POST.get("override") == "1"
     try:
@@ -196,9 +188,7 @@ def model_promote_page(request: HttpRequest, model_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def model_test_look_page(request: HttpRequest, model_id: int) -> HttpResponse:
-    model = model_version_get(model_id=model_id, user=request.user)
-    if not role_at_least(project_role(project=model.project, user=request.user), Role.REVIEWER):
-        raise PermissionDenied
+    model = _model_for(request, model_id, Role.REVIEWER)
     try:
         test_look_request(model=model, user=request.user, reason=request.POST.get("reason", ""))
     except DomainError as error:
@@ -206,6 +196,22 @@ def model_test_look_page(request: HttpRequest, model_id: int) -> HttpResponse:
     else:
         messages.success(request, "Logged; the test split is being scored.")
     return redirect("model", model_id=model.pk)
+
+
+def _run_for(request: HttpRequest, run_id: int, required: Role) -> TrainingRun:
+    """The run (404 outside the user's projects), PermissionDenied below `required`."""
+    run = training_run_get(run_id=run_id, user=request.user)
+    if not role_at_least(project_role(project=run.project, user=request.user), required):
+        raise PermissionDenied
+    return run
+
+
+def _model_for(request: HttpRequest, model_id: int, required: Role) -> ModelVersion:
+    """The model (404 outside the user's projects), PermissionDenied below `required`."""
+    model = model_version_get(model_id=model_id, user=request.user)
+    if not role_at_least(project_role(project=model.project, user=request.user), required):
+        raise PermissionDenied
+    return model
 
 
 def _int(value: str, field: str, *, low: int | None = None) -> int:

@@ -59,6 +59,8 @@ def test_rundev_serves_signs_in_runs_a_task_and_stops_cleanly(tmp_path):
             "1",
             "--demo-images",
             "24",
+            # the demo's training run is tested in tests/training/test_runs.py
+            "--no-demo-training",
         ],
         cwd=ROOT,
         env=env,

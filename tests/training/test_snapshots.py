@@ -93,3 +93,30 @@ def test_an_unfinished_version_cannot_be_frozen(people):
     with pytest.raises(Conflict):
         snapshot_create(version=pending, user=None)
     assert not DatasetSnapshot.objects.exists()
+
+
+def snapshot_files(snapshot) -> dict[str, bytes]:
+    files, folders = {}, [snapshot.storage_prefix]
+    while folders:
+        folder = folders.pop()
+        subfolders, names = default_storage.listdir(folder)
+        folders += [f"{folder}/{name}" for name in subfolders]
+        for name in names:
+            with default_storage.open(f"{folder}/{name}", "rb") as file:
+                files[f"{folder}/{name}"[len(snapshot.storage_prefix) :]] = file.read()
+    return files
+
+
+def test_two_snapshots_of_the_same_version_are_byte_identical(people, version):
+    # given a snapshot written, read back whole, then deleted with its files
+    first = snapshot_create(version=version, user=None)
+    before = snapshot_files(first)
+    for name in before:
+        default_storage.delete(first.storage_prefix + name)
+    first.delete()
+    # when the same version is frozen again from scratch
+    second = snapshot_create(version=version, user=None)
+    # then every file has the same bytes, under the same names
+    assert second.content_hash == first.content_hash
+    assert len(before) == 1 + 2 * 8  # data.yaml, and an image and a label file per train/val image
+    assert snapshot_files(second) == before

@@ -90,13 +90,13 @@ def test_a_run_trains_evaluates_and_registers_a_model(training_worker, api_clien
     assert evaluation["images"] == val_images and evaluation["pedestrians"] > 0
     assert set(evaluation["coco"]) == {"ap", "ap50", "ap75", "aps", "apm", "apl", "ar1", "ar10", "ar100"}
     assert evaluation["human"]["annotators"] == 3 and evaluation["human"]["gap"]["recall_gap"] is not None
-    assert {"<50", "50-100", ">=100"} == set(evaluation["by_height"])
+    assert [row["height"] for row in evaluation["by_height"]] == ["<50", "50-100", ">=100"]
     # Three epochs from scratch teach a detector almost nothing: ultralytics' mAP50 and
     # Quorum's AP50 are both near 0. They differ by construction (ultralytics validates on
     # the snapshot's masked images, letterboxed in rectangular batches, and matches by IoU
     # rather than by score; Quorum predicts on the stored originals with ignore regions as
     # crowds), so they are compared within 0.05 here; test_evaluation.py checks the two
-    # metric codes on identical detections to 0.01.
+    # metric codes on identical detections to 0.02.
     assert abs(evaluation["coco"]["ap50"] - done.ultralytics_metrics["map50"]) <= 0.05
 
     # the working folder is gone; the run page and the API show the run

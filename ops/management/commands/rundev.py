@@ -21,7 +21,7 @@ from annotation.synthetic_data import synthetic_images_add
 from config.celery import app
 from ops.management.commands.demo_accounts import demo_accounts_file, demo_accounts_text
 from ops.models import WorkerHeartbeat
-from ops.services import DEMO_PROJECT_NAME, demo_accounts_ensure
+from ops.services import DEMO_PROJECT_NAME, demo_accounts_ensure, demo_training_ensure
 from ops.tasks import worker_heartbeat_task
 
 
@@ -32,13 +32,22 @@ class Command(BaseCommand):
         parser.add_argument("--addrport", default="127.0.0.1:8000")
         parser.add_argument("--concurrency", type=int, default=2)
         parser.add_argument("--demo-images", type=int, default=300, help="synthetic images in the demo project")
+        parser.add_argument(
+            "--no-demo-training",
+            action="store_false",
+            dest="demo_training",
+            help="do not queue the demo's first (short, CPU) training run",
+        )
 
-    def handle(self, *args, addrport: str, concurrency: int, demo_images: int, **options) -> None:
+    def handle(
+        self, *args, addrport: str, concurrency: int, demo_images: int, demo_training: bool = True, **options
+    ) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         self._say("Database migrated.")
         secrets_file = demo_accounts_file()
         accounts = demo_accounts_ensure(secrets_file=secrets_file)
         self._seed_demo_project(demo_images)
+        demo_run = demo_training_ensure(project=Project.objects.get(name=DEMO_PROJECT_NAME)) if demo_training else None
         queues = ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES)
         python = sys.executable
         commands = {
@@ -70,6 +79,11 @@ class Command(BaseCommand):
             f"Demo project: http://{addrport}/projects/{demo.pk}/ "
             f"(split report: http://{addrport}/projects/{demo.pk}/splits/)"
         )
+        if demo_run is not None:
+            self._say(
+                f"A first model is training on the demo in the background (a few minutes on the CPU): "
+                f"http://{addrport}/training-runs/{demo_run.pk}/ (sign in as admin or reviewer)"
+            )
         exit_code = 0
         while not self._stopping:
             dead = [name for name, process in processes.items() if process.poll() is not None]
