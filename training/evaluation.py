@@ -274,8 +274,8 @@ def _flags(version: ConsensusVersion, result: dict) -> list[dict]:
         low, high = human["gap_intervals"].get("recall_gap", [None, None])
         flags.append({
             "code": "worse_than_human",
-            "message": f"At the humans' precision the model finds {-human['gap']['recall_gap']:.3f} fewer "
-            f"pedestrians per reference than they do (interval {_fmt(low)} to {_fmt(high)}).",
+            "message": f"Worse than the humans: at their precision the model's recall is "
+            f"{-human['gap']['recall_gap']:.3f} below theirs (model minus humans {_fmt(low)} to {_fmt(high)}, 95%).",
         })  # fmt: skip
     missing = _conditions_without_val(version)
     for dimension, value in missing:
