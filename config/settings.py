@@ -205,6 +205,15 @@ QUORUM_TRAINING_EVAL_TRAIN_IMAGES = env.int("QUORUM_TRAINING_EVAL_TRAIN_IMAGES",
 # Scheduled retraining: how often the beat task looks (seconds; a week by default).
 QUORUM_RETRAIN_EVERY_SECONDS = env.float("QUORUM_RETRAIN_EVERY_SECONDS", default=7 * 24 * 3600.0)
 
+# --- Serving ------------------------------------------------------------------------------
+# Model files copied from storage for ONNX Runtime, by sha256.
+QUORUM_MODEL_CACHE_DIR = Path(env.str("QUORUM_MODEL_CACHE_DIR", default=str(VAR_DIR / "model-cache")))
+# Prediction log rows are written by a background thread in batches (off the answer's path).
+QUORUM_PREDICTION_LOG_DEFERRED = env.bool("QUORUM_PREDICTION_LOG_DEFERRED", default=True)
+QUORUM_PREDICTION_LOG_DAYS = env.int("QUORUM_PREDICTION_LOG_DAYS", default=30)
+# One prediction request: the image's bytes (multipart) and pixels.
+QUORUM_PREDICT_MAX_BYTES = env.int("QUORUM_PREDICT_MAX_BYTES", default=20 * 1024 * 1024)
+
 # --- Security ---------------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -353,6 +362,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "training.tasks.training_runs_schedule_task",
         "schedule": QUORUM_RETRAIN_EVERY_SECONDS,
     },
+}
+
+# API clients' rate limits are counted in this cache: shared by every web process when it
+# is Redis (QUORUM_CACHE_URL, a Redis database of its own: a cache may be cleared, the
+# broker's database must not be), per process otherwise.
+_cache_url = env.str("QUORUM_CACHE_URL", default="")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        if _cache_url
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
 }
 
 # --- Health checks ------------------------------------------------------------------------

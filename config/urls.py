@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("annotation.api_urls")),
     path("", include("groundtruth.api_urls")),
     path("", include("training.api_urls")),
+    path("", include("serving.api_urls")),
 ]
 
 urlpatterns = [

@@ -1,8 +1,8 @@
 """A trained model measured with Quorum's own evaluator, against the same references as the humans.
 
-The model's detections on a split's images (the stored originals, decoded upright as
-everywhere else in Quorum, predicted at the run's image size with a confidence floor of
-0.001 and at most 300 boxes, as a detection benchmark scores) are scored two ways:
+The model's detections on a split's images (the stored originals through
+`training.runtime`, the ONNX export on the very path serving uses, with a confidence floor
+of 0.001 and at most 300 boxes, as a detection benchmark scores) are scored two ways:
 
 - against the consensus version's ground truth: the COCO AP family with ignore regions as
   crowds (`boxes.metrics.coco_evaluate`) and MR-2 (`boxes.metrics.log_average_miss_rate`,
@@ -33,42 +33,28 @@ from boxes.matching import match_by_score
 from boxes.metrics import ImageTruth, coco_evaluate, log_average_miss_rate, match_detections
 from groundtruth.models import ConsensusVersion, GroundTruthBox, ImageConsensus
 from groundtruth.selectors import panels
+from training.runtime import OnnxDetector
 
 HEIGHT_BINS = (50.0, 100.0)  # the agreement report's bins: small < 50 px <= medium < 100 px <= large
 CONFIDENCE_FLOOR = 0.001
 MAX_DETECTIONS = 300
-PREDICT_BATCH = 16
 OVERFIT_GAP = 0.15  # train AP50 minus val AP50 above this: flagged
 BASELINE_MIN_IMAGES = 5
 
 
-def detections_predict(*, weights: Path, image_ids: Sequence[int], imgsz: int, device: str = "") -> list[np.ndarray]:
+def detections_predict(
+    *, onnx: Path, image_ids: Sequence[int], imgsz: int, sha256: str | None = None
+) -> list[np.ndarray]:
     """The model's boxes on each image (m x 5: x1, y1, x2, y2, score in the stored image's
-    upright pixels), predicted by ultralytics from `weights` (a file this project wrote)."""
-    from ultralytics import YOLO
-
-    model = YOLO(str(weights), task="detect")
+    upright pixels), by the ONNX export through `training.runtime`: the path serving uses."""
+    detector = OnnxDetector(onnx, imgsz=imgsz, sha256=sha256)
     files = dict(Image.objects.filter(pk__in=image_ids).values_list("pk", "file"))
     result: list[np.ndarray] = []
-    for start in range(0, len(image_ids), PREDICT_BATCH):
-        arrays = []
-        for image_id in image_ids[start : start + PREDICT_BATCH]:
-            with default_storage.open(files[image_id], "rb") as stored:
-                decoded = decode_upright_rgb(stored, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
-            arrays.append(np.ascontiguousarray(np.asarray(decoded.image)[:, :, ::-1]))  # ultralytics takes BGR
-        predictions = model.predict(
-            arrays,
-            imgsz=imgsz,
-            conf=CONFIDENCE_FLOOR,
-            max_det=MAX_DETECTIONS,
-            device=device or None,
-            verbose=False,
-        )
-        for prediction in predictions:
-            boxes = prediction.boxes
-            xyxy = boxes.xyxy.cpu().numpy().astype(float).reshape(-1, 4)
-            scores = boxes.conf.cpu().numpy().astype(float).reshape(-1, 1)
-            result.append(np.hstack([xyxy, scores]))
+    for image_id in image_ids:
+        with default_storage.open(files[image_id], "rb") as stored:
+            decoded = decode_upright_rgb(stored, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
+        rows = detector.predict(np.asarray(decoded.image), conf=CONFIDENCE_FLOOR, max_det=MAX_DETECTIONS)
+        result.append(rows[:, :5])
     return result
 
 

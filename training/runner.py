@@ -42,6 +42,7 @@ from django.utils import timezone
 from annotation.models import Project
 from training.evaluation import coco_figures, detections_predict, ground_truth, model_evaluate, split_images
 from training.models import DatasetSnapshot, ModelVersion, RunState, TrainingRun
+from training.runtime import file_sha256
 from training.trainer import PREFIX
 
 logger = logging.getLogger(__name__)
@@ -214,6 +215,14 @@ def _verified_weights(model: ModelVersion, target: Path) -> Path:
     return target
 
 
+def verified_onnx_path(model: ModelVersion, folder: Path) -> Path:
+    """The model's ONNX export copied from storage into `folder` (checked by sha256 when loaded)."""
+    target = folder / "model.onnx"
+    with default_storage.open(model.onnx, "rb") as source:
+        target.write_bytes(source.read())
+    return target
+
+
 @contextlib.contextmanager
 def verified_weights_path(model: ModelVersion):
     """A local file of the model's weights, checked by sha256, removed afterwards."""
@@ -332,14 +341,6 @@ def _log(run: TrainingRun, message: str) -> None:
     TrainingRun.objects.filter(pk=run.pk).update(log_tail=run.log_tail)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _store(path: Path, name: str) -> str:
     if default_storage.exists(name):
         default_storage.delete(name)
@@ -374,12 +375,11 @@ def _register(run: TrainingRun, done: dict) -> ModelVersion:
     best, onnx = Path(done["best"]), Path(done["onnx"]) if done.get("onnx") else None
     if onnx is None or not onnx.exists():
         raise RuntimeError("The trainer produced no ONNX export.")
-    device = "" if run.device == "auto" else run.device
-    _log(run, "evaluating the best weights on val with Quorum's evaluator")
+    _log(run, "evaluating the best weights' ONNX export on val with Quorum's evaluator")
     val_ids = split_images(version=version, split="val")
-    val_detections = detections_predict(weights=best, image_ids=val_ids, imgsz=run.imgsz, device=device)
+    val_detections = detections_predict(onnx=onnx, image_ids=val_ids, imgsz=run.imgsz)
     train_ids = split_images(version=version, split="train", limit=settings.QUORUM_TRAINING_EVAL_TRAIN_IMAGES)
-    train_detections = detections_predict(weights=best, image_ids=train_ids, imgsz=run.imgsz, device=device)
+    train_detections = detections_predict(onnx=onnx, image_ids=train_ids, imgsz=run.imgsz)
     train_ap50 = coco_figures(ground_truth(version=version, image_ids=train_ids), train_detections)["ap50"]
     evaluation = model_evaluate(
         version=version, image_ids=val_ids, detections=val_detections, train_ap50=train_ap50 if train_ids else None
@@ -401,9 +401,9 @@ def _register(run: TrainingRun, done: dict) -> ModelVersion:
             consensus_version=version,
             parent=run.parent_model,
             weights=weights_name,
-            weights_sha256=_sha256(best),
+            weights_sha256=file_sha256(best),
             onnx=onnx_name,
-            onnx_sha256=_sha256(onnx),
+            onnx_sha256=file_sha256(onnx),
             architecture=run.architecture,
             imgsz=run.imgsz,
             latency_ms=latency,

@@ -3,6 +3,7 @@ at the test split; schedule retraining."""
 
 import logging
 import re
+import tempfile
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -305,7 +306,7 @@ def test_look_request(*, model: ModelVersion, user: AbstractBaseUser, reason: st
 def test_look_compute(*, look_id: int) -> TestSetLook | None:
     """Score the look's model on the test split, with the evaluator the val split used."""
     from training.evaluation import detections_predict, model_evaluate, split_images
-    from training.runner import verified_weights_path
+    from training.runner import verified_onnx_path
 
     look = TestSetLook.objects.select_related("model__consensus_version").filter(pk=look_id).first()
     if look is None or look.figures:
@@ -313,8 +314,9 @@ def test_look_compute(*, look_id: int) -> TestSetLook | None:
     model = look.model
     version = model.consensus_version
     image_ids = split_images(version=version, split="test")
-    with verified_weights_path(model) as weights:
-        detections = detections_predict(weights=weights, image_ids=image_ids, imgsz=model.imgsz)
+    with tempfile.TemporaryDirectory(prefix="quorum-test-look-") as folder:
+        onnx = verified_onnx_path(model, Path(folder))
+        detections = detections_predict(onnx=onnx, sha256=model.onnx_sha256, image_ids=image_ids, imgsz=model.imgsz)
     figures = model_evaluate(version=version, image_ids=image_ids, detections=detections)
     figures["source"] = "boxes.metrics"
     TestSetLook.objects.filter(pk=look.pk).update(figures=figures)

@@ -1,0 +1,43 @@
+"""Serving in Django admin: API clients (the token is shown once, when made), routing
+rules, and the prediction log (read-only)."""
+
+from django.contrib import admin, messages
+
+from serving.models import ApiClient, PredictionLog, RoutingRule
+from serving.services import api_client_new_token
+
+
+@admin.register(ApiClient)
+class ApiClientAdmin(admin.ModelAdmin):
+    list_display = ["name", "token_prefix", "rate_limit_per_minute", "is_active", "last_used_at", "created_at"]
+    list_filter = ["is_active", "projects"]
+    filter_horizontal = ["projects", "allowed_models"]
+    readonly_fields = ["token_prefix", "created_by", "created_at", "last_used_at"]
+    exclude = ["token_sha256"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        if not change:
+            token = api_client_new_token(obj)
+            obj.created_by = request.user
+            messages.warning(request, f"The token of {obj.name} (shown once, keep it now): {token}")
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(RoutingRule)
+class RoutingRuleAdmin(admin.ModelAdmin):
+    list_display = ["project", "order", "name", "is_active", "client", "max_width", "max_height", "model", "canary",
+                    "canary_share", "shadow"]  # fmt: skip
+    list_filter = ["project", "is_active"]
+    list_editable = ["order", "is_active"]
+
+
+@admin.register(PredictionLog)
+class PredictionLogAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "project", "client", "model", "rule", "status", "latency_ms", "boxes", "is_shadow"]
+    list_filter = ["project", "status", "is_shadow", "is_canary"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in PredictionLog._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -1,0 +1,124 @@
+"""REST API of serving: `POST /api/v1/predict/`."""
+
+import uuid
+
+from django.conf import settings
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.exceptions import APIException, ParseError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.errors import DomainError
+from serving.authentication import ApiClientAuthentication, ApiClientRateThrottle
+from serving.models import ApiClient
+from serving.services import Caller, prediction_make, prediction_refused_log
+
+
+class PredictInputSerializer(serializers.Serializer):
+    image = serializers.FileField(required=False, help_text="A JPEG, PNG or WebP (multipart).")
+    image_id = serializers.IntegerField(required=False, help_text="A stored image of a project you may use.")
+    project = serializers.IntegerField(required=False, help_text="Whose champion and rules, for an upload.")
+    model = serializers.CharField(required=False, default="champion", help_text="A model version id, or champion.")
+    conf = serializers.FloatField(required=False, default=0.25, min_value=0.0, max_value=1.0)
+    iou = serializers.FloatField(required=False, default=0.7, min_value=0.01, max_value=1.0)
+
+
+class PredictionBoxSerializer(serializers.Serializer):
+    x1 = serializers.FloatField()
+    y1 = serializers.FloatField()
+    x2 = serializers.FloatField()
+    y2 = serializers.FloatField()
+    score = serializers.FloatField()
+    label = serializers.CharField()
+
+
+class PredictionSerializer(serializers.Serializer):
+    request_id = serializers.CharField()
+    model = serializers.DictField(help_text="id, number, project, architecture, imgsz")
+    rule = serializers.DictField(allow_null=True, help_text="The routing rule that chose the model (id, name).")
+    chosen_by = serializers.CharField(help_text="request (a model id was sent), rule, or champion.")
+    is_canary = serializers.BooleanField()
+    image = serializers.DictField(help_text="width and height of the upright image, pixels")
+    boxes = PredictionBoxSerializer(many=True)
+    latency_ms = serializers.FloatField()
+
+
+class PredictApi(APIView):
+    """Boxes for one image (multipart `image`, or `image_id`) from a model version (`model`:
+    an id, or `champion`, the default, through the project's routing rules). Boxes are in
+    the upright image's pixels. API clients send `Authorization: Bearer <token>`."""
+
+    authentication_classes = [ApiClientAuthentication, TokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [ApiClientRateThrottle]
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    def throttled(self, request: Request, wait: float) -> None:
+        client = request.auth if isinstance(request.auth, ApiClient) else None
+        prediction_refused_log(caller=Caller(client=client), request_id=str(uuid.uuid4()), status=429, code="throttled")
+        super().throttled(request, wait)
+
+    @extend_schema(request=PredictInputSerializer, responses=PredictionSerializer)
+    def post(self, request: Request) -> Response:
+        client = request.auth if isinstance(request.auth, ApiClient) else None
+        caller = Caller(user=None if client else request.user, client=client)
+        request_id = str(uuid.uuid4())
+        try:
+            content_length = int(request.META.get("CONTENT_LENGTH") or 0)
+            if content_length > settings.QUORUM_PREDICT_MAX_BYTES:
+                raise TooLarge(f"The request is over {settings.QUORUM_PREDICT_MAX_BYTES} bytes.")
+            data = PredictInputSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            values = data.validated_data
+            upload = values.get("image")
+            if upload is not None and upload.size == 0:
+                raise ParseError("The image file is empty.")
+            prediction = prediction_make(
+                caller=caller,
+                upload=upload,
+                image_id=values.get("image_id"),
+                project_id=values.get("project"),
+                model=values.get("model"),
+                conf=values["conf"],
+                iou=values["iou"],
+                request_id=request_id,
+            )
+        except (DomainError, APIException, Http404) as error:
+            status = getattr(error, "status_code", 404)
+            code = getattr(error, "code", None) or getattr(error, "default_code", "not_found")
+            prediction_refused_log(caller=caller, request_id=request_id, status=status, code=str(code))
+            raise
+        labels = prediction.project.labels
+        rule = prediction.route.rule
+        return Response(
+            {
+                "request_id": prediction.request_id,
+                "model": {
+                    "id": prediction.model.pk,
+                    "number": prediction.model.number,
+                    "project": prediction.project.pk,
+                    "architecture": prediction.model.architecture,
+                    "imgsz": prediction.model.imgsz,
+                },
+                "rule": {"id": rule.pk, "name": rule.name} if rule else None,
+                "chosen_by": prediction.chosen_by,
+                "is_canary": prediction.route.is_canary,
+                "image": {"width": prediction.width, "height": prediction.height},
+                "boxes": [
+                    {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": score, "label": labels[int(label)]}
+                    for x1, y1, x2, y2, score, label in prediction.boxes.round(2).tolist()
+                ],
+                "latency_ms": round(prediction.latency_ms, 2),
+            }
+        )
+
+
+class TooLarge(APIException):
+    status_code = 413
+    default_code = "too_large"

@@ -1,0 +1,250 @@
+"""Prediction: who may ask, which model answers, the answer, and its log row."""
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from annotation.imaging import decode_upright_rgb
+from annotation.models import Image, Project, Role
+from annotation.selectors import project_list, project_role, role_at_least
+from config.errors import Conflict, DomainError, ValidationFailed
+from serving.cache import detector_for
+from serving.logbook import log_prediction
+from serving.models import ApiClient, PredictionLog, RoutingRule
+from serving.routing import Route, route
+from training.models import ModelStage, ModelVersion
+
+TOKEN_PREFIX = "qk_"
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    code = "forbidden"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks: a signed-in person (reviewers and admins of a project may predict with
+    its models) or an API client (within its projects and granted models)."""
+
+    user: AbstractBaseUser | None = None
+    client: ApiClient | None = None
+
+    def projects(self) -> QuerySet[Project]:
+        if self.client is not None:
+            return self.client.projects.all()
+        return project_list(user=self.user)
+
+    def check_project(self, project: Project) -> None:
+        if self.client is None and not role_at_least(project_role(project=project, user=self.user), Role.REVIEWER):
+            raise Forbidden("Only reviewers and admins of this project may ask its models.")
+
+    def check_model(self, model: ModelVersion) -> None:
+        if self.client is not None:
+            allowed = self.client.allowed_models.all()
+            if allowed.exists() and not allowed.filter(pk=model.pk).exists():
+                raise Forbidden(f"This client may not use model {model.number} of {model.project.name}.")
+
+
+@dataclass
+class Prediction:
+    request_id: str
+    project: Project
+    model: ModelVersion
+    route: Route
+    chosen_by: str  # "request", "rule" or "champion"
+    boxes: np.ndarray  # m x 6: x1, y1, x2, y2, score, class
+    width: int
+    height: int
+    latency_ms: float
+    shadow: dict | None = field(default=None)
+
+
+def api_client_new_token(client: ApiClient) -> str:
+    """Give `client` (saved or not) a new token; returned once, only its sha256 is kept."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    client.token_prefix = token[:10]
+    client.token_sha256 = hashlib.sha256(token.encode()).hexdigest()
+    return token
+
+
+def api_client_create(
+    *, name: str, projects: list[Project], user: AbstractBaseUser | None, rate_limit_per_minute: int = 600
+) -> tuple[ApiClient, str]:
+    """A new client with access to `projects`, and its token (shown once)."""
+    client = ApiClient(name=name, rate_limit_per_minute=rate_limit_per_minute, created_by=user)
+    token = api_client_new_token(client)
+    client.save()
+    client.projects.set(projects)
+    return client, token
+
+
+def api_client_for_token(token: str) -> ApiClient | None:
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    return ApiClient.objects.filter(token_sha256=digest, is_active=True).first()
+
+
+def prediction_make(
+    *,
+    caller: Caller,
+    upload: BinaryIO | None = None,
+    image_id: int | None = None,
+    project_id: int | None = None,
+    model: str | int | None = None,
+    conf: float = 0.25,
+    iou: float = 0.7,
+    request_id: str | None = None,
+) -> Prediction:
+    """Answer one request: the image (an upload, or a stored image by id), the model (a
+    version id, or "champion"/None: the project's routing rules, then its champion), the
+    boxes in the image's own pixels. The answer and any shadow run are logged."""
+    started = time.perf_counter()
+    request_id = request_id or str(uuid.uuid4())
+    if (upload is None) == (image_id is None):
+        raise ValidationFailed("Send an image file or an image id, not both.", fields={"image": ["One of the two."]})
+    if not (0.0 <= conf <= 1.0) or not (0.0 < iou <= 1.0):
+        raise ValidationFailed("conf is in [0, 1] and iou in (0, 1].", fields={"conf": ["0 to 1."], "iou": ["0 to 1."]})
+    projects = caller.projects()
+    image = None
+    if image_id is not None:
+        image = Image.objects.filter(project__in=projects, pk=image_id).select_related("project").first()
+        if image is None:
+            raise Http404("No such image.")
+        project = image.project
+    else:
+        project = _project_of(caller, projects, project_id=project_id, model=model)
+    caller.check_project(project)
+    chosen = _explicit_model(project, model)
+    if upload is not None:
+        decoded = decode_upright_rgb(upload, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
+    else:
+        from django.core.files.storage import default_storage
+
+        with default_storage.open(image.file.name, "rb") as stored:
+            decoded = decode_upright_rgb(stored, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
+    rgb = np.asarray(decoded.image)
+    height, width = rgb.shape[:2]
+    if chosen is not None:
+        the_route, chosen_by = Route(rule=None, model_id=chosen.pk), "request"
+    else:
+        rules = list(RoutingRule.objects.filter(project=project, is_active=True).order_by("order", "pk"))
+        the_route = route(
+            rules, client_id=caller.client.pk if caller.client else None, width=width, height=height,
+            request_id=request_id,
+        )  # fmt: skip
+        chosen_by = "rule" if the_route.rule is not None else "champion"
+    answering = chosen or _model_of_route(project, the_route)
+    caller.check_model(answering)
+    boxes = detector_for(answering).predict(rgb, conf=conf, iou=iou)
+    latency_ms = (time.perf_counter() - started) * 1000
+    features = {**_image_features(rgb), "width": width, "height": height}
+    log_prediction(_log_row(request_id, project, caller, answering, the_route, image, boxes, latency_ms, features))
+    shadow = None
+    if the_route.shadow_id is not None:
+        shadow_model = ModelVersion.objects.filter(pk=the_route.shadow_id).first()
+        if shadow_model is not None:
+            shadow_started = time.perf_counter()
+            shadow_boxes = detector_for(shadow_model).predict(rgb, conf=conf, iou=iou)
+            shadow_ms = (time.perf_counter() - shadow_started) * 1000
+            row = _log_row(
+                request_id, project, caller, shadow_model, the_route, image, shadow_boxes, shadow_ms, features
+            )
+            row.is_shadow = True
+            log_prediction(row)
+            shadow = {"model": shadow_model.pk, "boxes": len(shadow_boxes)}
+    return Prediction(
+        request_id=request_id, project=project, model=answering, route=the_route, chosen_by=chosen_by, boxes=boxes,
+        width=width, height=height, latency_ms=latency_ms, shadow=shadow,
+    )  # fmt: skip
+
+
+def prediction_refused_log(*, caller: Caller, request_id: str, status: int, code: str) -> None:
+    """A refused request, logged as such (never as an answer)."""
+    log_prediction(
+        PredictionLog(
+            request_id=request_id, client=caller.client, user=caller.user if caller.client is None else None,
+            status=status, error=code[:64], created_at=timezone.now(),
+        )
+    )  # fmt: skip
+
+
+def _project_of(caller: Caller, projects: QuerySet[Project], *, project_id: int | None, model) -> Project:
+    if project_id is not None:
+        project = projects.filter(pk=project_id).first()
+        if project is None:
+            raise Http404("No such project.")
+        return project
+    if model not in (None, "", "champion"):
+        found = ModelVersion.objects.filter(project__in=projects, pk=_model_id(model)).select_related("project").first()
+        if found is None:
+            raise Http404("No such model.")
+        return found.project
+    only = list(projects[:2])
+    if len(only) == 1:
+        return only[0]
+    raise ValidationFailed("Say which project's champion: send project.", fields={"project": ["Required here."]})
+
+
+def _model_id(model) -> int:
+    try:
+        return int(model)
+    except (TypeError, ValueError):
+        raise ValidationFailed("model is a model version id or 'champion'.", fields={"model": ["An id."]}) from None
+
+
+def _explicit_model(project: Project, model) -> ModelVersion | None:
+    if model in (None, "", "champion"):
+        return None
+    found = ModelVersion.objects.filter(project=project, pk=_model_id(model)).first()
+    if found is None:
+        raise Http404("No such model.")
+    return found
+
+
+def _model_of_route(project: Project, the_route: Route) -> ModelVersion:
+    if the_route.model_id is not None:
+        return ModelVersion.objects.get(pk=the_route.model_id)
+    champion = ModelVersion.objects.filter(project=project, stage=ModelStage.CHAMPION).first()
+    if champion is None:
+        raise Conflict(f"{project.name} has no champion model yet; promote one first.", code="no_champion")
+    return champion
+
+
+def _image_features(rgb: np.ndarray) -> dict[str, float]:
+    """Brightness and contrast of the grey image (ITU-R BT.601 luma), on every 4th pixel."""
+    sample = rgb[::4, ::4].astype(np.float32)
+    grey = sample @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return {"brightness": float(grey.mean()), "contrast": float(grey.std())}
+
+
+def _log_row(request_id, project, caller, model, the_route, image, boxes, latency_ms, features) -> PredictionLog:
+    scores = boxes[:, 4] if len(boxes) else np.zeros(0)
+    heights = boxes[:, 3] - boxes[:, 1] if len(boxes) else np.zeros(0)
+    return PredictionLog(
+        request_id=request_id,
+        project=project,
+        client=caller.client,
+        user=caller.user if caller.client is None else None,
+        model=model,
+        rule=the_route.rule,
+        image=image,
+        is_canary=the_route.is_canary,
+        status=200,
+        latency_ms=latency_ms,
+        boxes=len(boxes),
+        mean_confidence=float(scores.mean()) if len(scores) else None,
+        min_confidence=float(scores.min()) if len(scores) else None,
+        median_box_height=float(np.median(heights)) if len(heights) else None,
+        created_at=timezone.now(),
+        **features,
+    )

@@ -1,0 +1,79 @@
+"""The one path from an image to a model's boxes, shared by evaluation and serving.
+
+Decoding is `annotation.imaging.decode_upright_rgb` everywhere (EXIF orientation applied
+once, RGB), as for the training snapshot's images. The model input is that image
+letterboxed to the model's square input size exactly as ultralytics' own validation does
+it (`ultralytics.data.augment.LetterBox`: the longer side scaled to `imgsz`, centred,
+padded with grey 114), as a 1 x 3 x imgsz x imgsz float32 array in [0, 1]. The ONNX
+export a run produced is run by ONNX Runtime (the CUDA provider when present, else the
+CPU); its output goes through ultralytics' own non-maximum suppression (an end-to-end
+head's output is only filtered) and the boxes are mapped back to the original image's
+pixels with ultralytics' `scale_boxes`. So a served image is seen exactly as the
+evaluation saw it, and both as ultralytics' validator sees a val image.
+"""
+
+import hashlib
+import threading
+from pathlib import Path
+
+import numpy as np
+
+PADDING = 114
+
+
+def model_input(rgb: np.ndarray, *, imgsz: int) -> np.ndarray:
+    """`rgb` (H x W x 3 uint8) letterboxed to imgsz x imgsz, as a 1 x 3 x imgsz x imgsz
+    float32 array in [0, 1] (RGB channel order, as ultralytics feeds its models)."""
+    from ultralytics.data.augment import LetterBox
+
+    letterboxed = LetterBox(new_shape=(imgsz, imgsz), auto=False, stride=32, padding_value=PADDING)(image=rgb)
+    return np.ascontiguousarray(letterboxed.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ModelFileMismatch(Exception):
+    """A model file's sha256 is not the registry's: it is not loaded."""
+
+
+class OnnxDetector:
+    """One ONNX export, loaded once and warmed up; `predict` is thread-safe."""
+
+    def __init__(self, path: Path, *, imgsz: int, sha256: str | None = None, providers: list[str] | None = None):
+        import onnxruntime
+
+        if sha256 is not None and file_sha256(path) != sha256:
+            raise ModelFileMismatch(f"{path} does not match its sha256 {sha256[:12]}; refusing to load it.")
+        available = onnxruntime.get_available_providers()
+        self.providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=self.providers)
+        self.input_name = self.session.get_inputs()[0].name
+        self.imgsz = imgsz
+        self._lock = threading.Lock()
+        self.forward(np.zeros((1, 3, imgsz, imgsz), dtype=np.float32))  # warm-up: the first run allocates
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return self.session.run(None, {self.input_name: batch})[0]
+
+    def predict(self, rgb: np.ndarray, *, conf: float = 0.25, iou: float = 0.7, max_det: int = 300) -> np.ndarray:
+        """Boxes on `rgb` (H x W x 3 uint8, upright): m x 6 rows x1, y1, x2, y2, score,
+        class, in the image's own pixels, highest score first."""
+        import torch
+        from ultralytics.utils.nms import non_max_suppression
+        from ultralytics.utils.ops import scale_boxes
+
+        output = self.forward(model_input(rgb, imgsz=self.imgsz))
+        (kept,) = non_max_suppression(torch.from_numpy(output), conf_thres=conf, iou_thres=iou, max_det=max_det)
+        if len(kept):
+            kept[:, :4] = scale_boxes((self.imgsz, self.imgsz), kept[:, :4], rgb.shape[:2])
+        rows = kept[:, :6].numpy().astype(float)
+        return rows[np.argsort(-rows[:, 4], kind="stable")]
