@@ -213,6 +213,11 @@ QUORUM_PREDICTION_LOG_DEFERRED = env.bool("QUORUM_PREDICTION_LOG_DEFERRED", defa
 QUORUM_PREDICTION_LOG_DAYS = env.int("QUORUM_PREDICTION_LOG_DAYS", default=30)
 # One prediction request: the image's bytes (multipart) and pixels.
 QUORUM_PREDICT_MAX_BYTES = env.int("QUORUM_PREDICT_MAX_BYTES", default=20 * 1024 * 1024)
+# Drift: the hourly report compares the last window of answers with the model's profile.
+QUORUM_DRIFT_WINDOW_HOURS = env.float("QUORUM_DRIFT_WINDOW_HOURS", default=24.0)
+QUORUM_DRIFT_MIN_PREDICTIONS = env.int("QUORUM_DRIFT_MIN_PREDICTIONS", default=30)
+QUORUM_DRIFT_PSI_ALERT = env.float("QUORUM_DRIFT_PSI_ALERT", default=0.25)
+QUORUM_DRIFT_EMAIL = env.bool("QUORUM_DRIFT_EMAIL", default=False)  # alerts to ADMINS by Django's mail backend
 
 # --- Security ---------------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -307,6 +312,8 @@ CELERY_TASK_ROUTES = {
     "training.tasks.training_runs_reap_task": {"queue": "default"},
     "training.tasks.training_runs_schedule_task": {"queue": "default"},
     "training.tasks.*": {"queue": "training"},
+    "serving.tasks.drift_reports_compute_task": {"queue": "default"},
+    "serving.tasks.prediction_logs_prune_task": {"queue": "default"},
     "serving.tasks.*": {"queue": "inference"},
     "annotation.tasks.*": {"queue": "default"},
     "ops.tasks.*": {"queue": "default"},
@@ -357,6 +364,14 @@ CELERY_BEAT_SCHEDULE = {
     "training-runs-reap": {
         "task": "training.tasks.training_runs_reap_task",
         "schedule": 60.0,
+    },
+    "drift-reports": {
+        "task": "serving.tasks.drift_reports_compute_task",
+        "schedule": 3600.0,
+    },
+    "prediction-logs-prune": {
+        "task": "serving.tasks.prediction_logs_prune_task",
+        "schedule": 24 * 3600.0,
     },
     "retraining-schedule": {
         "task": "training.tasks.training_runs_schedule_task",

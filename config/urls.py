@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("annotation.urls")),
     path("", include("groundtruth.urls")),
     path("", include("training.urls")),
+    path("", include("serving.urls")),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

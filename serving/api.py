@@ -4,7 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.exceptions import APIException, ParseError
@@ -14,9 +14,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import DomainError
+from annotation.permissions import IsProjectReviewer, ProjectApiMixin
+from config.errors import DomainError, ValidationFailed
 from serving.authentication import ApiClientAuthentication, ApiClientRateThrottle
-from serving.models import ApiClient
+from serving.models import ApiClient, DriftReport
+from serving.selectors import drift_alerts_current, serving_metrics
 from serving.services import Caller, prediction_make, prediction_refused_log
 
 
@@ -92,7 +94,8 @@ class PredictApi(APIView):
         except (DomainError, APIException, Http404) as error:
             status = getattr(error, "status_code", 404)
             code = getattr(error, "code", None) or getattr(error, "default_code", "not_found")
-            prediction_refused_log(caller=caller, request_id=request_id, status=status, code=str(code))
+            hints = _hints(request)
+            prediction_refused_log(caller=caller, request_id=request_id, status=status, code=str(code), **hints)
             raise
         labels = prediction.project.labels
         rule = prediction.route.rule
@@ -119,6 +122,69 @@ class PredictApi(APIView):
         )
 
 
+def _hints(request: Request) -> dict:
+    """The project or image a refused request named, if its body could be read at all."""
+    try:
+        data = request.data
+    except APIException:
+        return {}
+    return {"project_id": data.get("project"), "image_id": data.get("image_id")}
+
+
 class TooLarge(APIException):
     status_code = 413
     default_code = "too_large"
+
+
+class ServingMetricsApi(ProjectApiMixin, APIView):
+    """Requests, latency p50/p95/p99 and errors of a project's prediction API over the last
+    `minutes` (default 60, at most 1440), in total, per model version, per client and per minute."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("project", int, required=True), OpenApiParameter("minutes", int)],
+        responses={200: dict},
+    )
+    def get(self, request: Request) -> Response:
+        project = self.project_for(request, _int_param(request, "project", required=True))
+        minutes = _int_param(request, "minutes") or 60
+        if not 1 <= minutes <= 1440:
+            raise ValidationFailed("minutes is between 1 and 1440.", fields={"minutes": ["1 to 1440."]})
+        return Response(serving_metrics(project=project, minutes=minutes))
+
+
+class DriftApi(ProjectApiMixin, APIView):
+    """The latest drift reports of a project's models, newest first, with their alerts."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    @extend_schema(parameters=[OpenApiParameter("project", int, required=True)], responses={200: dict})
+    def get(self, request: Request) -> Response:
+        project = self.project_for(request, _int_param(request, "project", required=True))
+        reports = DriftReport.objects.filter(project=project).select_related("model")[:20]
+        return Response(
+            {
+                "alerts": drift_alerts_current(project=project),
+                "reports": [
+                    {
+                        "id": report.pk, "model": report.model.number, "window_start": report.window_start,
+                        "window_end": report.window_end, "predictions": report.predictions, "psi": report.psi,
+                        "summary": report.summary, "alerts": report.alerts, "created_at": report.created_at,
+                    }
+                    for report in reports
+                ],
+            }
+        )  # fmt: skip
+
+
+def _int_param(request: Request, name: str, *, required: bool = False) -> int | None:
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        if required:
+            raise ValidationFailed(f"{name} is required.", fields={name: ["Required."]})
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValidationFailed(f"{name} must be a whole number.", fields={name: ["A whole number."]}) from None

@@ -4,4 +4,6 @@ from serving import api
 
 urlpatterns = [
     path("predict/", api.PredictApi.as_view(), name="api-predict"),
+    path("serving/metrics/", api.ServingMetricsApi.as_view(), name="api-serving-metrics"),
+    path("serving/drift/", api.DriftApi.as_view(), name="api-serving-drift"),
 ]

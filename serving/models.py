@@ -111,3 +111,24 @@ class PredictionLog(models.Model):
 
     def __str__(self) -> str:
         return f"prediction {self.request_id} ({self.status})"
+
+
+class DriftReport(models.Model):
+    """One comparison of a model's recent predictions with its reference profile: the
+    population stability index of each feature, and the alerts it raised."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="drift_reports")
+    model = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="drift_reports")
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    predictions = models.PositiveIntegerField()
+    psi = models.JSONField(default=dict, help_text="Feature -> population stability index.")
+    summary = models.JSONField(default=dict, help_text="Feature -> reference and window medians.")
+    alerts = models.JSONField(default=list, help_text="[{code, feature, message}], empty when nothing drifted.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"drift of {self.model} at {self.window_end:%Y-%m-%d %H:%M}"

@@ -23,6 +23,7 @@ from serving.logbook import log_prediction
 from serving.models import ApiClient, PredictionLog, RoutingRule
 from serving.routing import Route, route
 from training.models import ModelStage, ModelVersion
+from training.profile import grey_features
 
 TOKEN_PREFIX = "qk_"
 
@@ -147,7 +148,7 @@ def prediction_make(
     caller.check_model(answering)
     boxes = detector_for(answering).predict(rgb, conf=conf, iou=iou)
     latency_ms = (time.perf_counter() - started) * 1000
-    features = {**_image_features(rgb), "width": width, "height": height}
+    features = {**grey_features(rgb), "width": width, "height": height}
     log_prediction(_log_row(request_id, project, caller, answering, the_route, image, boxes, latency_ms, features))
     shadow = None
     if the_route.shadow_id is not None:
@@ -168,14 +169,28 @@ def prediction_make(
     )  # fmt: skip
 
 
-def prediction_refused_log(*, caller: Caller, request_id: str, status: int, code: str) -> None:
-    """A refused request, logged as such (never as an answer)."""
+def prediction_refused_log(
+    *, caller: Caller, request_id: str, status: int, code: str, project_id=None, image_id=None
+) -> None:
+    """A refused request, logged as such (never as an answer), under its project when the
+    caller named one they may use (or an image of one)."""
+    projects = caller.projects()
+    project = None
+    if _is_id(project_id):
+        project = projects.filter(pk=int(project_id)).first()
+    elif _is_id(image_id):
+        project = projects.filter(images__pk=int(image_id)).first()
     log_prediction(
         PredictionLog(
-            request_id=request_id, client=caller.client, user=caller.user if caller.client is None else None,
-            status=status, error=code[:64], created_at=timezone.now(),
+            request_id=request_id, project=project, client=caller.client,
+            user=caller.user if caller.client is None else None, status=status, error=code[:64],
+            created_at=timezone.now(),
         )
     )  # fmt: skip
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, int) or (isinstance(value, str) and value.isdigit() and len(value) < 12)
 
 
 def _project_of(caller: Caller, projects: QuerySet[Project], *, project_id: int | None, model) -> Project:
@@ -218,13 +233,6 @@ def _model_of_route(project: Project, the_route: Route) -> ModelVersion:
     if champion is None:
         raise Conflict(f"{project.name} has no champion model yet; promote one first.", code="no_champion")
     return champion
-
-
-def _image_features(rgb: np.ndarray) -> dict[str, float]:
-    """Brightness and contrast of the grey image (ITU-R BT.601 luma), on every 4th pixel."""
-    sample = rgb[::4, ::4].astype(np.float32)
-    grey = sample @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return {"brightness": float(grey.mean()), "contrast": float(grey.std())}
 
 
 def _log_row(request_id, project, caller, model, the_route, image, boxes, latency_ms, features) -> PredictionLog:

@@ -138,3 +138,11 @@ def var_dir(tmp_path):
     path.mkdir()
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory):
+    """A tiny trained detector's ONNX export, made once per test session (tests/tiny_model.py)."""
+    from tests.tiny_model import tiny_onnx_train
+
+    return tiny_onnx_train(tmp_path_factory.mktemp("tiny-model"))

@@ -172,6 +172,9 @@ class ModelVersion(models.Model):
     )
     evaluation = models.JSONField(default=dict, blank=True, help_text="Quorum's evaluation on val.")
     test_evaluation = models.JSONField(default=dict, blank=True, help_text="The latest look at the test split.")
+    reference_profile = models.JSONField(
+        default=dict, blank=True, help_text="Feature samples of its training inputs and val outputs, for drift."
+    )
     stage = models.CharField(max_length=16, choices=ModelStage.choices, default=ModelStage.CANDIDATE)
     promoted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

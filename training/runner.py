@@ -42,6 +42,7 @@ from django.utils import timezone
 from annotation.models import Project
 from training.evaluation import coco_figures, detections_predict, ground_truth, model_evaluate, split_images
 from training.models import DatasetSnapshot, ModelVersion, RunState, TrainingRun
+from training.profile import reference_profile_build
 from training.runtime import file_sha256
 from training.trainer import PREFIX
 
@@ -385,6 +386,7 @@ def _register(run: TrainingRun, done: dict) -> ModelVersion:
         version=version, image_ids=val_ids, detections=val_detections, train_ap50=train_ap50 if train_ids else None
     )
     evaluation["source"] = "boxes.metrics"
+    profile = reference_profile_build(version=version, val_detections=val_detections)
     latency = onnx_latency_ms(onnx, imgsz=run.imgsz)
     prefix = f"models/{run.project_id}/run-{run.pk}"
     weights_name = _store(best, f"{prefix}/best.pt")
@@ -408,6 +410,7 @@ def _register(run: TrainingRun, done: dict) -> ModelVersion:
             imgsz=run.imgsz,
             latency_ms=latency,
             evaluation=evaluation,
+            reference_profile=profile,
         )
         TrainingRun.objects.filter(pk=run.pk).update(
             evaluation=evaluation,

@@ -14,7 +14,7 @@ from annotation.imaging import decode_upright_rgb
 from serving.cache import detector_for
 from serving.models import PredictionLog
 from serving.services import api_client_create
-from tests.serving.conftest import IMGSZ
+from tests.tiny_model import IMGSZ
 
 pytestmark = pytest.mark.django_db
 

@@ -1,0 +1,16 @@
+"""Celery tasks of serving: thin wrappers. Drift and log retention are bookkeeping and run on
+`default` (config/settings.py routes them); prediction work runs on `inference`."""
+
+from celery import shared_task
+
+from serving.drift import drift_reports_compute, prediction_logs_prune
+
+
+@shared_task(acks_late=True)
+def drift_reports_compute_task() -> int:
+    return len(drift_reports_compute())
+
+
+@shared_task(acks_late=True)
+def prediction_logs_prune_task() -> int:
+    return prediction_logs_prune()

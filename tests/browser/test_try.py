@@ -1,0 +1,58 @@
+"""The try-it page in a real browser: a reviewer picks ultralytics' bus.jpg, the page sends
+it to the prediction API and draws the boxes of the answer."""
+
+import os
+
+import pytest
+
+from serving.cache import cache_clear
+from serving.models import PredictionLog
+from tests.factories import PASSWORD
+from tests.serving.conftest import register_model
+from tests.training.conftest import trainable_project
+from training.models import ModelStage
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_the_try_page_draws_the_boxes_for_bus_jpg(browser, live_server, tiny_onnx, settings, tmp_path):
+    settings.QUORUM_MODEL_CACHE_DIR = tmp_path / "model-cache"
+    settings.QUORUM_PREDICTION_LOG_DEFERRED = False
+    cache_clear()
+    trainable = trainable_project(images=8, name="Try")
+    champion = register_model(trainable, tiny_onnx, stage=ModelStage.CHAMPION)
+    page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", trainable.reviewer.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+
+    page.goto(f"{live_server.url}/projects/{trainable.project.pk}/try/")
+    page.fill("#try-conf", "0.01")  # a one-epoch model is unsure of everything
+    page.click("button.sample[data-name='bus.jpg']")
+    page.wait_for_selector("#try-answer:not([hidden])", timeout=60_000)
+
+    row = PredictionLog.objects.get(status=200)
+    assert row.model == champion and (row.width, row.height) == (810, 1080)  # bus.jpg, upright
+    drawn = int(page.get_attribute("#try-canvas", "data-boxes"))
+    assert drawn == row.boxes > 0
+    assert page.inner_text("#try-answer-model").startswith(f"model {champion.number}")
+    assert "champion" in page.inner_text("#try-answer-rule")
+    assert page.inner_text("#try-answer-boxes") == str(row.boxes)
+    # the canvas shows the photograph (not blank) at its aspect ratio
+    size = page.evaluate("[document.getElementById('try-canvas').width, document.getElementById('try-canvas').height]")
+    assert abs(size[0] / size[1] - 810 / 1080) < 0.01
+    if os.environ.get("QUORUM_SCREENSHOTS"):
+        page.screenshot(path=os.path.join(os.environ["QUORUM_SCREENSHOTS"], "try.png"), full_page=True)
+
+    # and the monitoring page counts the request
+    page.goto(f"{live_server.url}/projects/{trainable.project.pk}/monitoring/")
+    page.wait_for_selector("#monitoring[data-requests='1']", timeout=15_000)
+    assert page.locator("#totals tbody tr").count() >= 3  # all, model 1, the reviewer's session
+    if os.environ.get("QUORUM_SCREENSHOTS"):
+        page.screenshot(path=os.path.join(os.environ["QUORUM_SCREENSHOTS"], "monitoring.png"), full_page=True)
+    assert errors == []
+    cache_clear()

@@ -1,0 +1,137 @@
+"""Drift and monitoring: a window of low-resolution or darkened inputs raises the alert, a
+window like the training data does not; the metrics API counts what the log holds."""
+
+import io
+
+import numpy as np
+import pytest
+from django.core.files.storage import default_storage
+from PIL import Image as PILImage
+
+from serving.drift import drift_report_compute, drift_reports_compute, psi
+from serving.models import DriftReport, PredictionLog
+from tests.serving.conftest import register_model
+from tests.serving.test_predict import post_image
+from tests.training.conftest import trainable_project
+from training.evaluation import detections_predict, split_images
+from training.models import ModelStage
+from training.profile import reference_profile_build
+
+pytestmark = pytest.mark.django_db
+
+
+def test_psi_is_zero_for_the_same_sample_and_large_for_a_shifted_one():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(100, 10, 2000)
+    assert psi(reference, reference) == pytest.approx(0.0, abs=1e-9)
+    assert psi(reference, rng.normal(100, 10, 500)) < 0.1
+    assert psi(reference, rng.normal(130, 10, 500)) > 1.0
+    # by hand: two bins at the median, half and half against 90% and 10%
+    two = np.r_[np.zeros(50), np.ones(50)]
+    window = np.r_[np.zeros(90), np.ones(10)]
+    expected = (0.9 - 0.5) * np.log(0.9 / 0.5) + (0.1 - 0.5) * np.log(0.1 / 0.5)
+    assert psi(two, window) == pytest.approx(expected)
+
+
+@pytest.fixture
+def profiled(db, tiny_onnx, settings, tmp_path):
+    """A 40-image project whose champion has the reference profile a real run would give it."""
+    from serving.cache import cache_clear
+
+    settings.QUORUM_MODEL_CACHE_DIR = tmp_path / "model-cache"
+    settings.QUORUM_PREDICTION_LOG_DEFERRED = False
+    settings.QUORUM_DRIFT_MIN_PREDICTIONS = 30
+    cache_clear()
+    trainable = trainable_project(images=40, name="Drift")
+    model = register_model(trainable, tiny_onnx, stage=ModelStage.CHAMPION)
+    val = split_images(version=trainable.version, split="val")
+    detections = detections_predict(onnx=tiny_onnx, image_ids=val, imgsz=model.imgsz)
+    model.reference_profile = reference_profile_build(version=trainable.version, val_detections=detections)
+    model.save(update_fields=["reference_profile"])
+    yield trainable, model
+    cache_clear()
+
+
+def train_images(trainable) -> list[PILImage.Image]:
+    images = []
+    for image in trainable.project.images.filter(split="train").order_by("pk"):
+        with default_storage.open(image.file.name, "rb") as stored:
+            images.append(PILImage.open(io.BytesIO(stored.read())).convert("RGB"))
+    return images
+
+
+def serve(api_client, trainable, pictures) -> None:
+    api_client.force_authenticate(trainable.reviewer)
+    for picture in pictures:
+        buffer = io.BytesIO()
+        picture.save(buffer, format="JPEG", quality=92)
+        assert post_image(api_client, buffer.getvalue(), project=trainable.project.pk).status_code == 200
+
+
+def test_a_window_like_the_training_data_raises_no_alert(api_client, profiled):
+    trainable, model = profiled
+    pictures = train_images(trainable)
+    assert len(pictures) >= 30
+    serve(api_client, trainable, pictures)
+    report = drift_report_compute(model=model)
+    assert report.predictions == len(pictures) and report.alerts == []
+    assert set(report.psi) >= {"width", "height", "brightness", "contrast"}
+    assert max(report.psi[name] for name in ("width", "height", "brightness", "contrast")) < 0.1
+
+
+def test_a_low_resolution_camera_raises_the_resolution_alert(api_client, profiled):
+    trainable, model = profiled
+    pictures = [picture.resize((picture.width // 3, picture.height // 3)) for picture in train_images(trainable)]
+    serve(api_client, trainable, pictures)
+    report = drift_report_compute(model=model)
+    codes = [alert["code"] for alert in report.alerts]
+    assert codes[0] == "resolution_mismatch"
+    message = report.alerts[0]["message"]
+    assert "trained on images of about 160x128 px" in message and "served images of about 53x42 px" in message
+    assert report.psi["width"] > 0.25 and report.psi["height"] > 0.25
+
+
+def test_darkened_inputs_raise_a_brightness_alert(api_client, profiled):
+    trainable, model = profiled
+    pictures = [PILImage.eval(picture, lambda v: v // 4) for picture in train_images(trainable)]
+    serve(api_client, trainable, pictures)
+    (report,) = drift_reports_compute()  # the hourly task's service
+    assert report.model == model
+    features = {alert["feature"] for alert in report.alerts}
+    assert "brightness" in features and "resolution" not in features
+    assert DriftReport.objects.count() == 1
+
+
+def test_too_few_answers_make_no_report(api_client, profiled):
+    trainable, model = profiled
+    serve(api_client, trainable, train_images(trainable)[:5])
+    assert drift_report_compute(model=model) is None
+
+
+def test_the_metrics_api_counts_answers_errors_and_latency(api_client, profiled):
+    trainable, model = profiled
+    serve(api_client, trainable, train_images(trainable)[:4])
+    assert post_image(api_client, b"not an image", project=trainable.project.pk).status_code == 415
+    response = api_client.get(f"/api/v1/serving/metrics/?project={trainable.project.pk}&minutes=15")
+    assert response.status_code == 200
+    metrics = response.json()
+    assert metrics["total"]["requests"] == 5 and metrics["total"]["errors"] == 1
+    assert metrics["total"]["error_rate"] == pytest.approx(0.2)
+    latencies = sorted(PredictionLog.objects.filter(status=200).values_list("latency_ms", flat=True))
+    assert metrics["total"]["p50_ms"] == pytest.approx(np.percentile(latencies, 50))
+    assert metrics["models"][f"model {model.number}"]["requests"] == 4
+    assert sum(minute["requests"] for minute in metrics["series"]) == 5 and len(metrics["series"]) == 15
+    assert api_client.get("/api/v1/serving/metrics/?minutes=15").status_code == 400
+    api_client.force_authenticate(trainable.annotator)
+    assert api_client.get(f"/api/v1/serving/metrics/?project={trainable.project.pk}").status_code == 403
+
+
+def test_pages_for_reviewers_only(client, profiled):
+    trainable, _ = profiled
+    client.force_login(trainable.reviewer)
+    for url in (f"/projects/{trainable.project.pk}/monitoring/", f"/projects/{trainable.project.pk}/try/"):
+        assert client.get(url).status_code == 200
+    assert client.get("/serving/samples/bus.jpg").status_code == 200
+    assert client.get("/serving/samples/..%2Fsettings.py").status_code == 404
+    client.force_login(trainable.annotator)
+    assert client.get(f"/projects/{trainable.project.pk}/monitoring/").status_code == 403

@@ -1,0 +1,44 @@
+"""A tiny detector for serving and browser tests: 1 epoch at 160 px on 30 synthetic scenes
+(about 15 s on the CPU), trained by Quorum's own trainer subprocess and exported to ONNX."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from annotation.synthetic import condition_cycle, render_scene
+from boxes.formats import FormatBox, FormatImage, yolo_data_yaml, yolo_label_text
+from training.trainer import PREFIX
+
+ROOT = Path(__file__).resolve().parents[1]
+IMGSZ = 160
+
+
+def tiny_onnx_train(folder: Path) -> Path:
+    """Train the tiny detector in `folder`; its ONNX export."""
+    dataset = folder / "dataset"
+    conditions = condition_cycle()
+    for split, count in (("train", 24), ("val", 6)):
+        (dataset / "images" / split).mkdir(parents=True)
+        (dataset / "labels" / split).mkdir(parents=True)
+        for index in range(count):
+            scene = render_scene(seed=1000 * (split == "val") + index, conditions=conditions[index % len(conditions)],
+                                 size=(192, 128))  # fmt: skip
+            scene.image.save(dataset / "images" / split / f"{index}.jpg", quality=92)
+            boxes = tuple(FormatBox(*box, "pedestrian") for box in scene.boxes.tolist())
+            text = yolo_label_text(FormatImage(f"{index}.jpg", 192, 128, boxes), labels=["pedestrian"])
+            (dataset / "labels" / split / f"{index}.txt").write_text(text)
+    (dataset / "data.yaml").write_text(
+        yolo_data_yaml(labels=["pedestrian"], splits={"train": "images/train", "val": "images/val"})
+    )
+    spec = {
+        "data": str(dataset / "data.yaml"), "model": "yolo26n.yaml", "imgsz": IMGSZ, "epochs": 1, "batch": 8,
+        "patience": 1, "seed": 0, "device": "cpu", "project_dir": str(folder), "name": "train", "workers": 0,
+    }  # fmt: skip
+    (folder / "spec.json").write_text(json.dumps(spec))
+    result = subprocess.run(
+        [sys.executable, "-m", "training.trainer", str(folder / "spec.json")], cwd=ROOT, capture_output=True, text=True
+    )
+    done = [json.loads(line[len(PREFIX) :]) for line in result.stdout.splitlines() if line.startswith(PREFIX)]
+    assert done and done[-1]["event"] == "done", result.stdout[-3000:] + result.stderr[-3000:]
+    return Path(done[-1]["onnx"])
