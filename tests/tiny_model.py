@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 IMGSZ = 160
 
 
-def tiny_onnx_train(folder: Path) -> Path:
-    """Train the tiny detector in `folder`; its ONNX export."""
+def tiny_onnx_train(folder: Path, *, imgsz: int = IMGSZ) -> Path:
+    """Train the tiny detector in `folder` at `imgsz`; its ONNX export (best.pt beside it)."""
+    folder.mkdir(parents=True, exist_ok=True)
     dataset = folder / "dataset"
     conditions = condition_cycle()
     for split, count in (("train", 24), ("val", 6)):
@@ -32,7 +33,7 @@ def tiny_onnx_train(folder: Path) -> Path:
         yolo_data_yaml(labels=["pedestrian"], splits={"train": "images/train", "val": "images/val"})
     )
     spec = {
-        "data": str(dataset / "data.yaml"), "model": "yolo26n.yaml", "imgsz": IMGSZ, "epochs": 1, "batch": 8,
+        "data": str(dataset / "data.yaml"), "model": "yolo26n.yaml", "imgsz": imgsz, "epochs": 1, "batch": 8,
         "patience": 1, "seed": 0, "device": "cpu", "project_dir": str(folder), "name": "train", "workers": 0,
     }  # fmt: skip
     (folder / "spec.json").write_text(json.dumps(spec))

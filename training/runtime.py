@@ -2,9 +2,10 @@
 
 Decoding is `annotation.imaging.decode_upright_rgb` everywhere (EXIF orientation applied
 once, RGB), as for the training snapshot's images. The model input is that image
-letterboxed to the model's square input size exactly as ultralytics' own validation does
-it (`ultralytics.data.augment.LetterBox`: the longer side scaled to `imgsz`, centred,
-padded with grey 114), as a 1 x 3 x imgsz x imgsz float32 array in [0, 1]. The ONNX
+letterboxed exactly as ultralytics' own predictor does it for the same model file
+(`ultralytics.data.augment.LetterBox`: the longer side scaled to `imgsz`, centred, padded
+with grey 114, to the smallest multiple-of-32 rectangle when the export takes any size,
+which Quorum's exports do, else to imgsz x imgsz), as a float32 array in [0, 1]. The ONNX
 export a run produced is run by ONNX Runtime (the CUDA provider when present, else the
 CPU); its output goes through ultralytics' own non-maximum suppression (an end-to-end
 head's output is only filtered) and the boxes are mapped back to the original image's
@@ -21,12 +22,15 @@ import numpy as np
 PADDING = 114
 
 
-def model_input(rgb: np.ndarray, *, imgsz: int) -> np.ndarray:
-    """`rgb` (H x W x 3 uint8) letterboxed to imgsz x imgsz, as a 1 x 3 x imgsz x imgsz
-    float32 array in [0, 1] (RGB channel order, as ultralytics feeds its models)."""
+def model_input(rgb: np.ndarray, *, imgsz: int, is_rectangle: bool = False) -> np.ndarray:
+    """`rgb` (H x W x 3 uint8) letterboxed into imgsz x imgsz (or, `is_rectangle`, into the
+    smallest multiple-of-32 rectangle holding it at that scale, as ultralytics predicts
+    with a model that takes any size), as a 1 x 3 x h x w float32 array in [0, 1] (RGB
+    channel order, as ultralytics feeds its models)."""
     from ultralytics.data.augment import LetterBox
 
-    letterboxed = LetterBox(new_shape=(imgsz, imgsz), auto=False, stride=32, padding_value=PADDING)(image=rgb)
+    letterbox = LetterBox(new_shape=(imgsz, imgsz), auto=is_rectangle, stride=32, padding_value=PADDING)
+    letterboxed = letterbox(image=rgb)
     return np.ascontiguousarray(letterboxed.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
 
 
@@ -55,7 +59,10 @@ class OnnxDetector:
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         self.session = onnxruntime.InferenceSession(str(path), options, providers=self.providers)
-        self.input_name = self.session.get_inputs()[0].name
+        model_input_spec = self.session.get_inputs()[0]
+        self.input_name = model_input_spec.name
+        # an export with dynamic height and width takes each image's own letterbox rectangle
+        self.is_dynamic = not all(isinstance(size, int) for size in model_input_spec.shape[2:])
         self.imgsz = imgsz
         self._lock = threading.Lock()
         self.forward(np.zeros((1, 3, imgsz, imgsz), dtype=np.float32))  # warm-up: the first run allocates
@@ -71,9 +78,10 @@ class OnnxDetector:
         from ultralytics.utils.nms import non_max_suppression
         from ultralytics.utils.ops import scale_boxes
 
-        output = self.forward(model_input(rgb, imgsz=self.imgsz))
+        batch = model_input(rgb, imgsz=self.imgsz, is_rectangle=self.is_dynamic)
+        output = self.forward(batch)
         (kept,) = non_max_suppression(torch.from_numpy(output), conf_thres=conf, iou_thres=iou, max_det=max_det)
         if len(kept):
-            kept[:, :4] = scale_boxes((self.imgsz, self.imgsz), kept[:, :4], rgb.shape[:2])
+            kept[:, :4] = scale_boxes(batch.shape[2:], kept[:, :4], rgb.shape[:2])
         rows = kept[:, :6].numpy().astype(float)
         return rows[np.argsort(-rows[:, 4], kind="stable")]

@@ -121,7 +121,8 @@ def train(spec: dict) -> None:
     onnx = None
     export_started = time.time()
     if spec.get("onnx", True):
-        onnx = YOLO(str(best)).export(format="onnx", imgsz=spec["imgsz"], simplify=True, dynamic=False, verbose=False)
+        # dynamic: each image is letterboxed to the smallest stride-32 rectangle, as ultralytics predicts
+        onnx = YOLO(str(best)).export(format="onnx", imgsz=spec["imgsz"], simplify=True, dynamic=True, verbose=False)
     emit(
         "done",
         best=str(best),
