@@ -3,7 +3,7 @@ rules, and the prediction log (read-only)."""
 
 from django.contrib import admin, messages
 
-from serving.models import ApiClient, PredictionLog, RoutingRule
+from serving.models import ApiClient, DriftReport, PredictionJob, PredictionLog, RoutingRule
 from serving.services import api_client_new_token
 
 
@@ -38,6 +38,34 @@ class PredictionLogAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in PredictionLog._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(DriftReport)
+class DriftReportAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "project", "model", "predictions", "alert_count"]
+    list_filter = ["project", "created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in DriftReport._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="alerts")
+    def alert_count(self, report: DriftReport) -> int:
+        return len(report.alerts)
+
+
+@admin.register(PredictionJob)
+class PredictionJobAdmin(admin.ModelAdmin):
+    list_display = ["pk", "state", "client", "user", "done", "created_at", "finished_at"]
+    list_filter = ["state", "created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in PredictionJob._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

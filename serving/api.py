@@ -17,9 +17,16 @@ from rest_framework.views import APIView
 from annotation.permissions import IsProjectReviewer, ProjectApiMixin
 from config.errors import DomainError, ValidationFailed
 from serving.authentication import ApiClientAuthentication, ApiClientRateThrottle
-from serving.models import ApiClient, DriftReport
+from serving.models import ApiClient, DriftReport, PredictionJob
 from serving.selectors import drift_alerts_current, serving_metrics
-from serving.services import Caller, prediction_make, prediction_refused_log
+from serving.services import (
+    Caller,
+    prediction_job_create,
+    prediction_job_get,
+    prediction_make,
+    prediction_refused_log,
+    prediction_summary,
+)
 
 
 class PredictInputSerializer(serializers.Serializer):
@@ -68,8 +75,7 @@ class PredictApi(APIView):
 
     @extend_schema(request=PredictInputSerializer, responses=PredictionSerializer)
     def post(self, request: Request) -> Response:
-        client = request.auth if isinstance(request.auth, ApiClient) else None
-        caller = Caller(user=None if client else request.user, client=client)
+        caller = _caller(request)
         request_id = str(uuid.uuid4())
         try:
             content_length = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -97,29 +103,52 @@ class PredictApi(APIView):
             hints = _hints(request)
             prediction_refused_log(caller=caller, request_id=request_id, status=status, code=str(code), **hints)
             raise
-        labels = prediction.project.labels
-        rule = prediction.route.rule
-        return Response(
-            {
-                "request_id": prediction.request_id,
-                "model": {
-                    "id": prediction.model.pk,
-                    "number": prediction.model.number,
-                    "project": prediction.project.pk,
-                    "architecture": prediction.model.architecture,
-                    "imgsz": prediction.model.imgsz,
-                },
-                "rule": {"id": rule.pk, "name": rule.name} if rule else None,
-                "chosen_by": prediction.chosen_by,
-                "is_canary": prediction.route.is_canary,
-                "image": {"width": prediction.width, "height": prediction.height},
-                "boxes": [
-                    {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": score, "label": labels[int(label)]}
-                    for x1, y1, x2, y2, score, label in prediction.boxes.round(2).tolist()
-                ],
-                "latency_ms": round(prediction.latency_ms, 2),
-            }
-        )
+        return Response(prediction_summary(prediction))
+
+
+class PredictBatchInputSerializer(serializers.Serializer):
+    image_ids = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=1000)
+    model = serializers.CharField(required=False, default="champion")
+    conf = serializers.FloatField(required=False, default=0.25, min_value=0.0, max_value=1.0)
+    iou = serializers.FloatField(required=False, default=0.7, min_value=0.01, max_value=1.0)
+
+
+class PredictionJobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PredictionJob
+        fields = ["id", "state", "image_ids", "model", "conf", "iou", "done", "results", "error", "created_at",
+                  "finished_at"]  # fmt: skip
+
+
+class PredictBatchApi(APIView):
+    """Queue many stored images for prediction on the `inference` queue; 202 with the job to poll."""
+
+    authentication_classes = PredictApi.authentication_classes
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [ApiClientRateThrottle]
+
+    @extend_schema(request=PredictBatchInputSerializer, responses={202: PredictionJobSerializer})
+    def post(self, request: Request) -> Response:
+        data = PredictBatchInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = prediction_job_create(caller=_caller(request), **data.validated_data)
+        return Response(PredictionJobSerializer(job).data, status=202)
+
+
+class PredictionJobApi(APIView):
+    """One batch job of the caller: its state, progress and, when done, one answer per image."""
+
+    authentication_classes = PredictApi.authentication_classes
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=PredictionJobSerializer)
+    def get(self, request: Request, job_id: int) -> Response:
+        return Response(PredictionJobSerializer(prediction_job_get(job_id=job_id, caller=_caller(request))).data)
+
+
+def _caller(request: Request) -> Caller:
+    client = request.auth if isinstance(request.auth, ApiClient) else None
+    return Caller(user=None if client else request.user, client=client)
 
 
 def _hints(request: Request) -> dict:

@@ -132,3 +132,33 @@ class DriftReport(models.Model):
 
     def __str__(self) -> str:
         return f"drift of {self.model} at {self.window_end:%Y-%m-%d %H:%M}"
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class PredictionJob(models.Model):
+    """Many stored images predicted by a worker on the `inference` queue; polled by its caller."""
+
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, related_name="+")
+    image_ids = models.JSONField(default=list)
+    model = models.CharField(max_length=32, default="champion", help_text="A model version id, or champion.")
+    conf = models.FloatField(default=0.25)
+    iou = models.FloatField(default=0.7)
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
+    done = models.PositiveIntegerField(default=0)
+    results = models.JSONField(default=list, blank=True, help_text="One answer or error per image, in order.")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"prediction job {self.pk} ({self.state}, {self.done}/{len(self.image_ids)})"

@@ -10,6 +10,7 @@ from typing import BinaryIO
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -17,10 +18,11 @@ from django.utils import timezone
 from annotation.imaging import decode_upright_rgb
 from annotation.models import Image, Project, Role
 from annotation.selectors import project_list, project_role, role_at_least
+from config.celery import send_quietly
 from config.errors import Conflict, DomainError, ValidationFailed
 from serving.cache import detector_for
 from serving.logbook import log_prediction
-from serving.models import ApiClient, PredictionLog, RoutingRule
+from serving.models import ApiClient, JobState, PredictionJob, PredictionLog, RoutingRule
 from serving.routing import Route, route
 from training.models import ModelStage, ModelVersion
 from training.profile import grey_features
@@ -256,3 +258,84 @@ def _log_row(request_id, project, caller, model, the_route, image, boxes, latenc
         created_at=timezone.now(),
         **features,
     )
+
+
+BATCH_MAX_IMAGES = 1000
+
+
+def prediction_job_create(
+    *, caller: Caller, image_ids: list[int], model: str = "champion", conf: float = 0.25, iou: float = 0.7
+) -> PredictionJob:
+    """A job predicting stored images on the `inference` queue. Every image must be one the
+    caller may use (404 naming the first that is not), at most BATCH_MAX_IMAGES."""
+    if not image_ids or len(image_ids) > BATCH_MAX_IMAGES:
+        raise ValidationFailed(
+            f"Send 1 to {BATCH_MAX_IMAGES} image ids.", fields={"image_ids": [f"1 to {BATCH_MAX_IMAGES} ids."]}
+        )
+    visible = set(Image.objects.filter(project__in=caller.projects(), pk__in=image_ids).values_list("pk", flat=True))
+    missing = [image_id for image_id in image_ids if image_id not in visible]
+    if missing:
+        raise Http404(f"No image {missing[0]}.")
+    job = PredictionJob.objects.create(
+        client=caller.client, user=caller.user if caller.client is None else None, image_ids=list(image_ids),
+        model=str(model or "champion"), conf=conf, iou=iou,
+    )  # fmt: skip
+    transaction.on_commit(lambda: send_quietly("serving.tasks.prediction_job_run_task", job.pk))
+    return job
+
+
+def prediction_job_get(*, job_id: int, caller: Caller) -> PredictionJob:
+    """The caller's own job; 404 for anyone else's."""
+    owner = {"client": caller.client} if caller.client is not None else {"user": caller.user, "client": None}
+    job = PredictionJob.objects.filter(pk=job_id, **owner).first()
+    if job is None:
+        raise Http404("No such job.")
+    return job
+
+
+def prediction_job_run(*, job_id: int) -> PredictionJob | None:
+    """Predict every image of a queued job (a re-delivered finished job is left alone)."""
+    with transaction.atomic():
+        job = PredictionJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.state in (JobState.DONE, JobState.FAILED):
+            return job
+        job.state = JobState.RUNNING
+        job.save(update_fields=["state"])
+    caller = Caller(user=job.user, client=job.client)
+    results = []
+    for image_id in job.image_ids:
+        try:
+            prediction = prediction_make(caller=caller, image_id=image_id, model=job.model, conf=job.conf, iou=job.iou)
+        except (DomainError, Http404) as error:
+            results.append({"image_id": image_id, "error": getattr(error, "message", str(error))})
+        else:
+            results.append(prediction_summary(prediction) | {"image_id": image_id})
+        PredictionJob.objects.filter(pk=job.pk).update(done=len(results))
+    job.results, job.done, job.state, job.finished_at = results, len(results), JobState.DONE, timezone.now()
+    job.save(update_fields=["results", "done", "state", "finished_at"])
+    return job
+
+
+def prediction_summary(prediction: Prediction) -> dict:
+    """The answer's JSON: model, rule, image size, boxes in the upright image's pixels, latency."""
+    labels = prediction.project.labels
+    rule = prediction.route.rule
+    return {
+        "request_id": prediction.request_id,
+        "model": {
+            "id": prediction.model.pk,
+            "number": prediction.model.number,
+            "project": prediction.project.pk,
+            "architecture": prediction.model.architecture,
+            "imgsz": prediction.model.imgsz,
+        },
+        "rule": {"id": rule.pk, "name": rule.name} if rule else None,
+        "chosen_by": prediction.chosen_by,
+        "is_canary": prediction.route.is_canary,
+        "image": {"width": prediction.width, "height": prediction.height},
+        "boxes": [
+            {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": score, "label": labels[int(label)]}
+            for x1, y1, x2, y2, score, label in prediction.boxes.round(2).tolist()
+        ],
+        "latency_ms": round(prediction.latency_ms, 2),
+    }

@@ -4,6 +4,7 @@
 from celery import shared_task
 
 from serving.drift import drift_reports_compute, prediction_logs_prune
+from serving.services import prediction_job_run
 
 
 @shared_task(acks_late=True)
@@ -14,3 +15,9 @@ def drift_reports_compute_task() -> int:
 @shared_task(acks_late=True)
 def prediction_logs_prune_task() -> int:
     return prediction_logs_prune()
+
+
+@shared_task(acks_late=True)
+def prediction_job_run_task(job_id: int) -> str | None:
+    job = prediction_job_run(job_id=job_id)
+    return None if job is None else job.state
