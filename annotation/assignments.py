@@ -79,8 +79,9 @@ def assignment_live(*, project: Project, user: AbstractBaseUser) -> Assignment |
 def assignment_lease_next(*, project: Project, user: AbstractBaseUser) -> Assignment | None:
     """Lease the caller's next image, or give back their live lease; None when none is left.
 
-    Order: a gold image at the project's gold rate, then the images closest to k
-    submissions (so consensus comes early), then the project's seeded shuffle.
+    Order: a gold image at the project's gold rate, then images sent back by serving
+    (priority), then the images closest to k submissions (so consensus comes early), then
+    the project's seeded shuffle.
     """
     live = assignment_live(project=project, user=user)
     if live is not None:
@@ -98,7 +99,7 @@ def assignment_lease_next(*, project: Project, user: AbstractBaseUser) -> Assign
         done = Assignment.objects.filter(annotator=user, image__project=project).count()
         wants_gold = random.Random(f"{user.pk}:{project.pk}:{done}").random() < project.gold_rate
     orders = [("-is_gold", "-submitted_count", "shuffle_key")] if wants_gold else []
-    orders.append(("is_gold", "-submitted_count", "shuffle_key"))
+    orders.append(("is_gold", "-priority", "-submitted_count", "shuffle_key"))
     for attempt in range(LOCK_RETRIES):
         saw_locked = False
         for order in orders:

@@ -175,6 +175,9 @@ class Image(models.Model):
     submitted_count = models.PositiveIntegerField(
         default=0, help_text="Panel submissions so far (kept with the assignments, for the queue)."
     )
+    priority = models.PositiveSmallIntegerField(
+        default=0, help_text="Higher first in the annotation queue (served images a model was unsure of: 1)."
+    )
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -190,7 +193,9 @@ class Image(models.Model):
         indexes = [
             models.Index(fields=["project", "stratum", "split"]),
             models.Index(fields=["project", "shuffle_key"]),
-            models.Index(fields=["project", "is_gold", "-submitted_count", "shuffle_key"], name="image_queue_idx"),
+            models.Index(
+                fields=["project", "is_gold", "-priority", "-submitted_count", "shuffle_key"], name="image_queue_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -213,6 +213,9 @@ QUORUM_PREDICTION_LOG_DEFERRED = env.bool("QUORUM_PREDICTION_LOG_DEFERRED", defa
 QUORUM_PREDICTION_LOG_DAYS = env.int("QUORUM_PREDICTION_LOG_DAYS", default=30)
 # One prediction request: the image's bytes (multipart) and pixels.
 QUORUM_PREDICT_MAX_BYTES = env.int("QUORUM_PREDICT_MAX_BYTES", default=20 * 1024 * 1024)
+# An upload answered with a mean confidence under this (or with no box) is kept in storage,
+# so that a reviewer can send it to the annotators; 0 keeps none.
+QUORUM_SERVING_KEEP_BELOW = env.float("QUORUM_SERVING_KEEP_BELOW", default=0.5)
 # Drift: the hourly report compares the last window of answers with the model's profile.
 QUORUM_DRIFT_WINDOW_HOURS = env.float("QUORUM_DRIFT_WINDOW_HOURS", default=24.0)
 QUORUM_DRIFT_MIN_PREDICTIONS = env.int("QUORUM_DRIFT_MIN_PREDICTIONS", default=30)

@@ -26,6 +26,7 @@ from serving.services import (
     prediction_make,
     prediction_refused_log,
     prediction_summary,
+    uncertain_images_send,
 )
 
 
@@ -217,3 +218,22 @@ def _int_param(request: Request, name: str, *, required: bool = False) -> int | 
         return int(value)
     except ValueError:
         raise ValidationFailed(f"{name} must be a whole number.", fields={name: ["A whole number."]}) from None
+
+
+class UncertainSendInputSerializer(serializers.Serializer):
+    count = serializers.IntegerField(min_value=1, max_value=1000, default=20)
+    by = serializers.ChoiceField(choices=["confidence", "drift"], default="confidence")
+
+
+class UncertainImagesApi(ProjectApiMixin, APIView):
+    """Send the served images the models were least sure of (or the most drifted) to the
+    project's annotation queue, first in line (reviewers and admins)."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    @extend_schema(request=UncertainSendInputSerializer, responses={200: dict})
+    def post(self, request: Request, project_id: int) -> Response:
+        project = self.project_for(request, project_id)
+        data = UncertainSendInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(uncertain_images_send(project=project, user=request.user, **data.validated_data))

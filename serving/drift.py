@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.core.mail import mail_admins
 from django.utils import timezone
 
@@ -120,7 +121,11 @@ def drift_reports_compute() -> list[DriftReport]:
 
 
 def prediction_logs_prune() -> int:
-    """Delete prediction log rows older than the retention (QUORUM_PREDICTION_LOG_DAYS)."""
+    """Delete prediction log rows older than the retention (QUORUM_PREDICTION_LOG_DAYS), and
+    the uploads kept with them."""
     before = timezone.now() - timedelta(days=settings.QUORUM_PREDICTION_LOG_DAYS)
-    deleted, _ = PredictionLog.objects.filter(created_at__lt=before).delete()
+    old = PredictionLog.objects.filter(created_at__lt=before)
+    for name in old.exclude(kept_file="").values_list("kept_file", flat=True):
+        default_storage.delete(name)  # a kept upload goes with its row
+    deleted, _ = old.delete()
     return deleted

@@ -103,6 +103,10 @@ class PredictionLog(models.Model):
     mean_confidence = models.FloatField(null=True)
     min_confidence = models.FloatField(null=True)
     median_box_height = models.FloatField(null=True, help_text="Pixels, in the original image.")
+    kept_file = models.CharField(
+        max_length=255, blank=True, help_text="An uncertain upload, kept in storage to be sent to the annotators."
+    )
+    sent_to_annotators_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:

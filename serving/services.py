@@ -1,6 +1,7 @@
 """Prediction: who may ask, which model answers, the answer, and its log row."""
 
 import hashlib
+import io
 import secrets
 import time
 import uuid
@@ -10,12 +11,15 @@ from typing import BinaryIO
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import models, transaction
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from annotation.imaging import decode_upright_rgb
+from annotation.ingest import IncomingImage, image_ingest_one
 from annotation.models import Image, Project, Role
 from annotation.selectors import project_list, project_role, role_at_least
 from config.celery import send_quietly
@@ -25,7 +29,7 @@ from serving.logbook import log_prediction
 from serving.models import ApiClient, JobState, PredictionJob, PredictionLog, RoutingRule
 from serving.routing import Route, route
 from training.models import ModelStage, ModelVersion
-from training.profile import grey_features
+from training.profile import FEATURES, grey_features
 
 TOKEN_PREFIX = "qk_"
 
@@ -131,8 +135,6 @@ def prediction_make(
     if upload is not None:
         decoded = decode_upright_rgb(upload, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
     else:
-        from django.core.files.storage import default_storage
-
         with default_storage.open(image.file.name, "rb") as stored:
             decoded = decode_upright_rgb(stored, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
     rgb = np.asarray(decoded.image)
@@ -151,7 +153,10 @@ def prediction_make(
     boxes = detector_for(answering).predict(rgb, conf=conf, iou=iou)
     latency_ms = (time.perf_counter() - started) * 1000
     features = {**grey_features(rgb), "width": width, "height": height}
-    log_prediction(_log_row(request_id, project, caller, answering, the_route, image, boxes, latency_ms, features))
+    row = _log_row(request_id, project, caller, answering, the_route, image, boxes, latency_ms, features)
+    if upload is not None and _is_uncertain(row):
+        row.kept_file = _keep_upload(upload, project=project, request_id=request_id, image_format=decoded.format)
+    log_prediction(row)
     shadow = None
     if the_route.shadow_id is not None:
         shadow_model = ModelVersion.objects.filter(pk=the_route.shadow_id).first()
@@ -169,6 +174,76 @@ def prediction_make(
         request_id=request_id, project=project, model=answering, route=the_route, chosen_by=chosen_by, boxes=boxes,
         width=width, height=height, latency_ms=latency_ms, shadow=shadow,
     )  # fmt: skip
+
+
+def _is_uncertain(row: PredictionLog) -> bool:
+    threshold = settings.QUORUM_SERVING_KEEP_BELOW
+    return threshold > 0 and (row.mean_confidence is None or row.mean_confidence < threshold)
+
+
+def _keep_upload(upload: BinaryIO, *, project: Project, request_id: str, image_format: str) -> str:
+    """The upload's bytes, as received, stored for the annotators (a decoded, checked image)."""
+    upload.seek(0)
+    return default_storage.save(f"served/{project.pk}/{request_id}.{image_format}", ContentFile(upload.read()))
+
+
+def uncertain_images_send(*, project: Project, user: AbstractBaseUser, count: int, by: str = "confidence") -> dict:
+    """Send the `count` served images the models were least sure of (lowest mean confidence,
+    no box first; or, `by="drift"`, farthest from the answering model's reference profile)
+    to the project's annotation queue, first in line: a kept upload becomes a new image of
+    the project (through ingestion: checked, split, deduplicated), a stored image is moved
+    up. Each served image is sent once."""
+    if not 1 <= count <= 1000:
+        raise ValidationFailed("count is 1 to 1000.", fields={"count": ["1 to 1000."]})
+    if by not in ("confidence", "drift"):
+        raise ValidationFailed("by is confidence or drift.", fields={"by": ["confidence or drift."]})
+    rows = PredictionLog.objects.filter(
+        project=project, status=200, is_shadow=False, sent_to_annotators_at__isnull=True
+    ).filter(models.Q(image__isnull=False) | ~models.Q(kept_file=""))
+    if by == "confidence":
+        chosen = list(rows.order_by(models.F("mean_confidence").asc(nulls_first=True), "created_at")[:count])
+    else:
+        chosen = _most_drifted(list(rows.select_related("model").order_by("-created_at")[:5000]), count)
+    added = moved = 0
+    for row in chosen:
+        if row.image_id is not None:
+            moved += Image.objects.filter(pk=row.image_id).update(priority=1)
+        else:
+            added += _ingest_kept(row, project=project, user=user)
+    PredictionLog.objects.filter(pk__in=[row.pk for row in chosen]).update(sent_to_annotators_at=timezone.now())
+    return {"sent": len(chosen), "added": added, "moved_up": moved}
+
+
+def _ingest_kept(row: PredictionLog, *, project: Project, user: AbstractBaseUser) -> int:
+    with default_storage.open(row.kept_file, "rb") as kept:
+        data = kept.read()
+    result = image_ingest_one(
+        project=project, upload=IncomingImage(name=row.kept_file.rsplit("/", 1)[-1], file=io.BytesIO(data),
+                                              size=len(data)), user=user,
+    )  # fmt: skip
+    if result.image_id is None:
+        return 0
+    Image.objects.filter(pk=result.image_id).update(priority=1)
+    return int(result.status == "stored")
+
+
+def _most_drifted(rows: list[PredictionLog], count: int) -> list[PredictionLog]:
+    """Rows by their distance from their model's reference profile: the sum over features of
+    |value - reference median| / reference interquartile range."""
+    scored = []
+    for row in rows:
+        profile = row.model.reference_profile if row.model else {}
+        distance = 0.0
+        for name in FEATURES:
+            reference = np.asarray(profile.get(name) or [], dtype=float)
+            value = getattr(row, name)
+            if len(reference) < 4 or value is None:
+                continue
+            low, median, high = np.percentile(reference, [25, 50, 75])
+            distance += abs(value - median) / max(high - low, 1e-6)
+        scored.append((distance, row.created_at, row))
+    scored.sort(key=lambda item: (-item[0], item[1]))
+    return [row for _, _, row in scored[:count]]
 
 
 def prediction_refused_log(
