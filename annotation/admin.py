@@ -1,7 +1,17 @@
 from django.contrib import admin
 from django.db.models import Count
 
-from annotation.models import Annotation, Assignment, Box, Image, Membership, Project, SplitTally, SyntheticTruth
+from annotation.models import (
+    Annotation,
+    Assignment,
+    Box,
+    Image,
+    Membership,
+    Project,
+    SplitTally,
+    Suggestion,
+    SyntheticTruth,
+)
 from annotation.splits import split_tallies_rebuild
 
 
@@ -144,6 +154,18 @@ class AssignmentAdmin(admin.ModelAdmin):
     search_fields = ["annotator__username", "image__original_name"]
     list_select_related = ["image", "annotator"]
     readonly_fields = [field.name for field in Assignment._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Suggestion)
+class SuggestionAdmin(admin.ModelAdmin):
+    list_display = ["image", "source", "created_at"]
+    list_filter = ["source", "created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in Suggestion._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -17,7 +17,7 @@ from annotation.assignments import (
     assignment_skip,
     assignment_submit,
 )
-from annotation.models import Assignment
+from annotation.models import Assignment, Suggestion
 from annotation.permissions import IsProjectAnnotator, ProjectApiMixin
 from config.errors import DomainError
 
@@ -42,6 +42,15 @@ class AssignmentOutputSerializer(serializers.Serializer):
     active_seconds = serializers.FloatField()
     lease_expires_at = serializers.DateTimeField()
     annotation = serializers.IntegerField(source="annotation_id", allow_null=True)
+    suggestions = serializers.SerializerMethodField()
+
+    def get_suggestions(self, assignment: Assignment) -> list[dict]:
+        """A model's boxes for the image, only where the project allows suggestions (off by
+        default: the panel stays blind)."""
+        if not assignment.image.project.allow_suggestions:
+            return []
+        suggestion = Suggestion.objects.filter(image_id=assignment.image_id).first()
+        return suggestion.boxes if suggestion else []
 
     def get_image_url(self, assignment: Assignment) -> str:
         return reverse("api-assignment-image", kwargs={"assignment_id": assignment.pk})

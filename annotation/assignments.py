@@ -270,7 +270,7 @@ def assignment_submit(
         return annotation
 
 
-BOX_FIELDS = ("x1", "y1", "x2", "y2", "label", "is_occluded", "is_truncated", "is_ignored")
+BOX_FIELDS = ("x1", "y1", "x2", "y2", "label", "is_occluded", "is_truncated", "is_ignored", "is_from_suggestion")
 
 
 def assignment_skip(*, assignment: Assignment, reason: str) -> Assignment:

@@ -65,6 +65,11 @@ class Project(models.Model):
         default=30, help_text="How long an annotator holds an image before it returns to the pool."
     )
     gold_rate = models.FloatField(default=0.0, help_text="Share of tasks that are gold images, 0 to 1.")
+    allow_suggestions = models.BooleanField(
+        default=False,
+        help_text="Show the champion's boxes in the canvas as suggestions. Off keeps the panel blind; boxes taken "
+        "from a suggestion are marked, so their bias can be measured on gold images.",
+    )
     gold_pause_after = models.PositiveSmallIntegerField(
         default=0,
         help_text="Pause an annotator whose last this many gold tasks all scored below gold_min_f1 (0: never).",
@@ -295,6 +300,7 @@ class Box(models.Model):
     is_occluded = models.BooleanField(default=False)
     is_truncated = models.BooleanField(default=False)
     is_ignored = models.BooleanField(default=False, help_text="An ignore region: a crowd, or can't tell.")
+    is_from_suggestion = models.BooleanField(default=False, help_text="Began as a model's suggestion.")
 
     class Meta:
         ordering = ["annotation", "pk"]
@@ -384,3 +390,16 @@ class Assignment(models.Model):
         from django.utils import timezone
 
         return self.state == AssignmentState.LEASED and self.lease_expires_at > timezone.now()
+
+
+class Suggestion(models.Model):
+    """A model's boxes for an image, offered to its annotators when the project allows it
+    (written by serving's pre-annotation; the latest per image)."""
+
+    image = models.OneToOneField(Image, on_delete=models.CASCADE, related_name="suggestion")
+    boxes = models.JSONField(default=list, help_text="[{x1, y1, x2, y2, label, score}] in image pixels.")
+    source = models.CharField(max_length=120, help_text="Which model made them, e.g. 'model 3'.")
+    created_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"suggestion for {self.image} by {self.source}"

@@ -1,14 +1,16 @@
 """Checking the boxes an annotator submits: what the canvas sends, before it is stored.
 
 Pure Python. Boxes arrive as dicts {x1, y1, x2, y2, label, is_occluded, is_truncated,
-is_ignored} in absolute image pixels, xyxy.
+is_ignored, is_from_suggestion} in absolute image pixels, xyxy. `is_from_suggestion` says
+the box began as a model's suggestion (kept through edits), so that the bias suggestions
+cause can be measured.
 """
 
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-FLAGS = ("is_occluded", "is_truncated", "is_ignored")
+FLAGS = ("is_occluded", "is_truncated", "is_ignored", "is_from_suggestion")
 FIELDS = {"x1", "y1", "x2", "y2", "label", *FLAGS}
 
 
@@ -22,6 +24,7 @@ class CheckedBox:
     is_occluded: bool = False
     is_truncated: bool = False
     is_ignored: bool = False
+    is_from_suggestion: bool = False
 
 
 @dataclass(frozen=True)

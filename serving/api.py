@@ -14,13 +14,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.permissions import IsProjectReviewer, ProjectApiMixin
+from annotation.permissions import IsProjectAdmin, IsProjectReviewer, ProjectApiMixin
 from config.errors import DomainError, ValidationFailed
 from serving.authentication import ApiClientAuthentication, ApiClientRateThrottle
 from serving.models import ApiClient, DriftReport, PredictionJob
 from serving.selectors import drift_alerts_current, serving_metrics
 from serving.services import (
     Caller,
+    preannotation_request,
     prediction_job_create,
     prediction_job_get,
     prediction_make,
@@ -237,3 +238,18 @@ class UncertainImagesApi(ProjectApiMixin, APIView):
         data = UncertainSendInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         return Response(uncertain_images_send(project=project, user=request.user, **data.validated_data))
+
+
+class PreannotateApi(ProjectApiMixin, APIView):
+    """Have the champion suggest boxes for the project's images that still need annotators
+    (admins; a worker on the `inference` queue does it). The canvas shows them only where
+    the project allows suggestions."""
+
+    permission_classes = [IsAuthenticated, IsProjectAdmin]
+
+    @extend_schema(request=None, responses={202: dict})
+    def post(self, request: Request, project_id: int) -> Response:
+        project = self.project_for(request, project_id)
+        return Response(
+            {"images": preannotation_request(project=project), "shown": project.allow_suggestions}, status=202
+        )

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from annotation.imaging import decode_upright_rgb
 from annotation.ingest import IncomingImage, image_ingest_one
-from annotation.models import Image, Project, Role
+from annotation.models import Image, Project, Role, Suggestion
 from annotation.selectors import project_list, project_role, role_at_least
 from config.celery import send_quietly
 from config.errors import Conflict, DomainError, ValidationFailed
@@ -414,3 +414,40 @@ def prediction_summary(prediction: Prediction) -> dict:
         ],
         "latency_ms": round(prediction.latency_ms, 2),
     }
+
+
+SUGGESTION_CONFIDENCE = 0.5
+
+
+def preannotation_request(*, project: Project) -> int:
+    """Queue the champion's pre-annotation of the project's images that still need
+    annotators; how many images that is. A 409 without a champion."""
+    if not ModelVersion.objects.filter(project=project, stage=ModelStage.CHAMPION).exists():
+        raise Conflict(f"{project.name} has no champion model yet; promote one first.", code="no_champion")
+    count = project.images.filter(submitted_count__lt=project.overlap_k).count()
+    transaction.on_commit(lambda: send_quietly("serving.tasks.preannotation_run_task", project.pk))
+    return count
+
+
+def preannotation_run(*, project_id: int) -> int:
+    """The champion's boxes (confidence >= 0.5) for each image that still needs annotators,
+    stored as its suggestion (replacing an older one); how many images were done."""
+    project = Project.objects.filter(pk=project_id).first()
+    champion = ModelVersion.objects.filter(project_id=project_id, stage=ModelStage.CHAMPION).first()
+    if project is None or champion is None:
+        return 0
+    detector = detector_for(champion)
+    done = 0
+    for image in project.images.filter(submitted_count__lt=project.overlap_k).order_by("pk").iterator():
+        with default_storage.open(image.file.name, "rb") as stored:
+            rgb = np.asarray(decode_upright_rgb(stored, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS).image)
+        rows = detector.predict(rgb, conf=SUGGESTION_CONFIDENCE)
+        boxes = [
+            {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "label": project.labels[int(label)], "score": score}
+            for x1, y1, x2, y2, score, label in rows.round(2).tolist()
+        ]
+        Suggestion.objects.update_or_create(
+            image=image, defaults={"boxes": boxes, "source": f"model {champion.number}"}
+        )
+        done += 1
+    return done

@@ -4,7 +4,7 @@
 from celery import shared_task
 
 from serving.drift import drift_reports_compute, prediction_logs_prune
-from serving.services import prediction_job_run
+from serving.services import preannotation_run, prediction_job_run
 
 
 @shared_task(acks_late=True)
@@ -21,3 +21,8 @@ def prediction_logs_prune_task() -> int:
 def prediction_job_run_task(job_id: int) -> str | None:
     job = prediction_job_run(job_id=job_id)
     return None if job is None else job.state
+
+
+@shared_task(acks_late=True)
+def preannotation_run_task(project_id: int) -> int:
+    return preannotation_run(project_id=project_id)

@@ -23,7 +23,7 @@
     task: null, image: null, boxes: [], selected: -1, history: [], future: [],
     scale: 1, ox: 0, oy: 0, dpr: window.devicePixelRatio || 1,
     drag: null, spaceDown: false, mouse: null, version: 0, dirty: false, saving: false,
-    saveTimer: null, activeMs: 0, lastInput: Date.now(), lastTick: Date.now(),
+    saveTimer: null, activeMs: 0, lastInput: Date.now(), lastTick: Date.now(), suggestions: [],
   };
 
   function csrfToken() {
@@ -96,6 +96,16 @@
     if (!state.image) return;
     ctx.imageSmoothingEnabled = state.scale < 2;
     ctx.drawImage(state.image, state.ox, state.oy, state.image.width * state.scale, state.image.height * state.scale);
+    // a model's suggestions (only where the project allows them): dashed, until taken with u
+    ctx.strokeStyle = "#c084fc";
+    ctx.lineWidth = 1.5;
+    ctx.setLineDash([4, 4]);
+    (state.suggestions || []).forEach(function (box) {
+      const [x1, y1] = toScreen(box.x1, box.y1);
+      const [x2, y2] = toScreen(box.x2, box.y2);
+      ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    });
+    ctx.setLineDash([]);
     state.boxes.forEach(function (box, index) {
       const [x1, y1] = toScreen(box.x1, box.y1);
       const [x2, y2] = toScreen(box.x2, box.y2);
@@ -288,6 +298,10 @@
     if (event.key === "?") { help.hidden = !help.hidden; return; }
     if (event.key === "Escape") { state.selected = -1; help.hidden = true; draw(); return; }
     if (event.key === "f") { fit(); return; }
+    if (key === "u" && !event.ctrlKey && !event.metaKey && state.suggestions.length) {
+      useSuggestions();
+      return;
+    }
     if (state.selected < 0) return;
     if (event.key === "Delete" || event.key === "Backspace") {
       event.preventDefault();
@@ -399,9 +413,28 @@
   document.getElementById("submit-button").addEventListener("click", submit);
   document.getElementById("help-button").addEventListener("click", function () { help.hidden = !help.hidden; });
 
+  // The model's suggestions become ordinary boxes, each marked as having begun as one
+  // (kept through edits), so that the bias suggestions cause can be measured.
+  function useSuggestions() {
+    remember();
+    state.suggestions.forEach(function (box) {
+      state.boxes.push({
+        x1: box.x1, y1: box.y1, x2: box.x2, y2: box.y2, label: box.label, is_occluded: false,
+        is_truncated: false, is_ignored: false, is_from_suggestion: true,
+      });
+    });
+    say(state.suggestions.length + " suggested boxes taken; adjust or delete them as for your own.");
+    state.suggestions = [];
+    root.dataset.suggestions = "0";
+    changed();
+  }
+
   // --- tasks ---------------------------------------------------------------------------------
   function load(task) {
     state.task = task;
+    const taken = (task.draft || []).some(function (box) { return box.is_from_suggestion; });
+    state.suggestions = taken ? [] : (task.suggestions || []);
+    root.dataset.suggestions = String(state.suggestions.length);
     state.version = task.version;
     state.boxes = task.draft || [];
     state.history = []; state.future = []; state.selected = -1; state.dirty = false;
@@ -413,7 +446,9 @@
       fit();
       root.dataset.ready = "1";
       root.dataset.assignment = task.id;
-      say("Draw a box by dragging. ? shows the keys.");
+      say(state.suggestions.length
+        ? "A model suggests " + state.suggestions.length + " boxes (dashed): u takes them, or draw your own."
+        : "Draw a box by dragging. ? shows the keys.");
       saveLine.textContent = "saved";
     };
     image.onerror = function () { say("The image could not be loaded.", "error"); };

@@ -56,9 +56,10 @@ def test_next_task_leases_and_gives_the_same_task_back(api_client, panel):
     body = first.json()
     assert set(body) == {
         "id", "project", "image_url", "width", "height", "labels", "state", "version", "draft", "active_seconds",
-        "lease_expires_at", "annotation",
+        "lease_expires_at", "annotation", "suggestions",
     }  # fmt: skip
     assert body["state"] == "leased" and body["draft"] == [] and body["labels"] == ["pedestrian"]
+    assert body["suggestions"] == []  # a model's boxes only where the project allows them
     assert next_task(client, project).json()["id"] == body["id"]
     image = client.get(body["image_url"])
     assert image.status_code == 200 and image["Content-Type"] == "image/jpeg"

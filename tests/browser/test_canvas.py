@@ -204,3 +204,35 @@ def test_active_time_stops_when_idle_or_hidden_and_is_stored(browser, live_serve
     stored = Annotation.objects.get(assignment__pk=assignment_id).active_seconds
     assert abs(stored - hidden) < 1.5
     assert errors == []
+
+
+def test_suggestions_are_shown_only_where_allowed_and_taken_boxes_are_marked(browser, live_server, project):
+    from annotation.models import Image, Suggestion
+
+    for image in Image.objects.filter(project=project):
+        Suggestion.objects.create(
+            image=image, source="model 1",
+            boxes=[{"x1": 50, "y1": 40, "x2": 110, "y2": 200, "label": "pedestrian", "score": 0.9}],
+        )  # fmt: skip
+    # off by default: the panel stays blind
+    page, errors = open_canvas(browser, live_server, project)
+    assert page.get_attribute("#annotator", "data-suggestions") == "0"
+    page.close()
+
+    project.allow_suggestions = True
+    project.save(update_fields=["allow_suggestions"])
+    page, errors = open_canvas(browser, live_server, project)
+    assert page.get_attribute("#annotator", "data-suggestions") == "1"
+    assert "u takes them" in page.inner_text("#status")
+    page.keyboard.press("u")
+    drag(page, (200, 100), (260, 250))  # and one of the annotator's own
+    assignment_id = int(page.get_attribute("#annotator", "data-assignment"))
+    page.keyboard.press("Control+Enter")
+    for _ in range(40):
+        if Annotation.objects.filter(assignment__pk=assignment_id).exists():
+            break
+        page.wait_for_timeout(250)
+    annotation = Annotation.objects.get(assignment__pk=assignment_id)
+    marks = [(round(b.x1), b.is_from_suggestion) for b in annotation.boxes.order_by("pk")]
+    assert marks == [(50, True), (200, False)]
+    assert errors == []
