@@ -1,7 +1,11 @@
 """Loaded models, once per process: each model version's ONNX export copied from Quorum's
 own storage to a local folder, checked by sha256, loaded and warmed up by
-`training.runtime.OnnxDetector`, and kept by (version id, sha256)."""
+`training.runtime.OnnxDetector`, and kept by (version id, sha256). A version without a
+usable ONNX export (none recorded, or ONNX Runtime cannot load it) falls back to its
+PyTorch weights (`TorchDetector`), checked by sha256 the same way; a file whose sha256
+does not match is never loaded."""
 
+import logging
 import threading
 from pathlib import Path
 
@@ -9,13 +13,15 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 
 from training.models import ModelVersion
-from training.runtime import OnnxDetector, file_sha256
+from training.runtime import ModelFileMismatch, OnnxDetector, TorchDetector, file_sha256
 
-_detectors: dict[tuple[int, str], OnnxDetector] = {}
+logger = logging.getLogger(__name__)
+
+_detectors: dict[tuple[int, str], OnnxDetector | TorchDetector] = {}
 _lock = threading.Lock()
 
 
-def detector_for(model: ModelVersion) -> OnnxDetector:
+def detector_for(model: ModelVersion) -> OnnxDetector | TorchDetector:
     """The loaded detector of `model` (loaded on first use; later calls are a dict read)."""
     key = (model.pk, model.onnx_sha256)
     detector = _detectors.get(key)
@@ -24,18 +30,31 @@ def detector_for(model: ModelVersion) -> OnnxDetector:
     with _lock:
         detector = _detectors.get(key)
         if detector is None:
-            detector = OnnxDetector(_local_copy(model), imgsz=model.imgsz, sha256=model.onnx_sha256)
+            detector = _load(model)
             _detectors[key] = detector
     return detector
 
 
-def _local_copy(model: ModelVersion) -> Path:
+def _load(model: ModelVersion) -> OnnxDetector | TorchDetector:
+    if model.onnx:
+        path = _local_copy(model.onnx, model.onnx_sha256, ".onnx")
+        try:
+            return OnnxDetector(path, imgsz=model.imgsz, sha256=model.onnx_sha256)
+        except ModelFileMismatch:
+            raise
+        except Exception:
+            logger.exception("ONNX Runtime could not load model %s; using its PyTorch weights", model.pk)
+    path = _local_copy(model.weights, model.weights_sha256, ".pt")
+    return TorchDetector(path, imgsz=model.imgsz, sha256=model.weights_sha256)
+
+
+def _local_copy(name: str, sha256: str, suffix: str) -> Path:
     folder = Path(settings.QUORUM_MODEL_CACHE_DIR)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{model.onnx_sha256}.onnx"
-    if not path.exists() or file_sha256(path) != model.onnx_sha256:
+    path = folder / f"{sha256}{suffix}"
+    if not path.exists() or file_sha256(path) != sha256:
         partial = path.with_suffix(f".{threading.get_ident()}.part")
-        with default_storage.open(model.onnx, "rb") as source, partial.open("wb") as target:
+        with default_storage.open(name, "rb") as source, partial.open("wb") as target:
             for block in iter(lambda: source.read(1 << 20), b""):
                 target.write(block)
         partial.replace(path)

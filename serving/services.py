@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import logging
 import secrets
 import time
 import uuid
@@ -30,6 +31,9 @@ from serving.models import ApiClient, JobState, PredictionJob, PredictionLog, Ro
 from serving.routing import Route, route
 from training.models import ModelStage, ModelVersion
 from training.profile import FEATURES, grey_features
+from training.runtime import ModelFileMismatch
+
+logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "qk_"
 
@@ -37,6 +41,21 @@ TOKEN_PREFIX = "qk_"
 class Forbidden(DomainError):
     status_code = 403
     code = "forbidden"
+
+
+class ModelUnavailable(DomainError):
+    status_code = 503
+    code = "model_unavailable"
+
+
+def _detector(model: ModelVersion):
+    try:
+        return detector_for(model)
+    except ModelFileMismatch as error:
+        logger.error("model %s refused: %s", model.pk, error)
+        raise ModelUnavailable(
+            f"Model {model.number}'s file failed its integrity check; it is not served. Tell an administrator."
+        ) from error
 
 
 @dataclass(frozen=True)
@@ -150,7 +169,7 @@ def prediction_make(
         chosen_by = "rule" if the_route.rule is not None else "champion"
     answering = chosen or _model_of_route(project, the_route)
     caller.check_model(answering)
-    boxes = detector_for(answering).predict(rgb, conf=conf, iou=iou)
+    boxes = _detector(answering).predict(rgb, conf=conf, iou=iou)
     latency_ms = (time.perf_counter() - started) * 1000
     features = {**grey_features(rgb), "width": width, "height": height}
     row = _log_row(request_id, project, caller, answering, the_route, image, boxes, latency_ms, features)
@@ -162,7 +181,7 @@ def prediction_make(
         shadow_model = ModelVersion.objects.filter(pk=the_route.shadow_id).first()
         if shadow_model is not None:
             shadow_started = time.perf_counter()
-            shadow_boxes = detector_for(shadow_model).predict(rgb, conf=conf, iou=iou)
+            shadow_boxes = _detector(shadow_model).predict(rgb, conf=conf, iou=iou)
             shadow_ms = (time.perf_counter() - shadow_started) * 1000
             row = _log_row(
                 request_id, project, caller, shadow_model, the_route, image, shadow_boxes, shadow_ms, features
@@ -436,7 +455,7 @@ def preannotation_run(*, project_id: int) -> int:
     champion = ModelVersion.objects.filter(project_id=project_id, stage=ModelStage.CHAMPION).first()
     if project is None or champion is None:
         return 0
-    detector = detector_for(champion)
+    detector = _detector(champion)
     done = 0
     for image in project.images.filter(submitted_count__lt=project.overlap_k).order_by("pk").iterator():
         with default_storage.open(image.file.name, "rb") as stored:

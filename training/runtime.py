@@ -85,3 +85,30 @@ class OnnxDetector:
             kept[:, :4] = scale_boxes(batch.shape[2:], kept[:, :4], rgb.shape[:2])
         rows = kept[:, :6].numpy().astype(float)
         return rows[np.argsort(-rows[:, 4], kind="stable")]
+
+
+class TorchDetector:
+    """The fallback when a model has no usable ONNX export: its PyTorch weights (checked by
+    sha256) through ultralytics' own predictor; `predict` answers like OnnxDetector's."""
+
+    def __init__(self, path: Path, *, imgsz: int, sha256: str | None = None):
+        from ultralytics import YOLO
+
+        if sha256 is not None and file_sha256(path) != sha256:
+            raise ModelFileMismatch(f"{path} does not match its sha256 {sha256[:12]}; refusing to load it.")
+        self.model = YOLO(str(path), task="detect")
+        self.imgsz = imgsz
+        self._lock = threading.Lock()
+        self.predict(np.zeros((imgsz, imgsz, 3), dtype=np.uint8))  # warm-up
+
+    def predict(self, rgb: np.ndarray, *, conf: float = 0.25, iou: float = 0.7, max_det: int = 300) -> np.ndarray:
+        with self._lock:
+            (result,) = self.model.predict(
+                np.ascontiguousarray(rgb[:, :, ::-1]), imgsz=self.imgsz, conf=conf, iou=iou, max_det=max_det,
+                verbose=False,
+            )  # fmt: skip
+        boxes = result.boxes
+        rows = np.hstack([
+            boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy()[:, None], boxes.cls.cpu().numpy()[:, None]
+        ]).astype(float).reshape(-1, 6)  # fmt: skip
+        return rows[np.argsort(-rows[:, 4], kind="stable")]

@@ -186,3 +186,33 @@ def test_annotators_may_not_predict(api_client, served):
     response = post_image(api_client, scene_jpeg(trainable), project=trainable.project.pk)
     assert response.status_code == 403
     assert not PredictionLog.objects.filter(status=200).exists()
+
+
+def test_a_model_without_an_onnx_export_answers_by_its_pytorch_weights(api_client, served, tiny_onnx):
+    from django.core.files.base import ContentFile
+
+    from serving.cache import detector_for
+    from training.runtime import TorchDetector, file_sha256
+
+    trainable, _, candidate = served
+    weights = tiny_onnx.with_suffix(".pt")
+    candidate.weights = default_storage.save("models/fallback.pt", ContentFile(weights.read_bytes()))
+    candidate.weights_sha256, candidate.onnx, candidate.onnx_sha256 = file_sha256(weights), "", ""
+    candidate.save()
+    assert isinstance(detector_for(candidate), TorchDetector)
+    api_client.force_authenticate(trainable.reviewer)
+    response = post_image(api_client, scene_jpeg(trainable), project=trainable.project.pk, model=candidate.pk)
+    assert response.status_code == 200 and response.json()["boxes"]
+
+
+def test_a_model_file_that_does_not_match_its_sha256_is_never_loaded(api_client, served):
+    from serving.cache import cache_clear
+
+    trainable, champion, _ = served
+    cache_clear()
+    champion.onnx_sha256 = "f" * 64
+    champion.save(update_fields=["onnx_sha256"])
+    api_client.force_authenticate(trainable.reviewer)
+    response = post_image(api_client, scene_jpeg(trainable), project=trainable.project.pk)
+    assert response.status_code == 503 and "failed its integrity check" in response.json()["error"]["message"]
+    assert not PredictionLog.objects.filter(status=200).exists()
