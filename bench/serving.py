@@ -12,7 +12,11 @@ Prints images/s and p50/p95 latency of each, and the ratios b/a and c/b. Targets
 CPU at 640 px: b at least 1.5x a; c within 20% of b. The model is yolo26n trained here for
 one epoch at 640 px (its speed does not depend on what it learned).
 
-    python bench/serving.py [--images 200] [--imgsz 640]
+    python bench/serving.py [--images 200] [--imgsz 640] [--watch SECONDS]
+
+With --watch, the server stays up that many seconds more, answering the same images in a
+loop, and the monitoring page's address and a staff account are printed: open it in a
+browser to watch it fill.
 """
 
 import argparse
@@ -62,6 +66,8 @@ ModelVersion.objects.create(project=project, number=1, run=run, snapshot=snapsho
                             weights=name, weights_sha256="0" * 64, onnx=name, onnx_sha256=file_sha256(onnx),
                             architecture="yolo26n.yaml", imgsz=imgsz, stage="champion")
 client, token = api_client_create(name="bench", projects=[project], user=None, rate_limit_per_minute=100000)
+from django.contrib.auth import get_user_model
+get_user_model().objects.create_user("bench-admin", password=sys.argv[3], is_staff=True)
 print(json.dumps({"project": project.pk, "token": token}))
 """
 
@@ -125,6 +131,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--watch", type=float, default=0.0, help="seconds more of load, to watch the monitoring page")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     work = Path(tempfile.mkdtemp(prefix="quorum-bench-serving-"))
@@ -173,7 +180,8 @@ def main() -> None:
             "QUORUM_LOG_LEVEL": "WARNING", "QUORUM_STATIC_MANIFEST": "0",
         }  # fmt: skip
         (work / "var" / "staticfiles").mkdir(parents=True, exist_ok=True)
-        setup = subprocess.run([sys.executable, "-c", SETUP, str(onnx), str(args.imgsz)], cwd=ROOT, env=env,
+        password = secrets.token_urlsafe(12)
+        setup = subprocess.run([sys.executable, "-c", SETUP, str(onnx), str(args.imgsz), password], cwd=ROOT, env=env,
                                capture_output=True, text=True)  # fmt: skip
         if setup.returncode:
             raise SystemExit(setup.stderr[-3000:])
@@ -203,12 +211,21 @@ def main() -> None:
             server_ms.append(json.loads(payload)["latency_ms"])
 
         server_ms: list[float] = []
+        if args.watch:
+            print(f"watch: http://127.0.0.1:{port}/projects/{config['project']}/monitoring/ "
+                  f"(sign in as bench-admin / {password})", flush=True)  # fmt: skip
         post(jpegs[0])  # loads and warms the model in the server
         server_ms.clear()
         c = timed(post, jpegs)
         print(line("(c) POST /api/v1/predict/ (gunicorn, logged)", c))
         print(f"    of which the server's decode + route + inference (its latency_ms): p50 "
               f"{statistics.median(server_ms):.1f} ms")  # fmt: skip
+        deadline = time.monotonic() + args.watch
+        while time.monotonic() < deadline:
+            for data in jpegs:
+                post(data)
+                if time.monotonic() >= deadline:
+                    break
         rate = {name: len(times) / sum(times) for name, times in (("a", a), ("b", b), ("c", c))}
         print(f"b/a = {rate['b'] / rate['a']:.2f} (target >= 1.5); c/b = {rate['c'] / rate['b']:.2f} "
               f"(target >= 0.8); p50 b/a = {statistics.median(a) / statistics.median(b):.2f}")  # fmt: skip

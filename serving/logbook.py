@@ -1,12 +1,13 @@
 """The prediction log, written off the answer's path: rows are queued in memory and a
-background thread writes them in batches (every half second, or at 200 rows), so that an
-answer never waits for the database. With deferral off (tests, one-off scripts) each row is
-written at once."""
+background thread writes them in batches (half a second after the first row of a batch,
+or at 200 rows), so that an answer never waits for the database. With deferral off
+(tests, one-off scripts) each row is written at once."""
 
 import atexit
 import logging
 import queue
 import threading
+import time
 
 from django.conf import settings
 from django.db import connection
@@ -15,6 +16,7 @@ from serving.models import PredictionLog
 
 logger = logging.getLogger(__name__)
 BATCH = 200
+FLUSH_SECONDS = 0.5
 _rows: queue.Queue = queue.Queue()
 _writer: threading.Thread | None = None
 _writer_lock = threading.Lock()
@@ -53,11 +55,11 @@ def _ensure_writer() -> None:
 
 def _write_forever() -> None:
     while True:
-        first = _rows.get()
-        batch = [first]
+        batch = [_rows.get()]
+        deadline = time.monotonic() + FLUSH_SECONDS  # under steady load too, rows wait at most this
         try:
             while len(batch) < BATCH:
-                batch.append(_rows.get(timeout=0.5))
+                batch.append(_rows.get(timeout=max(0.0, deadline - time.monotonic())))
         except queue.Empty:
             pass
         try:

@@ -170,3 +170,18 @@ def test_no_log_row_for_an_io_failure_is_a_success(api_client, served):
     response = api_client.post("/api/v1/predict/", {"image": io.BytesIO(b"")}, format="multipart")
     assert response.status_code == 400
     assert not PredictionLog.objects.filter(status=200).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_writer_thread_writes_queued_rows_within_a_second(settings):
+    import time
+
+    from django.utils import timezone
+
+    settings.QUORUM_PREDICTION_LOG_DEFERRED = True
+    for _ in range(3):
+        logbook.log_prediction(PredictionLog(status=415, error="not_an_image", created_at=timezone.now()))
+    deadline = time.monotonic() + 5
+    while PredictionLog.objects.count() < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert PredictionLog.objects.count() == 3
