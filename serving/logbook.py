@@ -64,9 +64,11 @@ def _write_forever() -> None:
             pass
         try:
             PredictionLog.objects.bulk_create(batch, batch_size=BATCH)
-        except Exception:
+        except Exception:  # a lost batch of log rows must not stop the writer
             logger.exception("could not write %s prediction log rows", len(batch))
             connection.close()
+        if _rows.empty():
+            connection.close()  # idle: hold no database connection
 
 
 atexit.register(flush)

@@ -79,6 +79,21 @@ class RoutingRule(models.Model):
     def __str__(self) -> str:
         return f"{self.project}: {self.order}. {self.name}"
 
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        errors = {}
+        for name in ("model", "canary", "shadow"):
+            chosen = getattr(self, name)
+            if chosen is not None and chosen.project_id != self.project_id:
+                errors[name] = "A model version of this rule's project."
+        if self.canary_id is None and self.canary_share:
+            errors["canary_share"] = "Name a canary model, or leave the share at 0."
+        if self.client_id is not None and not self.client.projects.filter(pk=self.project_id).exists():
+            errors["client"] = "This client may not use the rule's project."
+        if errors:
+            raise ValidationError(errors)
+
 
 class PredictionLog(models.Model):
     """One answer (or one shadow run, or one refused request) of the prediction API."""

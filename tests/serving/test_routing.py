@@ -185,3 +185,16 @@ def test_the_writer_thread_writes_queued_rows_within_a_second(settings):
     while PredictionLog.objects.count() < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert PredictionLog.objects.count() == 3
+
+
+def test_a_rule_may_only_name_models_of_its_project(served, tiny_onnx):
+    from django.core.exceptions import ValidationError
+
+    trainable, champion, _ = served
+    elsewhere = trainable_project(images=4, name="Yonder")
+    foreign = register_model(elsewhere, tiny_onnx)
+    rule = RoutingRule(project=trainable.project, name="bad", model=foreign, canary_share=0.3)
+    with pytest.raises(ValidationError) as refused:
+        rule.full_clean()
+    assert set(refused.value.message_dict) == {"model", "canary_share"}
+    RoutingRule(project=trainable.project, name="good", model=champion).full_clean()
