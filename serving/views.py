@@ -12,7 +12,6 @@ from django.views.decorators.http import require_POST
 from annotation.models import Role
 from annotation.selectors import project_with_role
 from config.errors import DomainError
-from serving.selectors import drift_alerts_current
 from serving.services import uncertain_images_send
 from training.selectors import champion_get, model_versions
 
@@ -46,11 +45,10 @@ def sample_image(request: HttpRequest, name: str) -> FileResponse:
 
 @login_required
 def monitoring_page(request: HttpRequest, project_id: int) -> HttpResponse:
-    """Requests, latency and errors of the project's models, refreshed live; drift alerts."""
+    """Requests, latency and errors of the project's models, refreshed live (drift alerts
+    are the banner every project page shows its reviewers)."""
     project = project_with_role(project_id=project_id, user=request.user, required=Role.REVIEWER)
-    return render(
-        request, "serving/monitoring.html", {"project": project, "alerts": drift_alerts_current(project=project)}
-    )
+    return render(request, "serving/monitoring.html", {"project": project})
 
 
 @login_required

@@ -6,6 +6,7 @@ import io
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
+from django.test import Client
 from PIL import Image as PILImage
 
 from serving.drift import drift_report_compute, drift_reports_compute, psi
@@ -89,6 +90,13 @@ def test_a_low_resolution_camera_raises_the_resolution_alert(api_client, profile
     message = report.alerts[0]["message"]
     assert "trained on images of about 160x128 px" in message and "served images of about 53x42 px" in message
     assert report.psi["width"] > 0.25 and report.psi["height"] > 0.25
+    # the banner of the project's pages shows it to reviewers, and not to annotators
+    page = Client()
+    page.force_login(trainable.reviewer)
+    for url in (f"/projects/{trainable.project.pk}/", f"/projects/{trainable.project.pk}/monitoring/"):
+        assert "Resolution mismatch: model 1" in page.get(url).content.decode()
+    page.force_login(trainable.annotator)
+    assert "Resolution mismatch" not in page.get(f"/projects/{trainable.project.pk}/").content.decode()
 
 
 def test_darkened_inputs_raise_a_brightness_alert(api_client, profiled):
