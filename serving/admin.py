@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 
 from serving.models import ApiClient, DriftReport, PredictionJob, PredictionLog, RoutingRule
 from serving.services import api_client_new_token
+from training.admin import ReadOnlyAdmin
 
 
 @admin.register(ApiClient)
@@ -32,27 +33,15 @@ class RoutingRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(PredictionLog)
-class PredictionLogAdmin(admin.ModelAdmin):
+class PredictionLogAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "project", "client", "model", "rule", "status", "latency_ms", "boxes", "is_shadow"]
     list_filter = ["project", "status", "is_shadow", "is_canary"]
 
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in PredictionLog._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
 
 @admin.register(DriftReport)
-class DriftReportAdmin(admin.ModelAdmin):
+class DriftReportAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "project", "model", "predictions", "alert_count"]
     list_filter = ["project", "created_at"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in DriftReport._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
 
     @admin.display(description="alerts")
     def alert_count(self, report: DriftReport) -> int:
@@ -60,12 +49,6 @@ class DriftReportAdmin(admin.ModelAdmin):
 
 
 @admin.register(PredictionJob)
-class PredictionJobAdmin(admin.ModelAdmin):
+class PredictionJobAdmin(ReadOnlyAdmin):
     list_display = ["pk", "state", "client", "user", "done", "created_at", "finished_at"]
     list_filter = ["state", "created_at"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in PredictionJob._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
