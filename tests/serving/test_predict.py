@@ -216,3 +216,25 @@ def test_a_model_file_that_does_not_match_its_sha256_is_never_loaded(api_client,
     response = post_image(api_client, scene_jpeg(trainable), project=trainable.project.pk)
     assert response.status_code == 503 and "failed its integrity check" in response.json()["error"]["message"]
     assert not PredictionLog.objects.filter(status=200).exists()
+
+
+def test_an_admin_makes_a_client_in_django_admin_and_sees_its_token_once(client, served):
+    from django.contrib.messages import get_messages
+
+    from serving.models import ApiClient
+    from tests.factories import UserFactory
+
+    trainable, _, _ = served
+    client.force_login(UserFactory(username="root-admin", is_staff=True, is_superuser=True))
+    response = client.post(
+        "/admin/serving/apiclient/add/",
+        {"name": "dashcam", "projects": [trainable.project.pk], "rate_limit_per_minute": 60, "is_active": "on"},
+    )
+    assert response.status_code == 302, response.content[:2000]
+    (message,) = [str(m) for m in get_messages(response.wsgi_request) if str(m).startswith("The token of dashcam")]
+    token = message.rsplit(": ", 1)[1]
+    made = ApiClient.objects.get(name="dashcam")
+    assert token.startswith("qk_") and made.token_prefix == token[:10] and token not in made.token_sha256
+    from serving.services import api_client_for_token
+
+    assert api_client_for_token(token) == made
