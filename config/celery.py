@@ -6,6 +6,9 @@ from importlib import import_module
 
 from celery import Celery
 from celery.app.routes import MapRoute
+from celery.signals import worker_init
+
+from config.allocator import allocator_tune
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -13,6 +16,12 @@ app = Celery("quorum")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 logger = logging.getLogger(__name__)
+
+
+@worker_init.connect
+def _allocator_tune(**_) -> None:
+    """Workers predict and evaluate images too (config/allocator.py); forked children inherit it."""
+    allocator_tune()
 
 
 def send_quietly(task_path: str, *args) -> None:

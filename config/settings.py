@@ -394,6 +394,10 @@ CACHES = {
     )
 }
 
+# Seconds a process keeps API clients, routing rules and champions between predictions;
+# only with a shared cache, which carries the token that invalidates them (serving/state.py).
+QUORUM_SERVING_STATE_SECONDS = env.float("QUORUM_SERVING_STATE_SECONDS", default=30.0 if _cache_url else 0.0)
+
 # --- Health checks ------------------------------------------------------------------------
 HEALTHZ_BROKER_TIMEOUT_SECONDS = env.float("QUORUM_HEALTHZ_BROKER_TIMEOUT", default=2.0)
 

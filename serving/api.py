@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from annotation.permissions import IsProjectAdmin, IsProjectReviewer, ProjectApiMixin
 from config.errors import DomainError, ValidationFailed
 from serving.authentication import ApiClientAuthentication, ApiClientRateThrottle
-from serving.models import ApiClient, DriftReport, PredictionJob
+from serving.models import DriftReport, PredictionJob
 from serving.selectors import drift_alerts_current, serving_metrics
 from serving.services import (
     Caller,
@@ -29,6 +29,7 @@ from serving.services import (
     prediction_summary,
     uncertain_images_send,
 )
+from serving.state import ClientScope
 
 
 class PredictInputSerializer(serializers.Serializer):
@@ -71,8 +72,7 @@ class PredictApi(APIView):
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     def throttled(self, request: Request, wait: float) -> None:
-        client = request.auth if isinstance(request.auth, ApiClient) else None
-        prediction_refused_log(caller=Caller(client=client), request_id=str(uuid.uuid4()), status=429, code="throttled")
+        prediction_refused_log(caller=_caller(request), request_id=str(uuid.uuid4()), status=429, code="throttled")
         super().throttled(request, wait)
 
     @extend_schema(request=PredictInputSerializer, responses=PredictionSerializer)
@@ -149,8 +149,9 @@ class PredictionJobApi(APIView):
 
 
 def _caller(request: Request) -> Caller:
-    client = request.auth if isinstance(request.auth, ApiClient) else None
-    return Caller(user=None if client else request.user, client=client)
+    if isinstance(request.auth, ClientScope):
+        return Caller(client=request.auth.client, client_scope=request.auth)
+    return Caller(user=request.user)
 
 
 def _hints(request: Request) -> dict:

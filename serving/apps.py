@@ -3,3 +3,21 @@ from django.apps import AppConfig
 
 class ServingConfig(AppConfig):
     name = "serving"
+
+    def ready(self) -> None:
+        """Saves and deletes of what a prediction looks up drop the processes' kept copies
+        (serving/state.py: why these are signals)."""
+        from django.db.models.signals import m2m_changed, post_delete, post_save
+
+        from annotation.models import Project
+        from serving.models import ApiClient, RoutingRule
+        from serving.state import serving_state_changed
+        from training.models import ModelVersion
+
+        for model in (ApiClient, RoutingRule, ModelVersion, Project):
+            post_save.connect(serving_state_changed, sender=model, dispatch_uid=f"serving-state-save-{model.__name__}")
+            post_delete.connect(
+                serving_state_changed, sender=model, dispatch_uid=f"serving-state-delete-{model.__name__}"
+            )
+        for through in (ApiClient.projects.through, ApiClient.allowed_models.through):
+            m2m_changed.connect(serving_state_changed, sender=through, dispatch_uid=f"serving-state-{through.__name__}")

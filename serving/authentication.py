@@ -11,11 +11,13 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.throttling import BaseThrottle
 
 from serving.models import ApiClient
-from serving.services import api_client_for_token
+from serving.services import api_client_scope_for_token
+from serving.state import ClientScope
 
 
 class ApiClientAuthentication(BaseAuthentication):
-    """`request.user` and `request.auth` are the ApiClient of a valid, active token."""
+    """`request.user` is the ApiClient of a valid, active token and `request.auth` its
+    scope (serving.state.ClientScope: its projects and granted models)."""
 
     def authenticate(self, request):
         parts = get_authorization_header(request).split()
@@ -23,13 +25,15 @@ class ApiClientAuthentication(BaseAuthentication):
             return None
         if len(parts) != 2:
             raise AuthenticationFailed("Send 'Authorization: Bearer <token>'.")
-        client = api_client_for_token(parts[1].decode("latin-1"))
-        if client is None:
+        scope = api_client_scope_for_token(parts[1].decode("latin-1"))
+        if scope is None:
             raise AuthenticationFailed("Unknown or disabled client token.")
+        client = scope.client
         now = timezone.now()
         if client.last_used_at is None or now - client.last_used_at > timedelta(minutes=1):
             ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)  # at most once a minute
-        return client, client
+            client.last_used_at = now  # a process keeps its clients (serving/state.py)
+        return client, scope
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="quorum"'
@@ -39,9 +43,9 @@ class ApiClientRateThrottle(BaseThrottle):
     """At most the client's `rate_limit_per_minute` requests in each clock minute (429 after)."""
 
     def allow_request(self, request, view) -> bool:
-        client = request.auth if isinstance(request.auth, ApiClient) else None
-        if client is None:
+        if not isinstance(request.auth, ClientScope):
             return True
+        client = request.auth.client
         now = time.time()
         key = f"quorum:rate:{client.token_sha256[:16]}:{int(now // 60)}"
         count = 1 if cache.add(key, 1, timeout=90) else cache.incr(key)

@@ -1,7 +1,8 @@
-"""The prediction log, written off the answer's path: rows are queued in memory and a
-background thread writes them in batches (half a second after the first row of a batch,
-or at 200 rows), so that an answer never waits for the database. With deferral off
-(tests, one-off scripts) each row is written at once."""
+"""The prediction log, written off the answer's path: rows (with the upload a row keeps,
+if any) are queued in memory and a background thread writes them in batches (half a
+second after the first row of a batch, or at 200 rows), so that an answer never waits
+for the database or the storage. The thread lets its database connection go after a
+quiet 5 seconds. With deferral off (tests, one-off scripts) each row is written at once."""
 
 import atexit
 import logging
@@ -10,6 +11,8 @@ import threading
 import time
 
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import connection
 
 from serving.models import PredictionLog
@@ -17,16 +20,20 @@ from serving.models import PredictionLog
 logger = logging.getLogger(__name__)
 BATCH = 200
 FLUSH_SECONDS = 0.5
+IDLE_SECONDS = 5.0
 _rows: queue.Queue = queue.Queue()
 _writer: threading.Thread | None = None
 _writer_lock = threading.Lock()
 
 
-def log_prediction(row: PredictionLog) -> None:
+def log_prediction(row: PredictionLog, *, kept: tuple[str, bytes] | None = None) -> None:
+    """Log `row`; `kept` (a storage name and the upload's bytes) is saved first, as the
+    row's `kept_file`."""
     if not settings.QUORUM_PREDICTION_LOG_DEFERRED:
+        _keep(row, kept)
         row.save()
         return
-    _rows.put(row)
+    _rows.put((row, kept))
     _ensure_writer()
 
 
@@ -38,9 +45,25 @@ def flush() -> int:
             batch.append(_rows.get_nowait())
         except queue.Empty:
             break
-    if batch:
-        PredictionLog.objects.bulk_create(batch, batch_size=BATCH)
+    _write(batch)
     return len(batch)
+
+
+def _keep(row: PredictionLog, kept: tuple[str, bytes] | None) -> None:
+    if kept is not None:
+        name, data = kept
+        row.kept_file = default_storage.save(name, ContentFile(data))
+
+
+def _write(batch: list) -> None:
+    if not batch:
+        return
+    for row, kept in batch:
+        try:
+            _keep(row, kept)
+        except Exception:  # the row is still logged, only without its image
+            logger.exception("could not keep the upload of prediction %s", row.request_id)
+    PredictionLog.objects.bulk_create([row for row, _ in batch], batch_size=BATCH)
 
 
 def _ensure_writer() -> None:
@@ -55,7 +78,11 @@ def _ensure_writer() -> None:
 
 def _write_forever() -> None:
     while True:
-        batch = [_rows.get()]
+        try:
+            batch = [_rows.get(timeout=IDLE_SECONDS)]
+        except queue.Empty:
+            connection.close()  # idle: hold no database connection
+            batch = [_rows.get()]
         deadline = time.monotonic() + FLUSH_SECONDS  # under steady load too, rows wait at most this
         try:
             while len(batch) < BATCH:
@@ -63,12 +90,10 @@ def _write_forever() -> None:
         except queue.Empty:
             pass
         try:
-            PredictionLog.objects.bulk_create(batch, batch_size=BATCH)
+            _write(batch)
         except Exception:  # a lost batch of log rows must not stop the writer
             logger.exception("could not write %s prediction log rows", len(batch))
             connection.close()
-        if _rows.empty():
-            connection.close()  # idle: hold no database connection
 
 
 atexit.register(flush)

@@ -12,7 +12,6 @@ from typing import BinaryIO
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import models, transaction
 from django.db.models import QuerySet
@@ -27,8 +26,16 @@ from config.celery import send_quietly
 from config.errors import Conflict, DomainError, ValidationFailed
 from serving.cache import detector_for
 from serving.logbook import log_prediction
-from serving.models import ApiClient, JobState, PredictionJob, PredictionLog, RoutingRule
+from serving.models import ApiClient, JobState, PredictionJob, PredictionLog
 from serving.routing import Route, route
+from serving.state import (
+    ClientScope,
+    ProjectState,
+    client_scope,
+    client_scope_for_token,
+    project_model,
+    project_state,
+)
 from training.models import ModelStage, ModelVersion
 from training.profile import FEATURES, grey_features
 from training.runtime import ModelFileMismatch
@@ -65,21 +72,41 @@ class Caller:
 
     user: AbstractBaseUser | None = None
     client: ApiClient | None = None
+    client_scope: ClientScope | None = None  # the client's, as authenticated; else read when needed
+
+    def scope(self) -> ClientScope:
+        return self.client_scope or client_scope(self.client)
 
     def projects(self) -> QuerySet[Project]:
         if self.client is not None:
-            return self.client.projects.all()
+            return Project.objects.filter(pk__in=self.scope().project_ids)
         return project_list(user=self.user)
+
+    def project_state(self, project_id: int) -> ProjectState | None:
+        """The serving state of project `project_id` if the caller may use it."""
+        if self.client is None:
+            is_visible = self.projects().filter(pk=project_id).exists()
+        else:
+            is_visible = project_id in self.scope().project_ids
+        return project_state(project_id) if is_visible else None
+
+    def only_project_state(self) -> ProjectState | None:
+        """The serving state of the caller's one project, when they have exactly one."""
+        if self.client is None:
+            project_ids = list(self.projects().values_list("pk", flat=True)[:2])
+        else:
+            project_ids = list(self.scope().project_ids)
+        return self.project_state(project_ids[0]) if len(project_ids) == 1 else None
 
     def check_project(self, project: Project) -> None:
         if self.client is None and not role_at_least(project_role(project=project, user=self.user), Role.REVIEWER):
             raise Forbidden("Only reviewers and admins of this project may ask its models.")
 
-    def check_model(self, model: ModelVersion) -> None:
+    def check_model(self, model: ModelVersion, project: Project) -> None:
         if self.client is not None:
-            allowed = self.client.allowed_models.all()
-            if allowed.exists() and not allowed.filter(pk=model.pk).exists():
-                raise Forbidden(f"This client may not use model {model.number} of {model.project.name}.")
+            allowed = self.scope().model_ids
+            if allowed and model.pk not in allowed:
+                raise Forbidden(f"This client may not use model {model.number} of {project.name}.")
 
 
 @dataclass
@@ -115,9 +142,9 @@ def api_client_create(
     return client, token
 
 
-def api_client_for_token(token: str) -> ApiClient | None:
-    digest = hashlib.sha256(token.encode()).hexdigest()
-    return ApiClient.objects.filter(token_sha256=digest, is_active=True).first()
+def api_client_scope_for_token(token: str) -> ClientScope | None:
+    """The active client of `token`, with its projects and granted models; None for none."""
+    return client_scope_for_token(hashlib.sha256(token.encode()).hexdigest())
 
 
 def prediction_make(
@@ -140,17 +167,19 @@ def prediction_make(
         raise ValidationFailed("Send an image file or an image id, not both.", fields={"image": ["One of the two."]})
     if not (0.0 <= conf <= 1.0) or not (0.0 < iou <= 1.0):
         raise ValidationFailed("conf is in [0, 1] and iou in (0, 1].", fields={"conf": ["0 to 1."], "iou": ["0 to 1."]})
-    projects = caller.projects()
     image = None
     if image_id is not None:
-        image = Image.objects.filter(project__in=projects, pk=image_id).select_related("project").first()
+        image = Image.objects.filter(project__in=caller.projects(), pk=image_id).first()
         if image is None:
             raise Http404("No such image.")
-        project = image.project
+        state = project_state(image.project_id)
     else:
-        project = _project_of(caller, projects, project_id=project_id, model=model)
+        state = _project_state_of(caller, project_id=project_id, model=model)
+    if state is None:
+        raise Http404("No such project.")
+    project = state.project
     caller.check_project(project)
-    chosen = _explicit_model(project, model)
+    chosen = _explicit_model(state, model)
     if upload is not None:
         decoded = decode_upright_rgb(upload, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
     else:
@@ -161,24 +190,25 @@ def prediction_make(
     if chosen is not None:
         the_route, chosen_by = Route(rule=None, model_id=chosen.pk), "request"
     else:
-        rules = list(RoutingRule.objects.filter(project=project, is_active=True).order_by("order", "pk"))
         the_route = route(
-            rules, client_id=caller.client.pk if caller.client else None, width=width, height=height,
+            state.rules, client_id=caller.client.pk if caller.client else None, width=width, height=height,
             request_id=request_id,
         )  # fmt: skip
         chosen_by = "rule" if the_route.rule is not None else "champion"
-    answering = chosen or _model_of_route(project, the_route)
-    caller.check_model(answering)
+    answering = chosen or _model_of_route(state, the_route)
+    caller.check_model(answering, project)
     boxes = _detector(answering).predict(rgb, conf=conf, iou=iou)
     latency_ms = (time.perf_counter() - started) * 1000
     features = {**grey_features(rgb), "width": width, "height": height}
     row = _log_row(request_id, project, caller, answering, the_route, image, boxes, latency_ms, features)
+    kept = None
     if upload is not None and _is_uncertain(row):
-        row.kept_file = _keep_upload(upload, project=project, request_id=request_id, image_format=decoded.format)
-    log_prediction(row)
+        upload.seek(0)
+        kept = (f"served/{project.pk}/{request_id}.{decoded.format}", upload.read())
+    log_prediction(row, kept=kept)
     shadow = None
     if the_route.shadow_id is not None:
-        shadow_model = ModelVersion.objects.filter(pk=the_route.shadow_id).first()
+        shadow_model = project_model(state, the_route.shadow_id)
         if shadow_model is not None:
             shadow_started = time.perf_counter()
             shadow_boxes = _detector(shadow_model).predict(rgb, conf=conf, iou=iou)
@@ -198,12 +228,6 @@ def prediction_make(
 def _is_uncertain(row: PredictionLog) -> bool:
     threshold = settings.QUORUM_SERVING_KEEP_BELOW
     return threshold > 0 and (row.mean_confidence is None or row.mean_confidence < threshold)
-
-
-def _keep_upload(upload: BinaryIO, *, project: Project, request_id: str, image_format: str) -> str:
-    """The upload's bytes, as received, stored for the annotators (a decoded, checked image)."""
-    upload.seek(0)
-    return default_storage.save(f"served/{project.pk}/{request_id}.{image_format}", ContentFile(upload.read()))
 
 
 def uncertain_images_send(*, project: Project, user: AbstractBaseUser, count: int, by: str = "confidence") -> dict:
@@ -289,21 +313,22 @@ def _is_id(value) -> bool:
     return isinstance(value, int) or (isinstance(value, str) and value.isdigit() and len(value) < 12)
 
 
-def _project_of(caller: Caller, projects: QuerySet[Project], *, project_id: int | None, model) -> Project:
+def _project_state_of(caller: Caller, *, project_id: int | None, model) -> ProjectState:
+    """The project the request names (or whose model it names, or the caller's only one)."""
     if project_id is not None:
-        project = projects.filter(pk=project_id).first()
-        if project is None:
+        state = caller.project_state(project_id)
+        if state is None:
             raise Http404("No such project.")
-        return project
+        return state
     if model not in (None, "", "champion"):
-        found = ModelVersion.objects.filter(project__in=projects, pk=_model_id(model)).select_related("project").first()
+        found = ModelVersion.objects.filter(project__in=caller.projects(), pk=_model_id(model)).first()
         if found is None:
             raise Http404("No such model.")
-        return found.project
-    only = list(projects[:2])
-    if len(only) == 1:
-        return only[0]
-    raise ValidationFailed("Say which project's champion: send project.", fields={"project": ["Required here."]})
+        return project_state(found.project_id)
+    state = caller.only_project_state()
+    if state is None:
+        raise ValidationFailed("Say which project's champion: send project.", fields={"project": ["Required here."]})
+    return state
 
 
 def _model_id(model) -> int:
@@ -313,22 +338,24 @@ def _model_id(model) -> int:
         raise ValidationFailed("model is a model version id or 'champion'.", fields={"model": ["An id."]}) from None
 
 
-def _explicit_model(project: Project, model) -> ModelVersion | None:
+def _explicit_model(state: ProjectState, model) -> ModelVersion | None:
     if model in (None, "", "champion"):
         return None
-    found = ModelVersion.objects.filter(project=project, pk=_model_id(model)).first()
+    found = project_model(state, _model_id(model))
     if found is None:
         raise Http404("No such model.")
     return found
 
 
-def _model_of_route(project: Project, the_route: Route) -> ModelVersion:
+def _model_of_route(state: ProjectState, the_route: Route) -> ModelVersion:
     if the_route.model_id is not None:
-        return ModelVersion.objects.get(pk=the_route.model_id)
-    champion = ModelVersion.objects.filter(project=project, stage=ModelStage.CHAMPION).first()
-    if champion is None:
-        raise Conflict(f"{project.name} has no champion model yet; promote one first.", code="no_champion")
-    return champion
+        model = project_model(state, the_route.model_id)
+        if model is None:
+            raise Conflict(f"Routing rule {the_route.rule} names a model that is gone.", code="no_model")
+        return model
+    if state.champion is None:
+        raise Conflict(f"{state.project.name} has no champion model yet; promote one first.", code="no_champion")
+    return state.champion
 
 
 def _log_row(request_id, project, caller, model, the_route, image, boxes, latency_ms, features) -> PredictionLog:

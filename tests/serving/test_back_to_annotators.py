@@ -94,3 +94,24 @@ def test_annotators_cannot_send_and_bad_counts_are_refused(api_client, served):
     api_client.force_authenticate(trainable.reviewer)
     assert api_client.post(url, {"count": 0}, format="json").status_code == 400
     assert api_client.post(url, {"by": "vibes"}, format="json").status_code == 400
+
+
+def test_a_kept_upload_is_stored_by_the_log_writer_after_the_answer(api_client, served, settings, monkeypatch):
+    from serving import logbook
+
+    trainable, _, _ = served
+    settings.QUORUM_SERVING_KEEP_BELOW = 1.0
+    settings.QUORUM_PREDICTION_LOG_DEFERRED = True
+    monkeypatch.setattr(logbook, "_ensure_writer", lambda: None)  # the test plays the writer: flush()
+    api_client.force_authenticate(trainable.reviewer)
+    data = scene_jpeg(trainable)
+    response = post_image(api_client, data, project=trainable.project.pk)
+    assert response.status_code == 200
+    folder = f"served/{trainable.project.pk}"
+    assert not default_storage.exists(folder) or default_storage.listdir(folder)[1] == []  # not before the answer
+
+    assert logbook.flush() == 1
+
+    row = PredictionLog.objects.get(request_id=response.json()["request_id"])
+    with default_storage.open(row.kept_file, "rb") as kept:
+        assert kept.read() == data

@@ -235,6 +235,6 @@ def test_an_admin_makes_a_client_in_django_admin_and_sees_its_token_once(client,
     token = message.rsplit(": ", 1)[1]
     made = ApiClient.objects.get(name="dashcam")
     assert token.startswith("qk_") and made.token_prefix == token[:10] and token not in made.token_sha256
-    from serving.services import api_client_for_token
+    from serving.services import api_client_scope_for_token
 
-    assert api_client_for_token(token) == made
+    assert api_client_scope_for_token(token).client == made

@@ -173,18 +173,29 @@ def test_no_log_row_for_an_io_failure_is_a_success(api_client, served):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_writer_thread_writes_queued_rows_within_a_second(settings):
+def test_the_writer_thread_writes_queued_rows_within_a_second_then_lets_its_connection_go(settings, monkeypatch):
+    import threading
     import time
 
     from django.utils import timezone
 
     settings.QUORUM_PREDICTION_LOG_DEFERRED = True
+    monkeypatch.setattr(logbook, "IDLE_SECONDS", 0.3)
+    closed = threading.Event()
+
+    class ConnectionSpy:
+        def close(self) -> None:
+            connection.close()  # the writer thread's own connection
+            closed.set()
+
+    monkeypatch.setattr(logbook, "connection", ConnectionSpy())
     for _ in range(3):
         logbook.log_prediction(PredictionLog(status=415, error="not_an_image", created_at=timezone.now()))
     deadline = time.monotonic() + 5
     while PredictionLog.objects.count() < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert PredictionLog.objects.count() == 3
+    assert closed.wait(5)  # idle: the writer holds no connection (the test database can be dropped)
 
 
 def test_a_rule_may_only_name_models_of_its_project(served, tiny_onnx):
