@@ -26,6 +26,7 @@ from groundtruth.selectors import (
     image_state_counts,
     my_figures,
     review_queue,
+    suggestion_bias,
 )
 from groundtruth.services import (
     adjudication_save,
@@ -267,6 +268,17 @@ class GoldScoresApi(ProjectApiMixin, APIView):
         scores = gold_scores(project=project)
         names = dict(get_user_model().objects.filter(pk__in=scores).values_list("pk", "username"))
         return Response([{"annotator": names[user_id], **score.as_dict()} for user_id, score in sorted(scores.items())])
+
+
+class SuggestionBiasApi(ProjectApiMixin, APIView):
+    """What the model's suggestions do to the annotators' boxes, on gold images: taken
+    against hand-drawn boxes, and submissions that took suggestions against those that did not."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request, project_id: int) -> Response:
+        return Response(suggestion_bias(project=self.project_for(request, project_id)))
 
 
 class MyFiguresApi(ProjectApiMixin, APIView):

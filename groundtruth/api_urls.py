@@ -10,6 +10,7 @@ urlpatterns = [
     path("images/<int:image_id>/adjudication/", api.AdjudicationApi.as_view(), name="api-adjudication"),
     path("images/<int:image_id>/gold/", api.GoldApi.as_view(), name="api-gold"),
     path("projects/<int:project_id>/gold-scores/", api.GoldScoresApi.as_view(), name="api-gold-scores"),
+    path("projects/<int:project_id>/suggestion-bias/", api.SuggestionBiasApi.as_view(), name="api-suggestion-bias"),
     path("projects/<int:project_id>/my-figures/", api.MyFiguresApi.as_view(), name="api-my-figures"),
     path(
         "projects/<int:project_id>/members/<int:user_id>/unpause/", api.UnpauseApi.as_view(), name="api-member-unpause"

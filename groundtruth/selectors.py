@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404
 
 from annotation.models import Annotation, AnnotationKind, Box, Image, Membership, Project
 from annotation.selectors import project_list
+from boxes.geometry import ioa_matrix
 from boxes.metrics import OperatingPoint, score_boxes
 from groundtruth.models import Adjudication, ConsensusVersion, ImageConsensus, ImageState
 
@@ -195,6 +196,79 @@ def gold_scores(*, project: Project, annotator_id: int | None = None) -> dict[in
         user_id: GoldScore(OperatingPoint(tp, fp, fn, images=images), iou_sum)
         for user_id, (images, tp, fp, fn, iou_sum) in totals.items()
     }
+
+
+def suggestions_taken(*, project: Project) -> bool:
+    """Whether any box of the project began as a model's suggestion."""
+    return Box.objects.filter(annotation__image__project=project, is_from_suggestion=True).exists()
+
+
+def suggestion_bias(*, project: Project) -> dict:
+    """What the model's suggestions do to the annotators' boxes, read on gold images: every
+    current submission's boxes against the image's reference (one to one at IoU 0.5, as
+    `gold_scores`), the boxes taken from a suggestion apart from those drawn by hand (how
+    many, the share that match the reference, their mean IoU), and the submissions that
+    took at least one suggestion apart from those that took none (precision, recall, F1).
+    A model's wrong box that annotators keep shows as a lower precision of taken boxes; an
+    anchoring of the panel on the model, as a gap between the two kinds of submissions.
+    The groups are not randomised: read a gap with their sizes."""
+    references = gold_references(project=project)
+    annotations = list(
+        Annotation.objects.filter(
+            image_id__in=list(references), kind=AnnotationKind.SUBMISSION, is_current=True
+        ).values_list("pk", "image_id")
+    )
+    rows = defaultdict(list)
+    for annotation_id, *values in Box.objects.filter(
+        annotation_id__in=[pk for pk, _ in annotations], is_ignored=False
+    ).values_list("annotation_id", "x1", "y1", "x2", "y2", "is_from_suggestion"):
+        rows[annotation_id].append(values)
+    boxes = {kind: [0, 0, 0.0] for kind in ("taken", "drawn")}  # boxes, matched, IoU sum
+    submissions = {kind: [0, 0, 0, 0] for kind in ("with", "without")}  # images, tp, fp, fn
+    for annotation_id, image_id in annotations:
+        truth, ignored = references[image_id]
+        array = np.array(rows.get(annotation_id, []), dtype=float).reshape(-1, 5)
+        taken = array[:, 4].astype(bool)
+        result, false_positives = score_boxes(truth[~ignored], array[:, :4], ignore=truth[ignored])
+        matched_iou = dict(zip(result.pairs[:, 0].tolist(), result.ious.tolist(), strict=True))
+        unmatched, regions = result.unmatched_a, truth[ignored]
+        in_region = set()  # unmatched boxes inside an ignore region count neither way (as in score_boxes)
+        if len(unmatched) and len(regions):
+            in_region = set(unmatched[ioa_matrix(array[unmatched, :4], regions).max(axis=1) >= 0.5].tolist())
+        for index, is_taken in enumerate(taken.tolist()):
+            if index in in_region:
+                continue
+            total = boxes["taken" if is_taken else "drawn"]
+            total[0] += 1
+            if index in matched_iou:
+                total[1] += 1
+                total[2] += matched_iou[index]
+        total = submissions["with" if taken.any() else "without"]
+        total[0] += 1
+        total[1] += result.count
+        total[2] += false_positives
+        total[3] += int((~ignored).sum()) - result.count
+    return {
+        "gold_images": len(references),
+        "boxes": {
+            kind: {
+                "boxes": count,
+                "matched_share": matched / count if count else None,
+                "mean_iou": iou_sum / matched if matched else None,
+            }
+            for kind, (count, matched, iou_sum) in boxes.items()
+        },
+        "submissions": {
+            kind: {"images": images, **_point_figures(OperatingPoint(tp, fp, fn, images=images))}
+            for kind, (images, tp, fp, fn) in submissions.items()
+        },
+    }
+
+
+def _point_figures(point: OperatingPoint) -> dict:
+    if not point.images:
+        return {"precision": None, "recall": None, "f1": None}
+    return {"precision": point.precision, "recall": point.recall, "f1": point.f1}
 
 
 def my_figures(*, project: Project, user) -> dict:
