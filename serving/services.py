@@ -393,10 +393,14 @@ def prediction_job_create(
         raise ValidationFailed(
             f"Send 1 to {BATCH_MAX_IMAGES} image ids.", fields={"image_ids": [f"1 to {BATCH_MAX_IMAGES} ids."]}
         )
-    visible = set(Image.objects.filter(project__in=caller.projects(), pk__in=image_ids).values_list("pk", flat=True))
+    visible = dict(
+        Image.objects.filter(project__in=caller.projects(), pk__in=image_ids).values_list("pk", "project_id")
+    )
     missing = [image_id for image_id in image_ids if image_id not in visible]
     if missing:
         raise Http404(f"No image {missing[0]}.")
+    for project in Project.objects.filter(pk__in=set(visible.values())):
+        caller.check_project(project)  # an annotator may see the images, not ask the models
     job = PredictionJob.objects.create(
         client=caller.client, user=caller.user if caller.client is None else None, image_ids=list(image_ids),
         model=str(model or "champion"), conf=conf, iou=iou,

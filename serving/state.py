@@ -131,11 +131,11 @@ def serving_state_changed(**_) -> None:
     with _lock:
         _kept = _Kept()
     if settings.QUORUM_SERVING_STATE_SECONDS > 0:
-        _generation_new()
-        transaction.on_commit(_generation_new)  # a process may rebuild from the old rows until then
+        generation_publish()
+        transaction.on_commit(generation_publish)  # a process may rebuild from the old rows until then
 
 
-def _generation_new() -> None:
+def generation_publish() -> None:
     try:
         cache.set(GENERATION_KEY, secrets.token_hex(8), timeout=None)
     except Exception:  # noqa: BLE001 - the cache is down: processes stop keeping state (see _current)

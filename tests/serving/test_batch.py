@@ -57,6 +57,10 @@ def test_bad_batches_are_refused_and_jobs_are_private(api_client, served, django
         response = api_client.post("/api/v1/predict/batch/", {"image_ids": [foreign]}, format="json")
         assert response.status_code == 404
         assert api_client.post("/api/v1/predict/batch/", {"image_ids": "all"}, format="json").status_code == 400
+        api_client.force_authenticate(trainable.annotator)  # sees the images; may not ask the models
+        mine = [trainable.project.images.first().pk]
+        assert api_client.post("/api/v1/predict/batch/", {"image_ids": mine}, format="json").status_code == 403
+        api_client.force_authenticate(trainable.reviewer)
     assert not PredictionJob.objects.exists() and callbacks == []
 
     mine = trainable.project.images.first().pk
