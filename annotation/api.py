@@ -36,6 +36,7 @@ from annotation.services import (
     membership_set,
     project_create,
 )
+from config.api_docs import paginated
 
 
 def _roles_by_project(user) -> dict[int, str]:
@@ -48,7 +49,7 @@ class ProjectListApi(APIView):
             return [IsAuthenticated(), IsStaff()]
         return [IsAuthenticated()]
 
-    @extend_schema(responses=ProjectOutputSerializer(many=True))
+    @extend_schema(responses=paginated(ProjectOutputSerializer, "ProjectPage"))
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(project_list(user=request.user), request, view=self)

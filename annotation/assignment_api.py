@@ -17,6 +17,7 @@ from annotation.assignments import (
     assignment_skip,
     assignment_submit,
 )
+from annotation.imaging import stored_file_open
 from annotation.models import Assignment, Suggestion
 from annotation.permissions import IsProjectAnnotator, ProjectApiMixin
 from config.errors import DomainError
@@ -154,6 +155,6 @@ class AssignmentImageApi(APIView):
     def get(self, request: Request, assignment_id: int) -> FileResponse:
         assignment = assignment_get(assignment_id=assignment_id, user=request.user)
         image = assignment.image
-        response = FileResponse(image.file.open("rb"), content_type=f"image/{image.format}")
+        response = FileResponse(stored_file_open(image.file), content_type=f"image/{image.format}")
         response["Cache-Control"] = "private, max-age=3600"
         return response

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.imaging import stored_file_open
 from annotation.ingest import IncomingImage, IngestResult, image_ingest, zip_ingest
 from annotation.models import Split
 from annotation.permissions import IsProjectAdmin, IsProjectReviewer, ProjectApiMixin
@@ -23,6 +24,7 @@ from annotation.serializers import (
     ZipUploadSerializer,
 )
 from annotation.splits import split_report
+from config.api_docs import paginated
 from config.errors import error_body
 
 
@@ -58,7 +60,7 @@ class ProjectImagesApi(ProjectApiMixin, APIView):
             OpenApiParameter("split", enum=Split.values),
             OpenApiParameter("condition", description="dimension:value, repeatable", many=True),
         ],
-        responses=ImageOutputSerializer(many=True),
+        responses=paginated(ImageOutputSerializer, "ImagePage"),
     )
     def get(self, request: Request, project_id: int) -> Response:
         project = self.project_for(request, project_id)
@@ -144,7 +146,7 @@ class ImageFileApi(APIView):
         stored = getattr(image, self.variant)
         if not stored:
             raise NotFound("The thumbnail is not made yet.")
-        response = FileResponse(stored.open("rb"), content_type=_content_type(stored.name))
+        response = FileResponse(stored_file_open(stored), content_type=_content_type(stored.name))
         response["Cache-Control"] = "private, max-age=86400"
         return response
 

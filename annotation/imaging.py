@@ -63,6 +63,19 @@ class DecodedImage:
     is_clean: bool = False
 
 
+class StoredFileMissing(DomainError):
+    status_code = 404
+    code = "file_missing"
+
+
+def stored_file_open(stored) -> BinaryIO:
+    """A stored file (a FieldFile) opened for reading; 404 when the storage has lost it."""
+    try:
+        return stored.open("rb")
+    except FileNotFoundError:
+        raise StoredFileMissing("The image's file is missing from storage; tell an administrator.") from None
+
+
 def decode_upright_rgb(file: BinaryIO, *, max_pixels: int) -> DecodedImage:
     """Decode a JPEG, PNG or WebP from `file`: checked, EXIF orientation applied once, RGB.
 

@@ -84,7 +84,7 @@ class ProjectExportApi(ProjectApiMixin, APIView):
             OpenApiParameter("annotator", description="username, with source=annotator"),
             OpenApiParameter("version", int, description="a consensus version's number: its ground truth"),
         ],
-        responses={(200, "application/octet-stream"): bytes},
+        responses={(200, "application/json"): dict, (200, "application/zip"): bytes},
     )
     def get(self, request: Request, project_id: int) -> StreamingHttpResponse:
         project = self.project_for(request, project_id)

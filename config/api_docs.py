@@ -1,8 +1,55 @@
-"""Swagger UI for the API, served from drf-spectacular's sidecar files (no CDN)."""
+"""The API's documentation: Swagger UI served from drf-spectacular's sidecar files (no
+CDN), the error shape documented on every operation, and paginated list answers."""
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from drf_spectacular.views import SpectacularSwaggerSplitView
+from rest_framework import serializers
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["status", "code", "message"],
+            "properties": {
+                "status": {"type": "integer"},
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                # a field's messages; nested for lists and objects ({"3": [...]} for the fourth item)
+                "fields": {"type": "object"},
+            },
+        }
+    },
+}
+
+
+def paginated(serializer: type[serializers.Serializer], name: str) -> serializers.Serializer:
+    """The schema of a limit/offset page of `serializer`'s items."""
+    return inline_serializer(
+        name=name,
+        fields={
+            "count": serializers.IntegerField(),
+            "next": serializers.CharField(allow_null=True),
+            "previous": serializers.CharField(allow_null=True),
+            "results": serializer(many=True),
+        },
+    )
+
+
+def error_responses(result: dict, generator, request, public) -> dict:
+    """drf-spectacular hook: every operation may answer 4XX with config.errors' shape."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    error = {
+        "description": "Refused: the error's status, code, message and, for input errors, the fields at fault.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault("4XX", error)
+    return result
 
 
 class ApiDocsView(SpectacularSwaggerSplitView):

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from annotation.permissions import IsProjectAnnotator, IsProjectReviewer, ProjectApiMixin
 from annotation.selectors import image_get
+from config.api_docs import paginated
 from config.errors import Conflict, ValidationFailed
 from groundtruth.models import AgreementReport, ConsensusVersion
 from groundtruth.selectors import (
@@ -160,12 +161,21 @@ def report_csv(data: dict) -> str:
     return out.getvalue()
 
 
+class ReviewRowSerializer(serializers.Serializer):
+    image = serializers.IntegerField()
+    f1 = serializers.FloatField(allow_null=True)
+    mean_iou = serializers.FloatField(allow_null=True)
+    uncertain = serializers.IntegerField(help_text="Clusters below the quorum.")
+    annotators = serializers.IntegerField()
+    conditions = serializers.DictField()
+
+
 class ReviewQueueApi(ProjectApiMixin, APIView):
     """Images of the current version that need review, least agreed first (paginated)."""
 
     permission_classes = [IsAuthenticated, IsProjectReviewer]
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=paginated(ReviewRowSerializer, "ReviewQueuePage"))
     def get(self, request: Request, project_id: int) -> Response:
         project = self.project_for(request, project_id)
         paginator = LimitOffsetPagination()
@@ -262,7 +272,7 @@ class GoldScoresApi(ProjectApiMixin, APIView):
 
     permission_classes = [IsAuthenticated, IsProjectReviewer]
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: {"type": "array", "items": {"type": "object"}}})
     def get(self, request: Request, project_id: int) -> Response:
         project = self.project_for(request, project_id)
         scores = gold_scores(project=project)

@@ -160,6 +160,8 @@ def _hints(request: Request) -> dict:
         data = request.data
     except APIException:
         return {}
+    if not hasattr(data, "get"):  # a JSON list or scalar
+        return {}
     return {"project_id": data.get("project"), "image_id": data.get("image_id")}
 
 
