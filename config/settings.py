@@ -365,6 +365,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "groundtruth.tasks.consensus_versions_sweep_task",
         "schedule": 600.0,
     },
+    # image updates lost while the broker was down (the submissions themselves are saved)
+    "images-consensus-sweep": {
+        "task": "groundtruth.tasks.images_consensus_sweep_task",
+        "schedule": 300.0,
+    },
     "training-runs-reap": {
         "task": "training.tasks.training_runs_reap_task",
         "schedule": 60.0,
@@ -398,6 +403,10 @@ CACHES = {
 # Seconds a process keeps API clients, routing rules and champions between predictions;
 # only with a shared cache, which carries the token that invalidates them (serving/state.py).
 QUORUM_SERVING_STATE_SECONDS = env.float("QUORUM_SERVING_STATE_SECONDS", default=30.0 if _cache_url else 0.0)
+
+# The sweep sends again an image's consensus update this long after its last submission
+# (the update is normally sent at once; this catches the ones lost while the broker was down).
+QUORUM_CONSENSUS_SWEEP_AFTER_SECONDS = env.float("QUORUM_CONSENSUS_SWEEP_AFTER_SECONDS", default=120.0)
 
 # --- Health checks ------------------------------------------------------------------------
 HEALTHZ_BROKER_TIMEOUT_SECONDS = env.float("QUORUM_HEALTHZ_BROKER_TIMEOUT", default=2.0)

@@ -11,9 +11,10 @@ import time
 from datetime import timedelta
 
 import numpy as np
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -158,13 +159,45 @@ def consensus_version_compute(*, version_id: int) -> ConsensusVersion | None:
 
 
 def consensus_versions_stalled(*, older_than: timedelta = timedelta(minutes=10)) -> list[int]:
-    """Versions still pending `older_than` after they were made: their task was never sent
-    or never taken. (A worker that dies mid-version leaves it running; acks_late brings the
-    task back, and computing again is safe.)"""
+    """Versions still pending `older_than` after they were made (their task was never sent
+    or never taken), and versions running for longer than the groundtruth queue's hard time
+    limit (their worker died: nothing of theirs was written, computing again is safe)."""
     cutoff = timezone.now() - older_than
+    _, hard_limit = settings.CELERY_QUEUE_TIME_LIMITS["groundtruth"]
+    dead_before = timezone.now() - timedelta(seconds=hard_limit)
     return list(
-        ConsensusVersion.objects.filter(state=VersionState.PENDING, created_at__lt=cutoff).values_list("pk", flat=True)
+        ConsensusVersion.objects.filter(
+            Q(state=VersionState.PENDING, created_at__lt=cutoff)
+            | Q(state=VersionState.RUNNING, started_at__lt=dead_before)
+        ).values_list("pk", flat=True)
     )
+
+
+def images_consensus_stalled(*, older_than: timedelta | None = None) -> list[int]:
+    """Images whose k-th submission (or a later revision) came `older_than` ago or more
+    (`QUORUM_CONSENSUS_SWEEP_AFTER_SECONDS` by default), in
+    a project with a finished current version, that have no result in it, or one computed
+    before that submission: their update was never sent (the broker was down) or was lost.
+    An adjudicated image is left as the reviewer settled it."""
+    if older_than is None:
+        older_than = timedelta(seconds=settings.QUORUM_CONSENSUS_SWEEP_AFTER_SECONDS)
+    cutoff = timezone.now() - older_than
+    current = ConsensusVersion.objects.filter(project=OuterRef("project"), is_current=True, state=VersionState.DONE)
+    submitted = Q(annotations__kind=AnnotationKind.SUBMISSION, annotations__is_current=True)
+    computed = ImageConsensus.objects.filter(image=OuterRef("pk"), version=OuterRef("current_version"))
+    candidates = (
+        Image.objects.annotate(current_version=Subquery(current.values("pk")[:1]))
+        .filter(current_version__isnull=False)
+        .annotate(
+            submissions=Count("annotations", filter=submitted),
+            last=Max("annotations__submitted_at", filter=submitted),
+        )
+        .filter(submissions__gte=F("project__overlap_k"), last__lt=cutoff)
+        .annotate(computed_at=Subquery(computed.values("computed_at")[:1]))
+        .filter(Q(computed_at__isnull=True) | Q(computed_at__lt=F("last")))
+        .exclude(adjudications__is_active=True)
+    )
+    return list(candidates.order_by("pk").values_list("pk", flat=True))
 
 
 def image_consensus_update(*, image_id: int) -> ImageConsensus | None:

@@ -2,7 +2,12 @@
 
 from celery import shared_task
 
-from groundtruth.services import consensus_version_compute, consensus_versions_stalled, image_consensus_update
+from groundtruth.services import (
+    consensus_version_compute,
+    consensus_versions_stalled,
+    image_consensus_update,
+    images_consensus_stalled,
+)
 
 
 @shared_task(acks_late=True)
@@ -23,4 +28,13 @@ def consensus_versions_sweep_task() -> int:
     stalled = consensus_versions_stalled()
     for version_id in stalled:
         consensus_version_compute_task.delay(version_id)
+    return len(stalled)
+
+
+@shared_task(acks_late=True)
+def images_consensus_sweep_task() -> int:
+    """Send again the image updates whose first send was lost (broker down at the k-th submission)."""
+    stalled = images_consensus_stalled()
+    for image_id in stalled:
+        image_consensus_update_task.delay(image_id)
     return len(stalled)

@@ -37,6 +37,8 @@ def _missing_service(marker: str) -> str | None:
             socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=2).close()
         except OSError as error:
             return f"Redis at {parsed.hostname}:{parsed.port} is unreachable: {error}"
+    if marker == "redis_server" and shutil.which("redis-server") is None:
+        return "needs the redis-server program, to start and stop a Redis of its own"
     if marker == "browser":
         if not os.path.exists(CHROMIUM):
             return f"needs Debian's chromium at {CHROMIUM} (apt-get install -y chromium)"
@@ -48,7 +50,7 @@ def _missing_service(marker: str) -> str | None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for marker in ("postgres", "redis", "browser"):
+    for marker in ("postgres", "redis", "redis_server", "browser"):
         if item.get_closest_marker(marker) is None:
             continue
         reason = _missing_service(marker)

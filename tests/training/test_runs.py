@@ -213,6 +213,9 @@ def test_make_run_queues_one_short_demo_training_after_computing_the_ground_trut
 def test_a_run_whose_training_raises_ends_failed_with_the_reason(trainable, settings, tmp_path):
     # given a run whose snapshot lost its label files (storage trouble, a bad restore, ...)
     settings.QUORUM_TRAINING_DIR = tmp_path / "training"
+    # the heartbeat thread's own connection cannot see this test's uncommitted run: had it
+    # beaten before the trainer failed (5 s, on a loaded machine), it would think the run lost
+    settings.QUORUM_TRAINING_HEARTBEAT_SECONDS = 3600
     run = training_run_create(project=trainable.project, user=trainable.admin, **QUICK_RUN)
     for name in default_storage.listdir(f"{run.snapshot.storage_prefix}/images/train")[1]:
         default_storage.delete(f"{run.snapshot.storage_prefix}/images/train/{name}")

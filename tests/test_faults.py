@@ -1,0 +1,229 @@
+"""Faults, against the real services: the broker (a Redis of the test's own) stopped while
+annotators submit; the database dropping every connection under a running gunicorn; a
+worker killed in the middle of a consensus version."""
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.db import connection
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from annotation.models import Annotation, Box, Image, Role
+from config.celery import app
+from groundtruth.models import AgreementReport, ConsensusVersion, ImageConsensus, VersionState
+from groundtruth.services import consensus_version_compute, consensus_version_create, images_consensus_stalled
+from groundtruth.tasks import consensus_versions_sweep_task, images_consensus_sweep_task
+from tests.factories import ImageFactory, MembershipFactory, ProjectFactory
+from tests.workers import ROOT, database_url_of_this_test_database, start_worker, stop_worker, wait_for
+
+pytestmark = [pytest.mark.postgres, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class OwnRedis:
+    """A Redis server on a port of its own, that the test stops and starts again."""
+
+    def __init__(self, folder):
+        self.port, self.folder, self.process = free_port(), folder, None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.folder)], stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def broker_at(url: str):
+    """This process's Celery app sends to `url` (its connection pools made anew), then back."""
+    previous = app.conf.broker_write_url  # Celery resolved it from broker_url when it started
+
+    def reset():
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    app.conf.broker_write_url = url
+    reset()
+    try:
+        yield
+    finally:
+        app.conf.broker_write_url = previous
+        reset()
+
+
+def submit(client: APIClient, user, project) -> None:
+    client.force_authenticate(user)
+    lease = client.post(f"/api/v1/projects/{project.pk}/next-task/")
+    assert lease.status_code == 200, lease.content
+    boxes = [{"x1": 10, "y1": 10, "x2": 40, "y2": 90, "label": "pedestrian"}]
+    response = client.post(f"/api/v1/assignments/{lease.json()['id']}/submit/", {"boxes": boxes}, format="json")
+    assert response.status_code == 201, response.content
+
+
+@pytest.mark.redis_server
+def test_with_the_broker_stopped_annotators_still_submit_and_the_sweep_catches_up(tmp_path, settings):
+    project = ProjectFactory(name="Broker down", overlap_k=2)
+    annotators = [MembershipFactory(project=project, role=Role.ANNOTATOR).user for _ in range(2)]
+    image = ImageFactory(project=project)
+    version = consensus_version_compute(version_id=consensus_version_create(project=project, user=None).pk)
+    assert version.state == VersionState.DONE and version.is_current  # over no image yet
+    redis = OwnRedis(tmp_path)
+    redis.start()
+    with broker_at(redis.url):
+        redis.stop()
+        client = APIClient()
+        for annotator in annotators:  # the k-th submission's update cannot be sent: logged, not raised
+            submit(client, annotator, project)
+        assert Annotation.objects.filter(image=image).count() == 2  # the database holds the work
+        assert not ImageConsensus.objects.filter(image=image).exists()
+        settings.QUORUM_CONSENSUS_SWEEP_AFTER_SECONDS = 0
+        assert images_consensus_stalled() == [image.pk]
+
+        redis.start()  # the broker is back, and a worker with it
+        worker = start_worker("groundtruth", f"faults-{uuid.uuid4().hex[:8]}", env={"CELERY_BROKER_URL": redis.url})
+        try:
+            assert images_consensus_sweep_task() == 1  # beat's periodic reconciliation
+            row = wait_for(lambda: ImageConsensus.objects.filter(image=image, version=version).first(), worker,
+                           seconds=60, what="consensus of the image the broker missed")  # fmt: skip
+        finally:
+            stop_worker(worker)
+            redis.stop()
+    assert row.annotators == 2 and row.boxes.count() == 1
+    assert images_consensus_stalled() == []
+
+
+GUNICORN_CHECK = "/api/v1/me/"
+
+
+def test_the_web_process_recovers_when_the_database_drops_every_connection(settings, people):
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.create(user=people.reviewer).key
+    port = free_port()
+    env = {
+        "DATABASE_URL": database_url_of_this_test_database(), "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_SECRET_KEY": "faults-test", "CELERY_BROKER_URL": "memory://", "QUORUM_LOG_LEVEL": "WARNING",
+        "QUORUM_STATIC_MANIFEST": "0", "PATH": "/usr/bin:/bin",
+    }  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+         "--worker-class", "gthread", "--threads", "2", "--log-level", "warning"], cwd=ROOT, env=env,
+    )  # fmt: skip
+    try:
+        import http.client
+
+        def get() -> int:
+            for _ in range(100):
+                try:
+                    client = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                    client.request("GET", GUNICORN_CHECK, headers={"Authorization": f"Token {token}"})
+                    return client.getresponse().status
+                except ConnectionRefusedError:
+                    time.sleep(0.1)
+            raise RuntimeError("gunicorn did not answer")
+
+        assert get() == 200
+        workers = _children(server.pid)
+        with connection.cursor() as cursor:  # what a database restart does to its clients
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] >= 1  # gunicorn's connection, kept between requests
+        assert [get() for _ in range(3)] == [200, 200, 200]
+        assert _children(server.pid) == workers  # the same worker answered: no restart
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def _children(pid: int) -> list[int]:
+    import psutil
+
+    return sorted(child.pid for child in psutil.Process(pid).children())
+
+
+def panel_in_bulk(project, *, images: int, annotators: int) -> None:
+    """`images` image rows (no files: consensus reads boxes only), each boxed by every one of
+    `annotators` with four pedestrians that wobble a little between people."""
+    rng = np.random.default_rng(7)
+    users = [MembershipFactory(project=project, role=Role.ANNOTATOR).user for _ in range(annotators)]
+    rows = Image.objects.bulk_create(
+        Image(project=project, sha256=f"{project.pk:08x}{index:056x}", file=f"images/k{index}.jpg",
+              original_name=f"k{index}.jpg", format="jpeg", width=1280, height=720, bytes=1, split="train",
+              submitted_count=annotators)
+        for index in range(images)
+    )  # fmt: skip
+    annotations = Annotation.objects.bulk_create(
+        Annotation(image=image, annotator=user) for image in rows for user in users
+    )
+    base = rng.uniform(20, 1000, (images, 4, 1))
+    boxes = []
+    for index, annotation in enumerate(annotations):
+        for person in range(4):
+            x, y = base[index // annotators, person, 0], 100 + 120 * person
+            dx, dy = rng.normal(0, 3, 2)
+            boxes.append(Box(annotation=annotation, x1=x + dx, y1=y + dy, x2=x + 40 + dx, y2=y + 100 + dy))
+    Box.objects.bulk_create(boxes, batch_size=5000)
+
+
+def test_a_worker_killed_mid_version_leaves_nothing_half_written(settings):
+    project = ProjectFactory(name="Killed", overlap_k=3, split_seed=3)
+    panel_in_bulk(project, images=3000, annotators=3)  # some seconds of work for the worker
+    complete = Image.objects.filter(project=project).count()
+    worker = start_worker("groundtruth", f"faults-kill-{uuid.uuid4().hex[:8]}")
+    try:
+        version = consensus_version_create(project=project, user=None)  # sent to the worker after commit
+        wait_for(lambda: ConsensusVersion.objects.filter(pk=version.pk, state=VersionState.RUNNING).exists(), worker,
+                 seconds=60, what="the version running")  # fmt: skip
+        time.sleep(0.3)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            stop_worker(worker)
+    version.refresh_from_db()
+    assert version.state == VersionState.RUNNING  # it died at work: nothing of it is written
+    assert not ImageConsensus.objects.filter(version=version).exists()
+    assert not AgreementReport.objects.filter(version=version).exists()
+
+    # past the queue's hard time limit the sweep knows the worker is gone and sends it again
+    _, hard_limit = settings.CELERY_QUEUE_TIME_LIMITS["groundtruth"]
+    ConsensusVersion.objects.filter(pk=version.pk).update(
+        started_at=timezone.now() - timedelta(seconds=hard_limit + 60)
+    )
+    worker = start_worker("groundtruth", f"faults-again-{uuid.uuid4().hex[:8]}")
+    try:
+        assert consensus_versions_sweep_task() == 1
+        wait_for(lambda: ConsensusVersion.objects.filter(pk=version.pk, state=VersionState.DONE).exists(), worker,
+                 seconds=120, what="the version done after the sweep")  # fmt: skip
+    finally:
+        stop_worker(worker)
+    assert ImageConsensus.objects.filter(version=version).count() == complete
+    assert AgreementReport.objects.filter(version=version).exists()
