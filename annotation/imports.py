@@ -15,6 +15,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import F
 
 from annotation.archives import zip_open, zip_read_member, zip_unsafe_reason
 from annotation.exports import export_file_names
@@ -197,6 +198,7 @@ def annotations_import(
         raise _refuse("The import does not fit this project", problems)
     kind = AnnotationKind.GOLD if target == "gold" else AnnotationKind.SUBMISSION
     revised = boxes = 0
+    complete: list[int] = []  # images given a new submission (those at k or more get their update)
     with transaction.atomic():
         for image, item in matched:
             previous = (
@@ -220,6 +222,19 @@ def annotations_import(
             boxes += len(item.boxes)
             if kind == AnnotationKind.GOLD and not image.is_gold:
                 Image.objects.filter(pk=image.pk).update(is_gold=True)
+            if kind == AnnotationKind.SUBMISSION and previous is None:
+                # a new submission counts toward the image's k, as one made on the canvas does
+                Image.objects.filter(pk=image.pk).update(submitted_count=F("submitted_count") + 1)
+                complete.append(image.pk)
+        complete = list(
+            Image.objects.filter(pk__in=complete, submitted_count__gte=project.overlap_k).values_list("pk", flat=True)
+        )
+        if complete:
+            from groundtruth.services import image_consensus_enqueue
+
+            transaction.on_commit(
+                lambda: [image_consensus_enqueue(image_id=pk, project_id=project.pk) for pk in complete]
+            )
     return ImportSummary(
         format=fmt, target=target, annotator=annotator.get_username(), images=len(matched), boxes=boxes, revised=revised
     )

@@ -12,7 +12,7 @@ from django.urls import reverse
 from annotation.ingest import IncomingImage, image_ingest
 from annotation.models import Annotation, AnnotationKind, Box, Image
 from tests import images
-from tests.factories import ImageFactory
+from tests.factories import ImageFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -348,3 +348,22 @@ def test_zip_exports_are_the_same_bytes_whenever_they_run(monkeypatch):
     monkeypatch.setattr(clock, "localtime", lambda *args: clock.gmtime(2_000_000_000))
     assert b"".join(zip_stream(iter(files))) == first
     assert zipfile.ZipFile(io.BytesIO(first)).getinfo("images/train/").is_dir()
+
+
+def test_imported_submissions_count_toward_k_and_the_kth_sends_the_update(
+    admin_api, people, project_images, django_capture_on_commit_callbacks
+):
+    from groundtruth.services import consensus_version_compute, consensus_version_create
+
+    people.project.overlap_k = 2
+    people.project.save()
+    consensus_version_compute(version_id=consensus_version_create(project=people.project, user=None).pk)
+    content = json.dumps(coco_document(project_images)).encode()
+    MembershipFactory(project=people.project, user__username="bert")
+    with django_capture_on_commit_callbacks() as callbacks:
+        for annotator in ("anna", "anna", "bert"):  # anna's second import is a revision: not counted again
+            response = post_import(admin_api, people.project, content, "x.json", format="coco", target="annotator",
+                                   annotator=annotator)  # fmt: skip
+            assert response.status_code == 201
+    assert set(Image.objects.filter(project=people.project).values_list("submitted_count", flat=True)) == {2}
+    assert len(callbacks) == 1  # bert's import made every image complete: their updates go after commit
