@@ -234,15 +234,19 @@ def uncertain_images_send(*, project: Project, user: AbstractBaseUser, count: in
     """Send the `count` served images the models were least sure of (lowest mean confidence,
     no box first; or, `by="drift"`, farthest from the answering model's reference profile)
     to the project's annotation queue, first in line: a kept upload becomes a new image of
-    the project (through ingestion: checked, split, deduplicated), a stored image is moved
-    up. Each served image is sent once."""
+    the project (through ingestion: checked, split, deduplicated), a stored image that still
+    needs annotators is moved up (one that has its k submissions cannot go back to the
+    queue: it is not chosen). Each served image is sent once."""
     if not 1 <= count <= 1000:
         raise ValidationFailed("count is 1 to 1000.", fields={"count": ["1 to 1000."]})
     if by not in ("confidence", "drift"):
         raise ValidationFailed("by is confidence or drift.", fields={"by": ["confidence or drift."]})
     rows = PredictionLog.objects.filter(
         project=project, status=200, is_shadow=False, sent_to_annotators_at__isnull=True
-    ).filter(models.Q(image__isnull=False) | ~models.Q(kept_file=""))
+    ).filter(
+        models.Q(image__isnull=False, image__submitted_count__lt=project.overlap_k)
+        | models.Q(image__isnull=True) & ~models.Q(kept_file="")
+    )
     if by == "confidence":
         chosen = list(rows.order_by(models.F("mean_confidence").asc(nulls_first=True), "created_at")[:count])
     else:

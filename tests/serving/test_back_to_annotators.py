@@ -61,10 +61,14 @@ def test_nothing_is_kept_when_the_threshold_is_off_and_stored_images_move_up(api
     api_client.force_authenticate(trainable.reviewer)
     assert post_image(api_client, uploads(trainable)[0], project=trainable.project.pk).status_code == 200
     assert PredictionLog.objects.get().kept_file == ""
-    image = trainable.project.images.order_by("pk").last()
-    api_client.post("/api/v1/predict/", {"image_id": image.pk}, format="json")
+    complete, image = trainable.project.images.order_by("pk")[:2]
+    Image.objects.filter(pk=image.pk).update(submitted_count=1)  # still needs annotators
+    for stored in (complete, image):
+        api_client.post("/api/v1/predict/", {"image_id": stored.pk}, format="json")
     body = api_client.post(f"/api/v1/projects/{trainable.project.pk}/uncertain-images/", {}, format="json").json()
-    assert body == {"sent": 1, "added": 0, "moved_up": 1}
+    assert body == {"sent": 1, "added": 0, "moved_up": 1}  # the complete image cannot go back to the queue
+    complete.refresh_from_db()
+    assert complete.priority == 0
     image.refresh_from_db()
     assert image.priority == 1
 
