@@ -41,3 +41,27 @@ def django_test_database():
             yield Path(var_dir)
         finally:
             connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+def gunicorn_start(env: dict, *, workers: int, threads: int):
+    """gunicorn (gthread) serving Quorum on a free local port with `env`, once it accepts
+    connections: (the process, its port)."""
+    import socket
+    import subprocess
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+         "--worker-class", "gthread", "--threads", str(threads), "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return process, port

@@ -17,7 +17,6 @@ import os
 import random
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,16 +25,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import psutil
+from _setup import gunicorn_start
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = 4000
 DURATION = float(os.environ.get("QUORUM_BENCH_SECONDS", "10"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def database_url() -> tuple[str, str]:
@@ -243,18 +237,7 @@ def main() -> None:
         names = ["closed10", "closed50", "short10", "short50", "open50"]
         setup = json.loads(run_python(SETUP, env, ",".join(names), str(IMAGES)))
         projects, tokens = dict(zip(names, setup["projects"], strict=True)), setup["tokens"]
-        port = free_port()
-        gunicorn = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "4",
-             "--worker-class", "gthread", "--threads", "8", "--log-level", "warning"],
-            cwd=ROOT, env=env,
-        )  # fmt: skip
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        gunicorn, port = gunicorn_start(env, workers=4, threads=8)
         time.sleep(1.0)
         processes = server_processes(gunicorn)
         print(f"annotate load: gunicorn (4 workers x 8 threads) + PostgreSQL, {DURATION:.0f} s per run, k = 3")

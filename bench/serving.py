@@ -29,7 +29,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from _setup import gunicorn_start
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -72,12 +72,6 @@ from django.contrib.auth import get_user_model
 get_user_model().objects.create_user("bench-admin", password=sys.argv[3], is_staff=True)
 print(json.dumps({"project": project.pk, "token": token}))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def train_model(folder: Path, imgsz: int) -> tuple[Path, Path]:
@@ -182,18 +176,7 @@ def main() -> None:
         if setup.returncode:
             raise SystemExit(setup.stderr[-3000:])
         config = json.loads(setup.stdout.strip().splitlines()[-1])
-        port = free_port()
-        gunicorn = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-             "--worker-class", "gthread", "--threads", "4", "--log-level", "warning"],
-            cwd=ROOT, env=env,
-        )  # fmt: skip
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        gunicorn, port = gunicorn_start(env, workers=1, threads=4)
         connection = None
         headers = {"Authorization": f"Bearer {config['token']}"}
 
