@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint format worker beat bench migrate clean-var
+.PHONY: install run test lint format worker beat bench migrate clean-var screenshots
 
 install: $(INSTALLED)
 
@@ -43,6 +43,11 @@ format: install
 test: lint
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-make-test-secret} $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The README's screenshots, taken by the browser tests (docs/screenshots/, never committed).
+screenshots: install
+	QUORUM_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/browser -q \
+		-k "draw_resize or settles_an_image or reads_the_agreement_report or trains_watches or try_page"
 
 bench: install
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

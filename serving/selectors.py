@@ -22,7 +22,10 @@ def serving_metrics(*, project: Project, minutes: int = 60) -> dict:
         .order_by("-created_at")
         .values_list("created_at", "status", "latency_ms", "model__number", "client__name")[:MAX_ROWS]
     )
-    refused_elsewhere = PredictionLog.objects.filter(project__isnull=True, created_at__gte=since).count()
+    # refused before any project was named (bad token scope, garbage body), by this project's clients
+    refused_elsewhere = PredictionLog.objects.filter(
+        project__isnull=True, client__projects=project, created_at__gte=since
+    ).count()
     groups: dict[str, dict] = {"models": defaultdict(list), "clients": defaultdict(list)}
     series: dict[int, list] = defaultdict(list)
     for created_at, status, latency, model_number, client_name in rows:

@@ -101,6 +101,15 @@ def people(db) -> People:
     )
 
 
+def screenshot(page, name: str) -> None:
+    """With QUORUM_SCREENSHOTS=<folder> (`make screenshots`), the page as the README shows
+    it, saved as <folder>/<name>.png; screenshots are never committed."""
+    folder = os.environ.get("QUORUM_SCREENSHOTS")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=True)
+
+
 def chromium_args() -> list[str]:
     return [
         "--headless",

@@ -8,6 +8,7 @@ import pytest
 from annotation.ingest import IncomingImage, image_ingest
 from annotation.models import Annotation, Assignment
 from tests import images
+from tests.conftest import screenshot
 from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -80,8 +81,7 @@ def test_draw_resize_flag_undo_redo_submit(browser, live_server, project, tmp_pa
     assert page.evaluate("window.quorumCanvas.boxes()[1].is_occluded") is False
     page.keyboard.press("Control+Shift+z")
     assert page.evaluate("window.quorumCanvas.boxes()[1].is_occluded") is True
-    page.screenshot(path=str(tmp_path / "canvas.png"))
-    print(f"canvas screenshot: {tmp_path / 'canvas.png'}")
+    screenshot(page, "canvas")
     # submit; the next image loads without a page reload
     page.keyboard.press("Control+Enter")
     page.wait_for_function(f"() => document.getElementById('annotator').dataset.assignment !== '{assignment_id}'")

@@ -10,6 +10,7 @@ from annotation.models import Annotation, Box, Image
 from groundtruth.models import Adjudication, ImageConsensus, ImageState
 from groundtruth.services import consensus_version_compute, consensus_version_create
 from tests import images
+from tests.conftest import screenshot
 from tests.factories import PASSWORD, MembershipFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -58,6 +59,7 @@ def test_a_reviewer_settles_an_image_with_the_keyboard_and_the_mouse(browser, li
     page.wait_for_selector("#reviewer[data-ready='1']")
     assert page.locator("#legend .swatch").all_inner_texts() == ["A (1)", "B (1)", "C (1)"]  # anonymous
     assert page.inner_text("#counts") == "1 accepted, 1 pending"
+    screenshot(page, "review")
 
     def screen(x, y):
         point = page.evaluate("([x, y]) => window.quorumReview.imageToScreen(x, y)", [x, y])

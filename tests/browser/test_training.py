@@ -2,12 +2,12 @@
 watches the progress bar and the curves move without reloading, reads the evaluation
 against the humans, and promotes the model."""
 
-import os
 import time
 import uuid
 
 import pytest
 
+from tests.conftest import screenshot
 from tests.factories import PASSWORD
 from tests.training.conftest import trainable_project
 from tests.workers import start_worker, stop_worker
@@ -65,8 +65,7 @@ def test_an_admin_trains_watches_reads_and_promotes(browser, live_server, settin
         assert page.locator("#chart-map polyline").count() == 2
         assert page.locator("#chart-loss polyline").count() >= 2
         assert "epoch" in page.inner_text("#run-epochs")
-        if os.environ.get("QUORUM_SCREENSHOTS"):
-            page.screenshot(path=os.path.join(os.environ["QUORUM_SCREENSHOTS"], "run.png"), full_page=True)
+        screenshot(page, "run")
 
         # when it is done, the page shows the evaluation against the humans
         page.wait_for_selector("#evaluation", timeout=240_000)
@@ -76,8 +75,7 @@ def test_an_admin_trains_watches_reads_and_promotes(browser, live_server, settin
         assert "Against the humans" in text and "Recall at the humans' precision" in text
         assert page.inner_text("#evaluation td.ap50") == f"{run.evaluation['coco']['ap50']:.4f}"
         assert page.inner_text("#run-state") == "Succeeded"
-        if os.environ.get("QUORUM_SCREENSHOTS"):
-            page.screenshot(path=os.path.join(os.environ["QUORUM_SCREENSHOTS"], "run-done.png"), full_page=True)
+        screenshot(page, "run-done")
 
         # and the model is promoted from its page
         page.click("text=Model 1: promote or inspect")
@@ -85,8 +83,7 @@ def test_an_admin_trains_watches_reads_and_promotes(browser, live_server, settin
         assert "is the champion" in page.inner_text(".messages")
         assert page.inner_text("#model-stage") == "Champion"
         assert ModelVersion.objects.get(run=run).stage == ModelStage.CHAMPION
-        if os.environ.get("QUORUM_SCREENSHOTS"):
-            page.screenshot(path=os.path.join(os.environ["QUORUM_SCREENSHOTS"], "model.png"), full_page=True)
+        screenshot(page, "model")
         assert errors == []
     finally:
         stop_worker(worker)

@@ -1,12 +1,11 @@
 """The try-it page in a real browser: a reviewer picks ultralytics' bus.jpg, the page sends
 it to the prediction API and draws the boxes of the answer."""
 
-import os
-
 import pytest
 
 from serving.cache import cache_clear
 from serving.models import PredictionLog
+from tests.conftest import screenshot
 from tests.factories import PASSWORD
 from tests.serving.conftest import register_model
 from tests.training.conftest import trainable_project
@@ -45,14 +44,12 @@ def test_the_try_page_draws_the_boxes_for_bus_jpg(browser, live_server, tiny_onn
     # the canvas shows the photograph (not blank) at its aspect ratio
     size = page.evaluate("[document.getElementById('try-canvas').width, document.getElementById('try-canvas').height]")
     assert abs(size[0] / size[1] - 810 / 1080) < 0.01
-    if os.environ.get("QUORUM_SCREENSHOTS"):
-        page.screenshot(path=os.path.join(os.environ["QUORUM_SCREENSHOTS"], "try.png"), full_page=True)
+    screenshot(page, "try")
 
     # and the monitoring page counts the request
     page.goto(f"{live_server.url}/projects/{trainable.project.pk}/monitoring/")
     page.wait_for_selector("#monitoring[data-requests='1']", timeout=15_000)
     assert page.locator("#totals tbody tr").count() >= 3  # all, model 1, the reviewer's session
-    if os.environ.get("QUORUM_SCREENSHOTS"):
-        page.screenshot(path=os.path.join(os.environ["QUORUM_SCREENSHOTS"], "monitoring.png"), full_page=True)
+    screenshot(page, "monitoring")
     assert errors == []
     cache_clear()

@@ -130,6 +130,17 @@ def test_the_metrics_api_counts_answers_errors_and_latency(api_client, profiled)
     assert metrics["models"][f"model {model.number}"]["requests"] == 4
     assert sum(minute["requests"] for minute in metrics["series"]) == 5 and len(metrics["series"]) == 15
     assert api_client.get("/api/v1/serving/metrics/?minutes=15").status_code == 400
+    # refusals before any project was named count only for the project's own clients
+    from django.utils import timezone
+
+    from serving.services import api_client_create
+
+    mine, _ = api_client_create(name="mine", projects=[trainable.project], user=None)
+    elsewhere, _ = api_client_create(name="elsewhere", projects=[], user=None)
+    for client in (mine, elsewhere, elsewhere):
+        PredictionLog.objects.create(client=client, status=415, error="not_an_image", created_at=timezone.now())
+    metrics = api_client.get(f"/api/v1/serving/metrics/?project={trainable.project.pk}&minutes=15").json()
+    assert metrics["refused_before_a_project"] == 1
     api_client.force_authenticate(trainable.annotator)
     assert api_client.get(f"/api/v1/serving/metrics/?project={trainable.project.pk}").status_code == 403
 

@@ -1,0 +1,29 @@
+"""The agreement report in a real browser: a simulated panel of 3 on 24 street scenes, its
+charts drawn (inline SVG, no script) and every section shown, under the CSP."""
+
+import pytest
+
+from tests.conftest import screenshot
+from tests.factories import PASSWORD
+from tests.training.conftest import trainable_project
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_reviewer_reads_the_agreement_report(browser, live_server):
+    world = trainable_project(images=24, name="Report")
+    page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", world.reviewer.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(f"{live_server.url}/consensus/{world.version.pk}/report/")
+    for section in ("dataset", "baseline", "annotators", "charts", "conditions", "heights"):
+        assert page.locator(f"#{section}").is_visible(), section
+    assert page.locator("#charts svg").count() >= 2  # who agrees with whom, and the IoU histogram
+    assert page.locator("#annotators tbody tr").count() == 3
+    assert "Human-level baseline" in page.inner_text("#baseline")
+    screenshot(page, "agreement-report")
+    assert errors == []
