@@ -196,7 +196,7 @@ def _by_height(version: ConsensusVersion) -> dict:
     ).reshape(-1, 5)
     bins = np.searchsorted(np.asarray(HEIGHT_BINS), rows[:, 1] - rows[:, 0], side="right")
     result = {}
-    for index, label in enumerate(_height_labels()):
+    for index, label in enumerate(height_labels()):
         chosen = rows[bins == index]
         result[label] = {
             "clusters": len(chosen),
@@ -206,7 +206,8 @@ def _by_height(version: ConsensusVersion) -> dict:
     return result
 
 
-def _height_labels() -> list[str]:
+def height_labels() -> list[str]:
+    """The height bins' labels, smallest first (a JSON column does not keep their order)."""
     low, high = HEIGHT_BINS
     return [f"<{low:g}", f"{low:g}-{high:g}", f">={high:g}"]
 

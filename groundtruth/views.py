@@ -12,6 +12,7 @@ from annotation.selectors import project_role, project_with_role, role_at_least
 from config.errors import DomainError, ValidationFailed
 from groundtruth import charts
 from groundtruth.models import AgreementReport
+from groundtruth.reports import height_labels
 from groundtruth.selectors import (
     consensus_version_get,
     consensus_versions,
@@ -70,6 +71,8 @@ def report_page(request: HttpRequest, version_id: int) -> HttpResponse:
         context["histogram"] = charts.histogram(data["iou_histogram"]["edges"], data["iou_histogram"]["counts"])
         baseline = {row["id"]: row for row in data["baseline"]["annotators"]}
         context["people"] = [(row, baseline.get(row["id"])) for row in data["annotators"]]
+        by_height = data["by_height"]
+        context["heights"] = [(label, by_height[label]) for label in height_labels() if label in by_height]
         if version.project.allow_suggestions or suggestions_taken(project=version.project):
             context["suggestions"] = suggestion_bias(project=version.project)
     return render(request, "groundtruth/report.html", context)

@@ -25,5 +25,7 @@ def test_a_reviewer_reads_the_agreement_report(browser, live_server):
     assert page.locator("#charts svg").count() >= 2  # who agrees with whom, and the IoU histogram
     assert page.locator("#annotators tbody tr").count() == 3
     assert "Human-level baseline" in page.inner_text("#baseline")
+    heights = [row.split("\t")[0] for row in page.locator("#heights tbody tr").all_inner_texts()]
+    assert heights == ["<50 px", "50-100 px", ">=100 px"]  # smallest first, whatever the JSON column kept
     screenshot(page, "agreement-report")
     assert errors == []
