@@ -65,3 +65,19 @@ def gunicorn_start(env: dict, *, workers: int, threads: int):
         except OSError:
             time.sleep(0.1)
     return process, port
+
+
+def multipart(data: bytes) -> tuple[bytes, str]:
+    """A multipart body carrying `data` as the JPEG field `image`, and its content type."""
+    import uuid
+
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="scene.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"

@@ -27,12 +27,11 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _setup import gunicorn_start
+from _setup import gunicorn_start, multipart
 from annotate_load import ROOT, Client, Stats, annotate_loop, database_url, environment, percentile, run_python
 
 IMAGES = 3000
@@ -105,17 +104,9 @@ def scene_jpeg() -> bytes:
 
 
 def predict_loop(port: int, token: str, data: bytes, stats: Stats, counts: dict, *, stop: float) -> None:
-    boundary = uuid.uuid4().hex
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="scene.jpg"\r\n'
-            "Content-Type: image/jpeg\r\n\r\n"
-        ).encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
+    body, content_type = multipart(data)
     client = Client(port, "unused")
-    client.headers = {"Authorization": f"Bearer {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    client.headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type}
     while time.monotonic() < stop:
         started = time.perf_counter()
         client.connection.request("POST", "/api/v1/predict/", body=body, headers=client.headers)

@@ -34,11 +34,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
-from _setup import gunicorn_start
+from _setup import gunicorn_start, multipart
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -108,19 +107,6 @@ def timed(function, items) -> list[float]:
 def line(label: str, times: list[float]) -> str:
     p50, p95 = np.percentile(times, [50, 95]) * 1000
     return f"{label:44}{len(times) / sum(times):10.1f}{p50:10.1f}{p95:10.1f}"
-
-
-def multipart(data: bytes) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="scene.jpg"\r\n'
-            "Content-Type: image/jpeg\r\n\r\n"
-        ).encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    return body, f"multipart/form-data; boundary={boundary}"
 
 
 def main() -> None:
