@@ -81,6 +81,8 @@ def image_upload_page(request: HttpRequest, project_id: int) -> HttpResponse:
         ],
     }
     status = 400 if error else 200
+    if results and not summary["stored"] and not summary["duplicate"]:
+        status = results[0].http_status  # every file refused: the first refusal's status, as the API answers
     return render(request, "annotation/image_upload.html", context, status=status)
 
 

@@ -69,7 +69,9 @@ def zipped(name: str, data: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("case", IMAGE_CASES, ids=[case.name for case in IMAGE_CASES])
-def test_images_through_upload_zip_and_predict(world, api_client, settings, case, django_capture_on_commit_callbacks):
+def test_images_through_upload_zip_predict_and_the_upload_page(
+    world, api_client, settings, case, django_capture_on_commit_callbacks
+):
     people, _, _ = world
     project = people.project
     calls = {
@@ -79,13 +81,27 @@ def test_images_through_upload_zip_and_predict(world, api_client, settings, case
                 {"archive": SimpleUploadedFile("photos.zip", zipped(case.file_name, case.data))}),
         "predict": (people.reviewer, reverse("api-predict"),
                     {"image": SimpleUploadedFile(case.file_name, case.data), "project": project.pk}),
+        "upload page": (people.project_admin, reverse("project-image-upload", args=[project.pk]),
+                        {"files": [SimpleUploadedFile(case.file_name, case.data)]}),
     }  # fmt: skip
     for endpoint, (user, url, payload) in calls.items():
         api_client.force_authenticate(user)
         before = footprint(settings)
         with django_capture_on_commit_callbacks() as callbacks:
+            if endpoint.endswith("page"):
+                api_client.force_login(user)
             response = api_client.post(url, payload, format="multipart")
         label = f"{case.name} through {endpoint}"
+        if endpoint.endswith("page"):  # an HTML page: its status, the reason shown, nothing left
+            if case.is_accepted:
+                html = response.content.decode()  # the API stored it a moment ago: a duplicate now
+                assert response.status_code == 200 and "0 stored, 1 duplicates" in html, label
+            else:
+                assert 400 <= response.status_code < 500 and "0 stored, 0 duplicates, 1 refused." in (
+                    response.content.decode()
+                ), label
+                assert footprint(settings) == before and callbacks == [], f"{label} left something behind"
+            continue
         if not case.is_accepted:
             assert_refused_and_nothing_left(response, before, settings, callbacks, label)
         elif endpoint == "predict":  # decoded; the project has no model to answer yet
