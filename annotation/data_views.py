@@ -54,7 +54,9 @@ def image_upload_page(request: HttpRequest, project_id: int) -> HttpResponse:
         conditions = {dimension: value for dimension, value in chosen.items() if value}
         archive = request.FILES.get("archive")
         files = request.FILES.getlist("files")
-        if archive:
+        if archive and files:
+            error = "Choose image files or a zip archive, not both: nothing was uploaded."
+        elif archive:
             try:
                 results = zip_ingest(
                     project=project,

@@ -42,6 +42,20 @@ def test_upload_page_takes_a_zip(client, people):
     assert Image.objects.get().original_name == "x/1.png"
 
 
+def test_upload_page_with_both_files_and_a_zip_uploads_neither(client, people):
+    client.force_login(people.project_admin)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        bundle.writestr("x/1.png", images.image_bytes("PNG", seed=5))
+    response = client.post(
+        reverse("project-image-upload", kwargs={"project_id": people.project.pk}),
+        {"archive": SimpleUploadedFile("set.zip", buffer.getvalue()),
+         "files": [SimpleUploadedFile("a.jpg", images.image_bytes(seed=1))]},
+    )  # fmt: skip
+    assert response.status_code == 400 and "not both" in response.content.decode()
+    assert not Image.objects.exists()
+
+
 def test_upload_page_without_files_says_what_to_do(client, people):
     client.force_login(people.project_admin)
     response = client.post(reverse("project-image-upload", kwargs={"project_id": people.project.pk}), {})
