@@ -101,6 +101,16 @@ def people(db) -> People:
     )
 
 
+def sign_in(page, base_url: str, username: str) -> None:
+    """Sign `username` (a test user, password PASSWORD) in through the login form."""
+    from tests.factories import PASSWORD
+
+    page.goto(f"{base_url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+
+
 def screenshot(page, name: str) -> None:
     """With QUORUM_SCREENSHOTS=<folder> (`make screenshots`), the page as the README shows
     it, saved as <folder>/<name>.png; screenshots are never committed."""

@@ -12,7 +12,8 @@ from django.utils import timezone
 from annotation.models import Assignment, Role
 from serving.models import PredictionLog, RoutingRule
 from serving.services import api_client_create
-from tests.factories import PASSWORD, MembershipFactory, UserFactory
+from tests.conftest import sign_in
+from tests.factories import MembershipFactory, UserFactory
 from tests.training.conftest import make_model, make_run, trainable_project
 from training.models import PromotionDecision
 
@@ -85,10 +86,7 @@ def test_no_page_turns_a_name_into_elements_and_all_work_under_the_csp(browser, 
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", staff.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, live_server.url, staff.username)
     page.wait_for_url(f"{live_server.url}/")
     for name in PAGES:
         response = page.goto(live_server.url + url_of(name, ids))

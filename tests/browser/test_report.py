@@ -3,8 +3,7 @@ charts drawn (inline SVG, no script) and every section shown, under the CSP."""
 
 import pytest
 
-from tests.conftest import screenshot
-from tests.factories import PASSWORD
+from tests.conftest import screenshot, sign_in
 from tests.training.conftest import trainable_project
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -15,10 +14,7 @@ def test_a_reviewer_reads_the_agreement_report(browser, live_server):
     page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
     errors = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", world.reviewer.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, live_server.url, world.reviewer.username)
     page.goto(f"{live_server.url}/consensus/{world.version.pk}/report/")
     for section in ("dataset", "baseline", "annotators", "charts", "conditions", "heights"):
         assert page.locator(f"#{section}").is_visible(), section

@@ -10,8 +10,8 @@ from annotation.models import Annotation, Box, Image
 from groundtruth.models import Adjudication, ImageConsensus, ImageState
 from groundtruth.services import consensus_version_compute, consensus_version_create
 from tests import images
-from tests.conftest import screenshot
-from tests.factories import PASSWORD, MembershipFactory
+from tests.conftest import screenshot, sign_in
+from tests.factories import MembershipFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -45,10 +45,7 @@ def test_a_reviewer_settles_an_image_with_the_keyboard_and_the_mouse(browser, li
     errors = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", "rita")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, live_server.url, "rita")
     # an image that cannot be reviewed here is refused, and the queue takes over
     page.goto(f"{live_server.url}/projects/{people.project.pk}/review/?image=999999")
     page.wait_for_selector("#reviewer[data-ready='1']")

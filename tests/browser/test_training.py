@@ -7,8 +7,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import screenshot
-from tests.factories import PASSWORD
+from tests.conftest import screenshot, sign_in
 from tests.training.conftest import trainable_project
 from tests.workers import start_worker, stop_worker
 from training.models import ModelStage, ModelVersion, TrainingRun
@@ -41,10 +40,7 @@ def test_an_admin_trains_watches_reads_and_promotes(browser, live_server, settin
         errors = []
         page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
         page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{live_server.url}/login/")
-        page.fill("#id_username", trainable.admin.username)
-        page.fill("#id_password", PASSWORD)
-        page.click("button[type=submit]")
+        sign_in(page, live_server.url, trainable.admin.username)
 
         # the admin fills the form on the project's training page
         page.goto(f"{live_server.url}/projects/{trainable.project.pk}/training/")

@@ -5,8 +5,7 @@ import pytest
 
 from serving.cache import cache_clear
 from serving.models import PredictionLog
-from tests.conftest import screenshot
-from tests.factories import PASSWORD
+from tests.conftest import screenshot, sign_in
 from tests.serving.conftest import register_model
 from tests.training.conftest import trainable_project
 from training.models import ModelStage
@@ -24,10 +23,7 @@ def test_the_try_page_draws_the_boxes_for_bus_jpg(browser, live_server, tiny_onn
     errors = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", trainable.reviewer.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, live_server.url, trainable.reviewer.username)
 
     page.goto(f"{live_server.url}/projects/{trainable.project.pk}/try/")
     page.fill("#try-conf", "0.01")  # a one-epoch model is unsure of everything
