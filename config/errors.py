@@ -6,8 +6,12 @@ Every error answer of the API has the form
 messages.
 """
 
+import sys
+
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template import loader
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -94,8 +98,32 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     return defaults.page_not_found(request, exception)
 
 
+DATABASE_RETRY_SECONDS = 5
+
+
+def database_unavailable(request: HttpRequest) -> HttpResponse:
+    """503 with Retry-After: the database could not be reached (restarting, say). The next
+    request connects afresh, so the process recovers once the database is back."""
+    if _is_api(request):
+        response = JsonResponse(
+            error_body(
+                status_code=503, code="database_unavailable",
+                message=f"The database cannot be reached just now. Try again in {DATABASE_RETRY_SECONDS} seconds.",
+            ),
+            status=503,
+        )  # fmt: skip
+    else:
+        response = HttpResponse(loader.render_to_string("503.html", {"retry": DATABASE_RETRY_SECONDS}), status=503)
+    response["Retry-After"] = str(DATABASE_RETRY_SECONDS)
+    return response
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
-    """500 handler: the JSON error shape under /api/, the HTML page elsewhere."""
+    """500 handler: the JSON error shape under /api/, the HTML page elsewhere; a database
+    that cannot be reached answers 503 (`database_unavailable`). Django calls this inside the
+    `except` that caught the error, so `sys.exc_info()` holds it."""
+    if isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
+        return database_unavailable(request)
     if _is_api(request):
         return JsonResponse(
             error_body(status_code=500, code="server_error", message="Internal server error."), status=500

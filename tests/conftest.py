@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -20,6 +21,14 @@ from annotation.models import Role
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 
 CHROMIUM = "/usr/bin/chromium"
+
+
+def postgres_programs() -> Path | None:
+    """The folder of PostgreSQL's server programs (initdb, pg_ctl, pg_dump), newest first."""
+    for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: (len(p.parent.name), p.parent.name), reverse=True):
+        if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
+            return folder
+    return None
 
 
 def _missing_service(marker: str) -> str | None:
@@ -39,6 +48,8 @@ def _missing_service(marker: str) -> str | None:
             return f"Redis at {parsed.hostname}:{parsed.port} is unreachable: {error}"
     if marker == "redis_server" and shutil.which("redis-server") is None:
         return "needs the redis-server program, to start and stop a Redis of its own"
+    if marker == "postgres_server" and postgres_programs() is None:
+        return "needs PostgreSQL's initdb and pg_ctl (/usr/lib/postgresql/*/bin), to run a PostgreSQL of its own"
     if marker == "browser":
         if not os.path.exists(CHROMIUM):
             return f"needs Debian's chromium at {CHROMIUM} (apt-get install -y chromium)"
@@ -50,7 +61,7 @@ def _missing_service(marker: str) -> str | None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for marker in ("postgres", "redis", "redis_server", "browser"):
+    for marker in ("postgres", "redis", "redis_server", "postgres_server", "browser"):
         if item.get_closest_marker(marker) is None:
             continue
         reason = _missing_service(marker)

@@ -1,19 +1,26 @@
 """Faults, against the real services: the broker (a Redis of the test's own) stopped while
-annotators submit; the database dropping every connection under a running gunicorn; a
-worker killed in the middle of a consensus version."""
+annotators submit; the database (a PostgreSQL of the test's own) stopped and started again
+under a running gunicorn; a worker killed in the middle of a consensus version."""
 
 import contextlib
+import http.client
+import json
+import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -22,6 +29,7 @@ from config.celery import app
 from groundtruth.models import AgreementReport, ConsensusVersion, ImageConsensus, VersionState
 from groundtruth.services import consensus_version_compute, consensus_version_create, images_consensus_stalled
 from groundtruth.tasks import consensus_versions_sweep_task, images_consensus_sweep_task
+from tests.conftest import postgres_programs
 from tests.factories import ImageFactory, MembershipFactory, ProjectFactory
 from tests.workers import ROOT, database_url_of_this_test_database, start_worker, stop_worker, wait_for
 
@@ -121,46 +129,100 @@ def test_with_the_broker_stopped_annotators_still_submit_and_the_sweep_catches_u
 GUNICORN_CHECK = "/api/v1/me/"
 
 
-def test_the_web_process_recovers_when_the_database_drops_every_connection(settings, people):
+class OwnPostgres:
+    """A PostgreSQL server of the test's own (a new cluster on a port of its own), holding a
+    copy of the test database, that the test stops and starts again: the suite's own server
+    cannot be restarted under it."""
+
+    def __init__(self):
+        self.programs = postgres_programs()
+        self.folder = Path(tempfile.mkdtemp(prefix="quorum-own-pg-"))  # not under pytest's root-only tmp
+        self.port = free_port()
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/quorum"
+
+    def _run(self, program: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        command = [str(self.programs / program), *args]
+        if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(command, check=True, capture_output=True, **kwargs)
+
+    def create(self, copy_of: str) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres")
+        self._run("initdb", "-D", str(self.folder / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
+        self.start()
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "quorum")
+        dump = self._run("pg_dump", "--no-owner", "--no-privileges", "-d", copy_of).stdout
+        self._run("psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.url, input=dump)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.folder / "data"), "-o", options, "-l", str(self.folder / "log"), "-w", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.folder / "data"), "-m", "fast", "-w", "stop")
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.mark.postgres_server
+def test_the_web_process_recovers_when_the_database_restarts(people, settings):
     from rest_framework.authtoken.models import Token
 
     token = Token.objects.create(user=people.reviewer).key
+    browser = Client()
+    browser.force_login(people.reviewer)
+    signed_in_page = {"Cookie": f"sessionid={browser.cookies['sessionid'].value}"}  # pages read the session table
+    database = OwnPostgres()
     port = free_port()
-    env = {
-        "DATABASE_URL": database_url_of_this_test_database(), "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "DJANGO_SECRET_KEY": "faults-test", "CELERY_BROKER_URL": "memory://", "QUORUM_LOG_LEVEL": "WARNING",
-        "QUORUM_STATIC_MANIFEST": "0", "PATH": "/usr/bin:/bin",
-    }  # fmt: skip
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-         "--worker-class", "gthread", "--threads", "2", "--log-level", "warning"], cwd=ROOT, env=env,
-    )  # fmt: skip
+    server = None
     try:
-        import http.client
+        database.create(copy_of=database_url_of_this_test_database())
+        env = {
+            "DATABASE_URL": database.url, "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "DJANGO_SECRET_KEY": settings.SECRET_KEY,  # signs the session cookie
+            "CELERY_BROKER_URL": "memory://", "QUORUM_LOG_LEVEL": "CRITICAL", "QUORUM_STATIC_MANIFEST": "0",
+            "PATH": "/usr/bin:/bin",
+        }  # fmt: skip
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+             "--worker-class", "gthread", "--threads", "2", "--log-level", "warning"], cwd=ROOT, env=env,
+        )  # fmt: skip
 
-        def get() -> int:
+        def get(path: str = GUNICORN_CHECK, headers: dict | None = None):
+            headers = headers or {"Authorization": f"Token {token}"}
             for _ in range(100):
                 try:
                     client = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                    client.request("GET", GUNICORN_CHECK, headers={"Authorization": f"Token {token}"})
-                    return client.getresponse().status
+                    client.request("GET", path, headers=headers)
+                    response = client.getresponse()
+                    return response.status, dict(response.getheaders()), response.read()
                 except ConnectionRefusedError:
                     time.sleep(0.1)
             raise RuntimeError("gunicorn did not answer")
 
-        assert get() == 200
+        assert get()[0] == 200
         workers = _children(server.pid)
-        with connection.cursor() as cursor:  # what a database restart does to its clients
-            cursor.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            assert cursor.fetchone()[0] >= 1  # gunicorn's connection, kept between requests
-        assert [get() for _ in range(3)] == [200, 200, 200]
+
+        database.stop()  # the connection gunicorn keeps between requests is cut, and no new one is taken
+        status, headers, body = get()
+        assert status == 503, body
+        assert headers["Retry-After"] == "5"
+        assert json.loads(body)["error"]["code"] == "database_unavailable"
+        status, headers, body = get("/", signed_in_page)
+        assert status == 503 and b"cannot reach its database" in body
+
+        database.start()
+        assert [get()[0] for _ in range(3)] == [200, 200, 200]
+        assert get("/", signed_in_page)[0] == 200
         assert _children(server.pid) == workers  # the same worker answered: no restart
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        if server is not None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+        database.remove()
 
 
 def _children(pid: int) -> list[int]:
