@@ -25,7 +25,8 @@ CHROMIUM = "/usr/bin/chromium"
 
 def postgres_programs() -> Path | None:
     """The folder of PostgreSQL's server programs (initdb, pg_ctl, pg_dump), newest first."""
-    for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: (len(p.parent.name), p.parent.name), reverse=True):
+    folders = Path("/usr/lib/postgresql").glob("*/bin")
+    for folder in sorted(folders, key=lambda path: (len(path.parent.name), path.parent.name), reverse=True):
         if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
             return folder
     return None
@@ -50,6 +51,10 @@ def _missing_service(marker: str) -> str | None:
         return "needs the redis-server program, to start and stop a Redis of its own"
     if marker == "postgres_server" and postgres_programs() is None:
         return "needs PostgreSQL's initdb and pg_ctl (/usr/lib/postgresql/*/bin), to run a PostgreSQL of its own"
+    if marker == "shell_tools":
+        missing = [program for program in ("bash", "curl", "jq") if shutil.which(program) is None]
+        if missing:
+            return f"needs {', '.join(missing)} (apt-get install -y curl jq), which the guides' shell examples use"
     if marker == "browser":
         if not os.path.exists(CHROMIUM):
             return f"needs Debian's chromium at {CHROMIUM} (apt-get install -y chromium)"
@@ -61,7 +66,7 @@ def _missing_service(marker: str) -> str | None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for marker in ("postgres", "redis", "redis_server", "postgres_server", "browser"):
+    for marker in ("postgres", "redis", "redis_server", "postgres_server", "shell_tools", "browser"):
         if item.get_closest_marker(marker) is None:
             continue
         reason = _missing_service(marker)

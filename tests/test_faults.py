@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -157,7 +156,8 @@ class OwnPostgres:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.folder / "data"), "-o", options, "-l", str(self.folder / "log"), "-w", "start")
+        log = str(self.folder / "log")
+        self._run("pg_ctl", "-D", str(self.folder / "data"), "-o", options, "-l", log, "-w", "start")
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.folder / "data"), "-m", "fast", "-w", "stop")
@@ -182,7 +182,8 @@ def test_the_web_process_recovers_when_the_database_restarts(people, settings):
     try:
         database.create(copy_of=database_url_of_this_test_database())
         env = {
-            "DATABASE_URL": database.url, "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "DJANGO_SECRET_KEY": settings.SECRET_KEY,  # signs the session cookie
+            "DATABASE_URL": database.url, "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+            "DJANGO_SECRET_KEY": settings.SECRET_KEY,  # it signs the session cookie
             "CELERY_BROKER_URL": "memory://", "QUORUM_LOG_LEVEL": "CRITICAL", "QUORUM_STATIC_MANIFEST": "0",
             "PATH": "/usr/bin:/bin",
         }  # fmt: skip
