@@ -60,6 +60,11 @@ def consensus_version_create(
         problems["iou_threshold"] = ["Must lie between 0.05 and 0.95."]
     if quorum is not None and not 0 < quorum <= 1:
         problems["quorum"] = ["A share of the annotators: more than 0, at most 1 (empty for a strict majority)."]
+    elif quorum is not None and reliability_weighted:
+        problems["quorum"] = [
+            "Leave it empty with reliability weighting: a box is kept when the evidence for a pedestrian, "
+            "from each annotator's estimated false-positive and miss rates, outweighs the evidence against."
+        ]
     if fuse not in FUSE_METHODS:
         problems["fuse"] = [f"One of {', '.join(FUSE_METHODS)}."]
     if not 0 <= accept_f1 <= 1:

@@ -141,6 +141,7 @@ def test_the_api_starts_lists_and_shows_versions(api_client, people, django_capt
     [
         ({"iou_threshold": 1.5}, "iou_threshold"),
         ({"quorum": 0}, "quorum"),
+        ({"quorum": 0.5, "reliability_weighted": True}, "quorum"),  # weighting decides by weight, not a share
         ({"fuse": "max"}, "fuse"),
         ({"accept_f1": -1}, "accept_f1"),
     ],
