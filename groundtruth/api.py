@@ -23,6 +23,7 @@ from groundtruth.selectors import (
     adjudication_view,
     consensus_version_get,
     consensus_versions,
+    gold_paused,
     gold_scores,
     image_state_counts,
     my_figures,
@@ -268,7 +269,8 @@ class GoldApi(APIView):
 
 
 class GoldScoresApi(ProjectApiMixin, APIView):
-    """Every annotator's gold score: precision, recall, F1 at IoU 0.5 and mean IoU on gold tasks."""
+    """Every annotator's gold score: precision, recall, F1 at IoU 0.5 and mean IoU on gold tasks,
+    and whether their gold tasks have paused them."""
 
     permission_classes = [IsAuthenticated, IsProjectReviewer]
 
@@ -276,8 +278,14 @@ class GoldScoresApi(ProjectApiMixin, APIView):
     def get(self, request: Request, project_id: int) -> Response:
         project = self.project_for(request, project_id)
         scores = gold_scores(project=project)
-        names = dict(get_user_model().objects.filter(pk__in=scores).values_list("pk", "username"))
-        return Response([{"annotator": names[user_id], **score.as_dict()} for user_id, score in sorted(scores.items())])
+        users = get_user_model().objects.in_bulk(list(scores))
+        paused = gold_paused(project=project, users=list(users.values()))
+        return Response(
+            [
+                {"annotator": users[user_id].username, **score.as_dict(), "paused": user_id in paused}
+                for user_id, score in sorted(scores.items())
+            ]
+        )
 
 
 class SuggestionBiasApi(ProjectApiMixin, APIView):

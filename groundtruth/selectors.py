@@ -300,15 +300,17 @@ def my_figures(*, project: Project, user) -> dict:
     }
 
 
-def gold_pause_reason(*, project: Project, user) -> str | None:
+def gold_pause_reason(*, project: Project, user, references: dict | None = None) -> str | None:
     """Why `user` may not take new tasks in `project`, or None: with the project's
     gold_pause_after = N > 0, an annotator whose last N gold tasks (since a reviewer last let
-    them continue) all scored below gold_min_f1 is paused."""
+    them continue) all scored below gold_min_f1 is paused. `references`: the project's
+    `gold_references`, when the caller has them already."""
     count = project.gold_pause_after
     if not count:
         return None
     cleared = Membership.objects.filter(project=project, user=user).values_list("gold_cleared_at", flat=True).first()
-    references = gold_references(project=project)
+    if references is None:
+        references = gold_references(project=project)
     recent = Annotation.objects.filter(
         image_id__in=list(references), annotator=user, kind=AnnotationKind.SUBMISSION, is_current=True
     )
@@ -333,6 +335,39 @@ def gold_pause_reason(*, project: Project, user) -> str | None:
         f"You are paused in this project: your last {count} checked images all scored below "
         f"F1 {project.gold_min_f1:.2f} against their reference boxes. A reviewer can let you continue."
     )
+
+
+@dataclass(frozen=True)
+class MemberWork:
+    """One member's row of the annotators page."""
+
+    membership: Membership
+    submissions: int
+    gold: GoldScore | None
+    paused: bool
+
+
+def members_work(*, project: Project) -> list[MemberWork]:
+    """Every member of the project, by username: their current submitted images, their gold
+    score, and whether their gold tasks have paused them (`gold_pause_reason`)."""
+    submitted = dict(
+        Annotation.objects.filter(image__project=project, kind=AnnotationKind.SUBMISSION, is_current=True)
+        .values("annotator")
+        .annotate(count=Count("pk"))
+        .values_list("annotator", "count")
+    )
+    scores = gold_scores(project=project)
+    memberships = list(Membership.objects.filter(project=project).select_related("user").order_by("user__username"))
+    paused = gold_paused(project=project, users=[m.user for m in memberships if m.user_id in scores])
+    return [MemberWork(m, submitted.get(m.user_id, 0), scores.get(m.user_id), m.user_id in paused) for m in memberships]
+
+
+def gold_paused(*, project: Project, users: list) -> set[int]:
+    """The ids of those of `users` whom their gold tasks have paused (`gold_pause_reason`)."""
+    if not project.gold_pause_after or not users:
+        return set()
+    references = gold_references(project=project)
+    return {user.pk for user in users if gold_pause_reason(project=project, user=user, references=references)}
 
 
 def current_version_summary(*, project: Project) -> dict | None:

@@ -17,11 +17,12 @@ from groundtruth.selectors import (
     consensus_version_get,
     consensus_versions,
     image_state_counts,
+    members_work,
     my_figures,
     suggestion_bias,
     suggestions_taken,
 )
-from groundtruth.services import consensus_version_create
+from groundtruth.services import consensus_version_create, gold_pause_clear
 
 
 @login_required
@@ -93,6 +94,31 @@ def my_figures_page(request: HttpRequest, project_id: int) -> HttpResponse:
         request,
         "groundtruth/my_figures.html",
         {"project": project, "mine": my_figures(project=project, user=request.user)},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def annotators_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Every member's work and gold score, who gold tasks have paused, and a button that lets
+    a paused annotator continue (reviewers)."""
+    project = project_with_role(project_id=project_id, user=request.user, required=Role.REVIEWER)
+    status = 200
+    if request.method == "POST":
+        user_id = request.POST.get("user", "")
+        if user_id.isdigit():
+            membership = gold_pause_clear(project=project, user_id=int(user_id))  # 404 for a non-member
+            messages.success(
+                request, f"{membership.user.username} may take tasks again; earlier gold tasks no longer count."
+            )
+            return redirect("project-annotators", project_id=project.pk)
+        messages.error(request, "Choose a member to let continue.")
+        status = 400
+    return render(
+        request,
+        "groundtruth/annotators.html",
+        {"project": project, "members": members_work(project=project)},
+        status=status,
     )
 
 

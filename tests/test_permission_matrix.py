@@ -85,6 +85,7 @@ MATRIX: dict[str, list[tuple[str, Cell]]] = {
     "consensus-report": [page("GET", "reviewer", 200)],
     "project-my-figures": [page("GET", "annotator", 200)],
     "project-review": [page("GET", "reviewer", 200)],
+    "project-annotators": [page("GET", "reviewer", 200), page("POST", "reviewer", 400)],
     "project-training": [page("GET", "reviewer", 200)],
     "project-training-policy": [page("POST", "admin", 302)],
     "training-run": [page("GET", "reviewer", 200)],

@@ -21,7 +21,7 @@ MARK = '<b data-xss="1">x</b><script>window.__xss=1</script>'
 PAGES = [
     "home", "account", "project-create", "project-detail", "annotate", "project-splits", "project-images",
     "project-image-upload", "project-consensus", "consensus-report", "project-my-figures", "project-review",
-    "project-training", "training-run", "model", "serving-try", "serving-monitoring",
+    "project-training", "training-run", "model", "serving-try", "serving-monitoring", "project-annotators",
 ]  # fmt: skip
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from annotation.models import Annotation, AnnotationKind, Assignment, Image, Project
+from annotation.models import Annotation, AnnotationKind, Assignment, Box, Image, Membership, Project
 from groundtruth.selectors import gold_scores
 from groundtruth.services import adjudication_save, gold_set
 from tests.factories import ImageFactory, MembershipFactory
@@ -123,10 +123,13 @@ def test_an_annotator_failing_gold_is_paused_until_a_reviewer_lets_them_continue
     refused = api_client.post(next_task)
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "paused"
     assert "last 2 checked images" in refused.json()["error"]["message"]
-    # a reviewer lets them continue; the earlier failures no longer count
+    # a reviewer sees who is paused, and lets them continue; the earlier failures no longer count
     api_client.force_authenticate(reviewer)
+    scores = reverse("api-gold-scores", args=[project.pk])
+    assert [(row["annotator"], row["paused"]) for row in api_client.get(scores).json()] == [("careless", True)]
     url = reverse("api-member-unpause", args=[project.pk, annotator.pk])
     assert api_client.post(url).status_code == 200
+    assert api_client.get(scores).json()[0]["paused"] is False
     api_client.force_authenticate(annotator)
     do_one(REFERENCE)  # right this time
     assert api_client.post(next_task).status_code == 200
@@ -161,3 +164,40 @@ def test_the_report_shows_each_annotators_gold_score(api_client, people, project
     assert gold["anna"]["f1"] == 0.0 and gold["ann0"]["f1"] == 1.0 and gold["ann0"]["images"] == 1
     rows = api_client.get(reverse("api-consensus-report", args=[version.pk]), {"download": "csv"}).content.decode()
     assert rows.splitlines()[0].endswith("gold_images,gold_f1")
+
+
+def test_the_annotators_page_shows_who_is_paused_and_lets_them_continue(client):
+    project = Project.objects.create(name="Watched", overlap_k=1, gold_rate=1.0, gold_pause_after=1, gold_min_f1=0.5)
+    reviewer = MembershipFactory(project=project, user__username="lead3", role="reviewer").user
+    careless = MembershipFactory(project=project, user__username="careless3", role="annotator").user
+    careful = MembershipFactory(project=project, user__username="careful3", role="annotator").user
+    outsider = MembershipFactory(user__username="elsewhere3", role="reviewer").user
+    gold = ImageFactory(project=project)
+    gold_set(image=gold, reviewer=reviewer, boxes=REFERENCE)
+    annotation = Annotation.objects.create(image=gold, annotator=careful)  # submissions, as the panel's
+    Box.objects.create(annotation=annotation, x1=100, y1=100, x2=140, y2=200)  # the reference's one pedestrian
+    Annotation.objects.create(image=gold, annotator=careless)  # boxed nobody: F1 0
+    url = reverse("project-annotators", args=[project.pk])
+    client.force_login(reviewer)
+    page = client.get(url).content.decode()
+    rows = {name: page.split(f"<td>{name}</td>", 1)[1].split("</tr>", 1)[0] for name in ("careless3", "careful3")}
+    assert "Let them continue" in rows["careless3"] and "0.000" in rows["careless3"]  # F1 0 on one gold task
+    assert "working" in rows["careful3"] and "1.000" in rows["careful3"]
+    assert "last 1 gold tasks all scored below" in page
+
+    response = client.post(url, {"user": careless.pk}, follow=True)
+    assert response.redirect_chain == [(url, 302)]
+    assert "careless3 may take tasks again" in response.content.decode()
+    assert "Let them continue" not in response.content.decode()
+    assert Membership.objects.get(project=project, user=careless).gold_cleared_at is not None
+
+    cleared = Membership.objects.filter(project=project).values_list("user_id", "gold_cleared_at")
+    before = dict(cleared)
+    assert client.post(url, {"user": "nobody"}).status_code == 400
+    assert client.post(url, {"user": outsider.pk}).status_code == 404  # not a member here
+    assert dict(cleared) == before
+    client.force_login(careful)
+    assert client.get(url).status_code == 403
+    assert client.post(url, {"user": careless.pk}).status_code == 403
+    client.force_login(outsider)
+    assert client.get(url).status_code == 404
