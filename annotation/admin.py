@@ -1,8 +1,10 @@
+from django import forms
 from django.contrib import admin
 from django.db.models import Count
 
 from annotation.models import (
     Annotation,
+    AnnotationKind,
     Assignment,
     Box,
     Image,
@@ -28,6 +30,14 @@ class ProjectAdmin(admin.ModelAdmin):
     list_filter = ["overlap_k", "created_at"]
     readonly_fields = ["created_by", "created_at"]
     inlines = [MembershipInline]
+    # The split settings decide each image's split as it arrives; once images are in, a change
+    # would split later arrivals differently and could move the test set's share.
+    SPLIT_FIELDS = ["train_percent", "val_percent", "test_percent", "split_seed"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.images.exists():
+            return [*self.readonly_fields, *self.SPLIT_FIELDS]
+        return self.readonly_fields
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(member_total=Count("memberships"))
@@ -54,8 +64,23 @@ class MembershipAdmin(admin.ModelAdmin):
     autocomplete_fields = ["user", "project"]
 
 
+class ImageAdminForm(forms.ModelForm):
+    def clean_is_gold(self) -> bool:
+        is_gold = self.cleaned_data["is_gold"]
+        has_reference = Annotation.objects.filter(
+            image=self.instance, kind=AnnotationKind.GOLD, is_current=True
+        ).exists()
+        if is_gold and not self.instance.is_gold and not has_reference:
+            raise forms.ValidationError(
+                "A gold task needs reference boxes: use Save as gold on the review page, or "
+                "POST /api/v1/images/{id}/gold/ with the boxes. Here a gold task can only be taken out."
+            )
+        return is_gold
+
+
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
+    form = ImageAdminForm
     list_display = [
         "original_name",
         "project",
