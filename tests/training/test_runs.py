@@ -75,6 +75,13 @@ def test_roles_on_models(api_client, trainable, who, read_status, promote_status
     assert model.stage == (ModelStage.CHAMPION if promote_status == 200 else ModelStage.CANDIDATE)
 
 
+def test_the_model_page_gives_the_id_the_predict_api_takes(client, trainable):
+    model = make_model(trainable, ap50=0.5)
+    client.force_login(trainable.reviewer)
+    page = client.get(f"/models/{model.pk}/").content.decode()
+    assert f"<dt>API id</dt><dd><code>{model.pk}</code>" in page
+
+
 def test_anonymous_gets_nothing(api_client, trainable):
     run = make_run(trainable)
     assert api_client.get(f"/api/v1/training-runs/{run.pk}/").status_code in (401, 403)
