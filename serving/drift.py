@@ -53,7 +53,9 @@ def drift_report_compute(*, model: ModelVersion, hours: float | None = None) -> 
     profile = model.reference_profile or {}
     end = timezone.now()
     start = end - timedelta(hours=hours)
-    rows = PredictionLog.objects.filter(model=model, status=200, is_shadow=False, created_at__gte=start)
+    rows = PredictionLog.objects.filter(
+        model=model, status=200, is_shadow=False, client__isnull=False, created_at__gte=start
+    )  # API clients' answers: a person trying the model on the try-it page is no camera
     values = {name: np.array([v for v in rows.values_list(name, flat=True) if v is not None], dtype=float)
               for name in FEATURES}  # fmt: skip
     count = rows.count()
@@ -109,9 +111,10 @@ def _resolution_alert(profile: dict, values: dict, model: ModelVersion) -> dict 
 
 
 def drift_reports_compute() -> list[DriftReport]:
-    """A report for every model that answered in the window (the hourly beat task)."""
+    """A report for every model that answered API clients in the window (the hourly beat task)."""
     since = timezone.now() - timedelta(hours=settings.QUORUM_DRIFT_WINDOW_HOURS)
-    model_ids = PredictionLog.objects.filter(created_at__gte=since, status=200).values("model_id").distinct()
+    answered = PredictionLog.objects.filter(created_at__gte=since, status=200, client__isnull=False)
+    model_ids = answered.values("model_id").distinct()
     reports = []
     for model in ModelVersion.objects.filter(pk__in=model_ids).select_related("project"):
         report = drift_report_compute(model=model)

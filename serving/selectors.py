@@ -4,6 +4,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 import numpy as np
+from django.conf import settings
 from django.utils import timezone
 
 from annotation.models import Project
@@ -61,9 +62,13 @@ def _figures(rows: list[tuple[int, float | None]], minutes: int) -> dict:
 
 
 def drift_alerts_current(*, project: Project) -> list[dict]:
-    """The alerts of the latest drift report of each model of the project that has one."""
+    """The alerts of the latest drift report of each model of the project that has one from
+    the last drift window (QUORUM_DRIFT_WINDOW_HOURS): a model no longer served gets no new
+    report, and its old alerts leave the banner."""
+    since = timezone.now() - timedelta(hours=settings.QUORUM_DRIFT_WINDOW_HOURS)
+    reports = DriftReport.objects.filter(project=project, created_at__gte=since).select_related("model")
     alerts, seen = [], set()
-    for report in DriftReport.objects.filter(project=project).select_related("model").order_by("-created_at")[:50]:
+    for report in reports.order_by("-created_at")[:50]:
         if report.model_id in seen:
             continue
         seen.add(report.model_id)

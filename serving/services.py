@@ -202,7 +202,7 @@ def prediction_make(
     features = {**grey_features(rgb), "width": width, "height": height}
     row = _log_row(request_id, project, caller, answering, the_route, image, boxes, latency_ms, features)
     kept = None
-    if upload is not None and _is_uncertain(row):
+    if upload is not None and caller.client is not None and _is_uncertain(row):  # production traffic only
         upload.seek(0)
         kept = (f"served/{project.pk}/{request_id}.{decoded.format}", upload.read())
     log_prediction(row, kept=kept)
@@ -233,7 +233,8 @@ def _is_uncertain(row: PredictionLog) -> bool:
 def uncertain_images_send(*, project: Project, user: AbstractBaseUser, count: int, by: str = "confidence") -> dict:
     """Send the `count` served images the models were least sure of (lowest mean confidence,
     no box first; or, `by="drift"`, farthest from the answering model's reference profile)
-    to the project's annotation queue, first in line: a kept upload becomes a new image of
+    by API clients (production traffic, not people trying a model) to the project's annotation
+    queue, first in line: a kept upload becomes a new image of
     the project (through ingestion: checked, split, deduplicated), a stored image that still
     needs annotators is moved up (one that has its k submissions cannot go back to the
     queue: it is not chosen). Each served image is sent once."""
@@ -242,7 +243,7 @@ def uncertain_images_send(*, project: Project, user: AbstractBaseUser, count: in
     if by not in ("confidence", "drift"):
         raise ValidationFailed("by is confidence or drift.", fields={"by": ["confidence or drift."]})
     rows = PredictionLog.objects.filter(
-        project=project, status=200, is_shadow=False, sent_to_annotators_at__isnull=True
+        project=project, status=200, is_shadow=False, sent_to_annotators_at__isnull=True, client__isnull=False
     ).filter(
         models.Q(image__isnull=False, image__submitted_count__lt=project.overlap_k)
         | models.Q(image__isnull=True) & ~models.Q(kept_file="")

@@ -2,6 +2,7 @@
 registered as model versions of a small project."""
 
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from serving.cache import cache_clear
+from serving.services import api_client_create
 from tests.tiny_model import IMGSZ
 from tests.training.conftest import make_run, trainable_project
 from training.models import ModelStage, ModelVersion
@@ -39,3 +41,16 @@ def served(db, tiny_onnx, settings, tmp_path):
     yield trainable, champion, candidate
     cache_clear()
     shutil.rmtree(tmp_path / "model-cache", ignore_errors=True)
+
+
+def as_camera(api_client, trainable) -> None:
+    """Requests from here on come from a new API client of the project: production traffic,
+    which drift and the uncertain images read (a person's requests are not)."""
+    _, token = api_client_create(name=f"camera {uuid.uuid4().hex[:6]}", projects=[trainable.project], user=None)
+    api_client.force_authenticate(None)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+def as_reviewer(api_client, trainable) -> None:
+    api_client.credentials()
+    api_client.force_authenticate(trainable.reviewer)
