@@ -1,10 +1,10 @@
-"""Serving in Django admin: API clients (the token is shown once, when made), routing
-rules, and the prediction log (read-only)."""
+"""Serving in Django admin: API clients (the token is shown once, when made or replaced),
+routing rules, and the prediction log (read-only)."""
 
 from django.contrib import admin, messages
 
 from serving.models import ApiClient, DriftReport, PredictionJob, PredictionLog, RoutingRule
-from serving.services import api_client_new_token
+from serving.services import api_client_new_token, api_client_token_rotate
 from training.admin import ReadOnlyAdmin
 
 
@@ -15,6 +15,13 @@ class ApiClientAdmin(admin.ModelAdmin):
     filter_horizontal = ["projects", "allowed_models"]
     readonly_fields = ["token_prefix", "created_by", "created_at", "last_used_at"]
     exclude = ["token_sha256"]
+    actions = ["rotate_tokens"]
+
+    @admin.action(description="Replace the token of the selected clients (the old ones stop working)")
+    def rotate_tokens(self, request, queryset) -> None:
+        for client in queryset.order_by("name"):
+            token = api_client_token_rotate(client)
+            messages.warning(request, f"The new token of {client.name} (shown once, keep it now): {token}")
 
     def save_model(self, request, obj, form, change) -> None:
         if not change:

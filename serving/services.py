@@ -131,6 +131,14 @@ def api_client_new_token(client: ApiClient) -> str:
     return token
 
 
+def api_client_token_rotate(client: ApiClient) -> str:
+    """Replace `client`'s token: the old one stops working at once (the save drops every
+    process's kept copy, `serving.state`); the new one is returned once."""
+    token = api_client_new_token(client)
+    client.save(update_fields=["token_prefix", "token_sha256"])
+    return token
+
+
 def api_client_create(
     *, name: str, projects: list[Project], user: AbstractBaseUser | None, rate_limit_per_minute: int = 600
 ) -> tuple[ApiClient, str]:

@@ -238,3 +238,28 @@ def test_an_admin_makes_a_client_in_django_admin_and_sees_its_token_once(client,
     from serving.services import api_client_scope_for_token
 
     assert api_client_scope_for_token(token).client == made
+
+
+def test_an_admin_replaces_a_clients_token_and_the_old_one_stops_at_once(client, api_client, served):
+    from django.contrib.messages import get_messages
+
+    from tests.factories import UserFactory
+
+    trainable, _, _ = served
+    camera, old = api_client_create(name="gate cam", projects=[trainable.project], user=None)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {old}")
+    stored = trainable.project.images.order_by("pk").first()
+    assert api_client.post("/api/v1/predict/", {"image_id": stored.pk}, format="json").status_code == 200
+
+    client.force_login(UserFactory(username="root-rotate", is_staff=True, is_superuser=True))
+    response = client.post(
+        "/admin/serving/apiclient/", {"action": "rotate_tokens", "_selected_action": [camera.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    (message,) = [str(m) for m in get_messages(response.wsgi_request) if "The new token of gate cam" in str(m)]
+    new = message.rsplit(": ", 1)[1]
+    assert new.startswith("qk_") and new != old
+
+    assert api_client.post("/api/v1/predict/", {"image_id": stored.pk}, format="json").status_code == 401
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {new}")
+    assert api_client.post("/api/v1/predict/", {"image_id": stored.pk}, format="json").status_code == 200
