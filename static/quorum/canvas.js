@@ -166,19 +166,28 @@
 
   // --- edits and history -----------------------------------------------------------------
   function snapshot() { return JSON.stringify(state.boxes); }
-  function remember() { state.history.push(snapshot()); state.future = []; }
+  // An undo step holds the suggestions too, so that undoing u gives them back.
+  function step() { return JSON.stringify({ boxes: state.boxes, suggestions: state.suggestions }); }
+  function restore(text) {
+    const saved = JSON.parse(text);
+    state.boxes = saved.boxes;
+    state.suggestions = saved.suggestions;
+    root.dataset.suggestions = String(state.suggestions.length);
+  }
+  function remember() { state.history.push(step()); state.future = []; }
   function changed() { state.dirty = true; scheduleSave(); draw(); }
   function undo() {
     if (!state.history.length) return;
-    state.future.push(snapshot());
-    state.boxes = JSON.parse(state.history.pop());
+    state.future.push(step());
+    restore(state.history.pop());
     state.selected = Math.min(state.selected, state.boxes.length - 1);
     changed();
   }
   function redo() {
     if (!state.future.length) return;
-    state.history.push(snapshot());
-    state.boxes = JSON.parse(state.future.pop());
+    state.history.push(step());
+    restore(state.future.pop());
+    state.selected = Math.min(state.selected, state.boxes.length - 1);
     changed();
   }
   function clampBox(box) {
@@ -297,7 +306,7 @@
     if ((event.ctrlKey || event.metaKey) && event.key === "Enter") { event.preventDefault(); submit(); return; }
     if (event.key === "?") { help.hidden = !help.hidden; return; }
     if (event.key === "Escape") { state.selected = -1; help.hidden = true; draw(); return; }
-    if (event.key === "f") { fit(); return; }
+    if (key === "f" && !event.ctrlKey && !event.metaKey) { fit(); return; }
     if (key === "u" && !event.ctrlKey && !event.metaKey && state.suggestions.length) {
       useSuggestions();
       return;

@@ -81,6 +81,11 @@ def test_draw_resize_flag_undo_redo_submit(browser, live_server, project, tmp_pa
     assert page.evaluate("window.quorumCanvas.boxes()[1].is_occluded") is False
     page.keyboard.press("Control+Shift+z")
     assert page.evaluate("window.quorumCanvas.boxes()[1].is_occluded") is True
+    # a third box, deleted with Backspace as with Delete
+    drag(page, (300, 240), (340, 290))
+    assert page.inner_text("#box-count") == "3 boxes"
+    page.keyboard.press("Backspace")
+    assert page.inner_text("#box-count") == "2 boxes"
     screenshot(page, "canvas")
     # submit; the next image loads without a page reload
     page.keyboard.press("Control+Enter")
@@ -112,6 +117,8 @@ def test_zoomed_in_after_a_pan_coordinates_stay_in_image_pixels(browser, live_se
     assert view["scale"] == pytest.approx(before["scale"] * 2, rel=1e-9)
     # draw where image pixels (180, 120)-(230, 200) now are on screen
     drag(page, (180, 120), (230, 200))
+    page.keyboard.press("Shift+F")  # F fits the image again, with caps lock or shift too
+    assert page.evaluate("window.quorumCanvas.view()")["scale"] == pytest.approx(before["scale"], rel=1e-9)
     page.click("#submit-button")
     page.wait_for_function(f"() => document.getElementById('annotator').dataset.assignment !== '{assignment_id}'")
     assert_close(submitted_boxes(assignment_id), [(180, 120, 230, 200, False)])
@@ -224,6 +231,12 @@ def test_suggestions_are_shown_only_where_allowed_and_taken_boxes_are_marked(bro
     page, errors = open_canvas(browser, live_server, project)
     assert page.get_attribute("#annotator", "data-suggestions") == "1"
     assert "u takes them" in page.inner_text("#status")
+    page.keyboard.press("u")
+    assert page.evaluate("window.quorumCanvas.boxes().length") == 1
+    assert page.get_attribute("#annotator", "data-suggestions") == "0"
+    page.keyboard.press("Control+z")  # undoing u gives the suggestions back, to take again
+    assert page.evaluate("window.quorumCanvas.boxes().length") == 0
+    assert page.get_attribute("#annotator", "data-suggestions") == "1"
     page.keyboard.press("u")
     drag(page, (200, 100), (260, 250))  # and one of the annotator's own
     assignment_id = int(page.get_attribute("#annotator", "data-assignment"))
