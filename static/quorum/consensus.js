@@ -1,0 +1,28 @@
+// The consensus page: while a version is pending or running, ask its API every few seconds
+// and reload the page once it is done or failed (the counts and the report link are drawn
+// by the server).
+(function () {
+  "use strict";
+  const LIVE = new Set(["pending", "running"]);
+  const rows = Array.from(document.querySelectorAll("tr.version[data-url]")).filter((row) => LIVE.has(row.dataset.state));
+  if (!rows.length) return;
+  const EVERY_MS = 3000;
+
+  async function poll() {
+    for (const row of rows) {
+      try {
+        const response = await fetch(row.dataset.url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+        if (!response.ok) continue;
+        const version = await response.json();
+        if (version.state !== row.dataset.state) {
+          window.location.reload();
+          return;
+        }
+      } catch (error) {
+        // the server is restarting, say: ask again next time
+      }
+    }
+    window.setTimeout(poll, EVERY_MS);
+  }
+  window.setTimeout(poll, EVERY_MS);
+})();
