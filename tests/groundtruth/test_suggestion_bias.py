@@ -75,3 +75,5 @@ def test_the_report_page_shows_it_once_a_suggestion_was_taken(client, people, pr
 
     page = client.get(url).content.decode()
     assert 'id="suggestions"' in page and "Taken from a suggestion</td><td>1</td><td>1.000</td>" in page
+    # it says that, unlike the report around it, it is live and where the API gives it
+    assert "not frozen with version" in page and f"/api/v1/projects/{people.project.pk}/suggestion-bias/" in page
