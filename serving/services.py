@@ -139,6 +139,23 @@ def api_client_token_rotate(client: ApiClient) -> str:
     return token
 
 
+def project_clients(*, project: Project) -> list[tuple[ApiClient, bool]]:
+    """The project's API clients, by name, each with whether the project's admins manage it:
+    a client that may use other projects too is left to staff (Django admin)."""
+    clients = list(ApiClient.objects.filter(projects=project).order_by("name"))
+    grants = ApiClient.projects.through.objects.filter(apiclient__in=clients).exclude(project=project)
+    shared = set(grants.values_list("apiclient_id", flat=True))
+    return [(client, client.pk not in shared) for client in clients]
+
+
+def project_client_get(*, project: Project, client_id: int) -> ApiClient:
+    """One of the project's own clients (used by no other project), for its admins; else 404."""
+    for client, own in project_clients(project=project):
+        if client.pk == client_id and own:
+            return client
+    raise Http404("No such API client of this project.")
+
+
 def api_client_create(
     *, name: str, projects: list[Project], user: AbstractBaseUser | None, rate_limit_per_minute: int = 600
 ) -> tuple[ApiClient, str]:

@@ -95,6 +95,7 @@ MATRIX: dict[str, list[tuple[str, Cell]]] = {
     "model-test-look": [page("POST", "reviewer", 302)],
     "serving-try": [page("GET", "reviewer", 200)],
     "serving-monitoring": [page("GET", "reviewer", 200)],
+    "project-serving": [page("GET", "admin", 200), page("POST", "admin", 400)],
     "serving-sample": [page("GET", "signed-in", 200)],
     "serving-send-uncertain": [page("POST", "reviewer", 302)],
     "login": [page("GET", "public", 200, ann_a=302, ann_b=302, reviewer=302, admin=302, staff=302)],
