@@ -180,3 +180,37 @@ def test_pending_versions_whose_task_was_lost_are_swept(people):
     consensus_version_compute(version_id=old.pk)
     assert consensus_versions_stalled() == []
     assert ConsensusVersion.objects.get(pk=fresh.pk).state == VersionState.PENDING
+
+
+def test_panels_hold_the_current_submissions_of_complete_images_only():
+    from annotation.models import Annotation, AnnotationKind, Image
+    from tests.factories import ImageFactory, MembershipFactory
+
+    project = Project.objects.create(name="Panels", overlap_k=3)
+    people = [MembershipFactory(project=project, user__username=f"panel{i}").user for i in range(3)]
+    complete, partial = ImageFactory(project=project), ImageFactory(project=project)
+    Image.objects.filter(pk=complete.pk).update(submitted_count=3)
+
+    def submission(image, user, boxes, **fields):
+        annotation = Annotation.objects.create(image=image, annotator=user, **fields)
+        for x1, y1, x2, y2, ignored in boxes:
+            Box.objects.create(annotation=annotation, x1=x1, y1=y1, x2=x2, y2=y2, is_ignored=ignored)
+
+    submission(complete, people[0], [(10, 10, 50, 120, False), (200, 10, 240, 120, True)])
+    submission(complete, people[0], [(0, 0, 9, 9, False)], is_current=False, revision=0)  # superseded
+    submission(complete, people[1], [])  # nobody there, says this one
+    submission(complete, people[2], [(12, 11, 52, 121, False)])
+    submission(complete, people[1], [(1, 1, 5, 5, False)], kind=AnnotationKind.GOLD)  # not a submission
+    submission(partial, people[0], [(30, 30, 60, 90, False)])
+    submission(partial, people[1], [(31, 30, 61, 90, False)])
+
+    by_image = panels(project=project)
+    assert list(by_image) == [complete.pk]  # the partial image has 2 of its 3
+    panel = by_image[complete.pk]
+    assert set(panel) == {user.pk for user in people}
+    boxes, ignored = panel[people[0].pk]
+    np.testing.assert_array_equal(boxes, [[10, 10, 50, 120], [200, 10, 240, 120]])
+    assert ignored.tolist() == [False, True]
+    assert panel[people[1].pk][0].shape == (0, 4)
+    # asked for by id, an image comes whatever its count
+    assert set(panels(project=project, image_ids=[partial.pk])[partial.pk]) == {people[0].pk, people[1].pk}
