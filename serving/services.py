@@ -26,7 +26,7 @@ from config.celery import send_quietly
 from config.errors import Conflict, DomainError, ValidationFailed
 from serving.cache import detector_for
 from serving.logbook import log_prediction
-from serving.models import ApiClient, JobState, PredictionJob, PredictionLog
+from serving.models import ApiClient, JobState, PredictionJob, PredictionLog, RoutingRule
 from serving.routing import Route, route
 from serving.state import (
     ClientScope,
@@ -137,6 +137,31 @@ def api_client_token_rotate(client: ApiClient) -> str:
     token = api_client_new_token(client)
     client.save(update_fields=["token_prefix", "token_sha256"])
     return token
+
+
+def api_client_active_set(*, client: ApiClient, is_active: bool) -> ApiClient:
+    """Stop a client (its token answers 401 from the next request) or start it again."""
+    client.is_active = is_active
+    client.save(update_fields=["is_active"])
+    return client
+
+
+def routing_rule_save(*, rule: RoutingRule) -> RoutingRule:
+    """Save a new or changed rule after its own checks (`RoutingRule.clean`: its models and
+    client belong to its project, a canary share needs a canary)."""
+    rule.full_clean()
+    rule.save()
+    return rule
+
+
+def routing_rule_active_set(*, rule: RoutingRule, is_active: bool) -> RoutingRule:
+    rule.is_active = is_active
+    rule.save(update_fields=["is_active"])
+    return rule
+
+
+def routing_rule_delete(*, rule: RoutingRule) -> None:
+    rule.delete()
 
 
 def project_clients(*, project: Project) -> list[tuple[ApiClient, bool]]:

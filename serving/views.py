@@ -15,10 +15,14 @@ from config.errors import DomainError
 from serving.forms import ApiClientForm, RoutingRuleForm
 from serving.models import RoutingRule
 from serving.services import (
+    api_client_active_set,
     api_client_create,
     api_client_token_rotate,
     project_client_get,
     project_clients,
+    routing_rule_active_set,
+    routing_rule_delete,
+    routing_rule_save,
     uncertain_images_send,
 )
 from training.selectors import champion_get, model_versions
@@ -133,26 +137,24 @@ def _serving_action(request: HttpRequest, project, action: str, editing: Routing
             token = api_client_token_rotate(client)
             request.session["new_client_token"] = {"client": client.name, "token": token}
         else:
-            client.is_active = not client.is_active
-            client.save(update_fields=["is_active"])
+            api_client_active_set(client=client, is_active=not client.is_active)
             messages.success(request, f"{client.name} is {'active' if client.is_active else 'stopped'}.")
         return True
     if action == "rule-save":
         form = RoutingRuleForm(request.POST, instance=editing, project=project, prefix="rule")
         if not form.is_valid():
             return form
-        rule = form.save()
+        rule = routing_rule_save(rule=form.save(commit=False))
         messages.success(request, f"Rule {rule.name} saved.")
         return True
     if action in ("rule-toggle", "rule-delete"):
         if editing is None:
             raise Http404("No such routing rule of this project.")
         if action == "rule-delete":
-            editing.delete()
+            routing_rule_delete(rule=editing)
             messages.success(request, f"Rule {editing.name} deleted.")
         else:
-            editing.is_active = not editing.is_active
-            editing.save(update_fields=["is_active"])
+            routing_rule_active_set(rule=editing, is_active=not editing.is_active)
             messages.success(request, f"Rule {editing.name} is {'on' if editing.is_active else 'off'}.")
         return True
     return None
