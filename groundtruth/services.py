@@ -70,7 +70,8 @@ def consensus_version_create(
     if not 0 <= accept_f1 <= 1:
         problems["accept_f1"] = ["Must lie between 0 and 1."]
     if problems:
-        raise ValidationFailed("Invalid consensus parameters.", fields=problems)
+        named = "; ".join(f"{field.replace('_', ' ')}: {messages[0]}" for field, messages in problems.items())
+        raise ValidationFailed(f"Invalid consensus parameters. {named}", fields=problems)
     with transaction.atomic():
         Project.objects.select_for_update().get(pk=project.pk)  # numbers are handed out one at a time
         number = (ConsensusVersion.objects.filter(project=project).aggregate(top=Max("number"))["top"] or 0) + 1

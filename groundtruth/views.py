@@ -31,6 +31,7 @@ def consensus_page(request: HttpRequest, project_id: int) -> HttpResponse:
     """The project's consensus versions, and a form for a new one."""
     project = project_with_role(project_id=project_id, user=request.user, required=Role.REVIEWER)
     form = {"iou_threshold": "0.5", "quorum": "", "fuse": "median", "reliability_weighted": False, "accept_f1": "0.8"}
+    status = 200
     if request.method == "POST":
         form = {
             "iou_threshold": request.POST.get("iou_threshold", "0.5"),
@@ -51,11 +52,13 @@ def consensus_page(request: HttpRequest, project_id: int) -> HttpResponse:
             )
         except DomainError as error:
             messages.error(request, error.message)
+            status = error.status_code
         else:
             messages.success(request, f"Version {version.number} is being computed; this page shows when it is done.")
             return redirect("project-consensus", project_id=project.pk)
     versions = [(version, image_state_counts(version=version)) for version in consensus_versions(project=project)]
-    return render(request, "groundtruth/consensus.html", {"project": project, "versions": versions, "form": form})
+    context = {"project": project, "versions": versions, "form": form}
+    return render(request, "groundtruth/consensus.html", context, status=status)
 
 
 @login_required

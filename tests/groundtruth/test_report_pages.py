@@ -88,10 +88,17 @@ def test_the_form_starts_a_version_and_refuses_bad_input(client, people):
     assert response.status_code == 302
     version = ConsensusVersion.objects.get()
     assert (version.iou_threshold, version.fuse, version.quorum, version.accept_f1) == (0.6, "mean", None, 0.7)
-    page = client.post(url, {"iou_threshold": "2", "fuse": "mean", "accept_f1": "0.7"}, follow=True).content.decode()
-    assert "Invalid consensus parameters" in page and ConsensusVersion.objects.count() == 1
-    page = client.post(url, {"iou_threshold": "abc", "fuse": "mean", "accept_f1": "0.7"}).content.decode()
-    assert "must be a number" in page and ConsensusVersion.objects.count() == 1
+    refused = client.post(url, {"iou_threshold": "2", "fuse": "mean", "accept_f1": "0.7"})
+    page = refused.content.decode()
+    assert refused.status_code == 400 and ConsensusVersion.objects.count() == 1
+    assert "Invalid consensus parameters. iou threshold: Must lie between 0.05 and 0.95." in page
+    weighted = {"iou_threshold": "0.5", "fuse": "mean", "accept_f1": "0.7", "quorum": "0.5"}
+    weighted["reliability_weighted"] = "on"
+    page = client.post(url, weighted).content.decode()
+    assert "quorum: Leave it empty with reliability weighting" in page and ConsensusVersion.objects.count() == 1
+    refused = client.post(url, {"iou_threshold": "abc", "fuse": "mean", "accept_f1": "0.7"})
+    assert refused.status_code == 400 and "must be a number" in refused.content.decode()
+    assert ConsensusVersion.objects.count() == 1
 
 
 def test_the_project_page_shows_images_per_state_to_reviewers(client, people, computed):
