@@ -20,7 +20,7 @@ class ApiClientAdmin(admin.ModelAdmin):
     @admin.action(description="Replace the token of the selected clients (the old ones stop working)")
     def rotate_tokens(self, request, queryset) -> None:
         for client in queryset.order_by("name"):
-            token = api_client_token_rotate(client)
+            token = api_client_token_rotate(client=client)
             messages.warning(request, f"The new token of {client.name} (shown once, keep it now): {token}")
 
     def save_model(self, request, obj, form, change) -> None:

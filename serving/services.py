@@ -131,7 +131,7 @@ def api_client_new_token(client: ApiClient) -> str:
     return token
 
 
-def api_client_token_rotate(client: ApiClient) -> str:
+def api_client_token_rotate(*, client: ApiClient) -> str:
     """Replace `client`'s token: the old one stops working at once (the save drops every
     process's kept copy, `serving.state`); the new one is returned once."""
     token = api_client_new_token(client)

@@ -134,7 +134,7 @@ def _serving_action(request: HttpRequest, project, action: str, editing: Routing
     if action in ("client-rotate", "client-toggle"):
         client = project_client_get(project=project, client_id=_id(request.POST.get("client")))
         if action == "client-rotate":
-            token = api_client_token_rotate(client)
+            token = api_client_token_rotate(client=client)
             request.session["new_client_token"] = {"client": client.name, "token": token}
         else:
             api_client_active_set(client=client, is_active=not client.is_active)
