@@ -17,9 +17,11 @@ $(INSTALLED): pyproject.toml constraints.txt
 	touch $(INSTALLED)
 
 # Development server, Celery worker and beat on the embedded defaults (SQLite and the
-# filesystem broker under var/), with the demo accounts printed.
+# filesystem broker under var/), with the demo accounts printed. DEBUG stays off (DJANGO_DEBUG=1
+# turns it on for development); cookies go without the Secure flag, as the server speaks
+# plain HTTP on the loopback. RUN_ARGS go to `manage.py rundev` (--addrport, --demo-images ...).
 run: install
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py rundev
+	DJANGO_SECURE_COOKIES=$${DJANGO_SECURE_COOKIES:-0} $(PY) manage.py rundev $(RUN_ARGS)
 
 migrate: install
 	$(PY) manage.py migrate

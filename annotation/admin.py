@@ -5,6 +5,7 @@ from django.db.models import Count
 from annotation.models import (
     Annotation,
     AnnotationKind,
+    ApiToken,
     Assignment,
     Box,
     Image,
@@ -54,6 +55,24 @@ class ProjectAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """People's API tokens: staff see whose, since when and the first characters, never the
+    key (only its hash is stored); they can revoke one by deleting it."""
+
+    list_display = ["user", "prefix", "created_at"]
+    list_filter = ["created_at"]
+    search_fields = ["user__username", "prefix"]
+    fields = ["user", "prefix", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Membership)

@@ -3,8 +3,7 @@
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
-from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated, Throttled
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -36,7 +35,9 @@ from annotation.services import (
     membership_set,
     project_create,
 )
-from config.api_docs import paginated
+from annotation.sign_in import client_address, sign_in_succeeded, sign_in_take, sign_in_wait_message
+from config.api_docs import PAGE_PARAMETERS, paginated
+from config.pagination import Pagination
 
 
 def _roles_by_project(user) -> dict[int, str]:
@@ -49,9 +50,9 @@ class ProjectListApi(APIView):
             return [IsAuthenticated(), IsStaff()]
         return [IsAuthenticated()]
 
-    @extend_schema(responses=paginated(ProjectOutputSerializer, "ProjectPage"))
+    @extend_schema(parameters=PAGE_PARAMETERS, responses=paginated(ProjectOutputSerializer, "ProjectPage"))
     def get(self, request: Request) -> Response:
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(project_list(user=request.user), request, view=self)
         context = {"roles": _roles_by_project(request.user)}
         return paginator.get_paginated_response(ProjectOutputSerializer(page, many=True, context=context).data)
@@ -148,11 +149,18 @@ class ApiTokenApi(APIView):
             password = serializer.validated_data.get("password")
             if not username or not password:
                 raise NotAuthenticated("Sign in, or send username and password.")
+            address = client_address(request._request)
+            wait = sign_in_take(username=username, address=address)
+            if wait is not None:
+                raise Throttled(wait=wait, detail=sign_in_wait_message(wait))
             user = authenticate(request._request, username=username, password=password)
             if user is None:
                 raise AuthenticationFailed("Unknown username or wrong password.")
+            sign_in_succeeded(username=username, address=address)
         token = api_token_rotate(user=user)
-        return Response(TokenOutputSerializer({"token": token.key, "created": token.created}).data, status=201)
+        response = Response(TokenOutputSerializer({"token": token.key, "created": token.created}).data, status=201)
+        response["Cache-Control"] = "no-store"
+        return response
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request) -> Response:

@@ -21,6 +21,7 @@ from annotation.imaging import stored_file_open
 from annotation.models import Assignment, Suggestion
 from annotation.permissions import IsProjectAnnotator, ProjectApiMixin
 from config.errors import DomainError
+from config.parsers import BoundedJSONField
 
 
 class PreconditionRequired(DomainError):
@@ -58,7 +59,7 @@ class AssignmentOutputSerializer(serializers.Serializer):
 
 
 class BoxesInputSerializer(serializers.Serializer):
-    boxes = serializers.JSONField(help_text="[{x1, y1, x2, y2, label, is_occluded, is_truncated, is_ignored}]")
+    boxes = BoundedJSONField(help_text="[{x1, y1, x2, y2, label, is_occluded, is_truncated, is_ignored}]")
     active_seconds = serializers.FloatField(required=False, min_value=0, max_value=86_400)
 
 
@@ -149,12 +150,18 @@ class AssignmentSkipApi(APIView):
 
 
 class AssignmentImageApi(APIView):
-    """The task's image, for the annotator who holds the task only."""
+    """The task's image, for the annotator who holds the task only. Named after the task: the
+    stored name (the content's sha256) would tie the task to the image."""
 
     @extend_schema(responses={(200, "image/*"): bytes})
     def get(self, request: Request, assignment_id: int) -> FileResponse:
         assignment = assignment_get(assignment_id=assignment_id, user=request.user)
         image = assignment.image
-        response = FileResponse(stored_file_open(image.file), content_type=f"image/{image.format}")
+        extension = "jpg" if image.format == "jpeg" else image.format
+        response = FileResponse(
+            stored_file_open(image.file),
+            content_type=f"image/{image.format}",
+            filename=f"task-{assignment.pk}.{extension}",
+        )
         response["Cache-Control"] = "private, max-age=3600"
         return response

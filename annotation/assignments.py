@@ -26,7 +26,9 @@ from annotation.models import (
     Box,
     Image,
     Project,
+    Role,
 )
+from annotation.selectors import project_role, role_at_least
 from boxes.validation import boxes_check
 from config.errors import Conflict, PreconditionFailed, ValidationFailed
 
@@ -35,11 +37,17 @@ from config.errors import Conflict, PreconditionFailed, ValidationFailed
 CANDIDATES = 16
 # Scans of the queue when every free image was locked by other callers at that moment.
 LOCK_RETRIES = 50
+# Within gold images and within the others: served images a model was unsure of first,
+# then those closest to their k submissions, then the project's seeded shuffle.
+QUEUE_ORDER = ("-priority", "-submitted_count", "shuffle_key")
 
 
 def _holding_slot(now) -> Q:
-    """Assignments that occupy one of an image's k slots: submitted, or leased and still live."""
-    return Q(state=AssignmentState.SUBMITTED) | Q(state=AssignmentState.LEASED, lease_expires_at__gt=now)
+    """Assignments that occupy one of an image's k slots: a blind annotator's, submitted, or
+    leased and still live. A member with review rights (not blind) holds none."""
+    return Q(is_blind=True) & (
+        Q(state=AssignmentState.SUBMITTED) | Q(state=AssignmentState.LEASED, lease_expires_at__gt=now)
+    )
 
 
 def _eligible(project: Project, user: AbstractBaseUser, now) -> QuerySet[Image]:
@@ -49,7 +57,9 @@ def _eligible(project: Project, user: AbstractBaseUser, now) -> QuerySet[Image]:
     database runs only for the rows it walks through in index order, until it has enough.
     """
     live = (
-        Assignment.objects.filter(image=OuterRef("pk"), state=AssignmentState.LEASED, lease_expires_at__gt=now)
+        Assignment.objects.filter(
+            image=OuterRef("pk"), is_blind=True, state=AssignmentState.LEASED, lease_expires_at__gt=now
+        )
         .order_by()
         .values("image")
         .annotate(total=Count("pk"))
@@ -66,6 +76,24 @@ def _eligible(project: Project, user: AbstractBaseUser, now) -> QuerySet[Image]:
     )
 
 
+NOT_BLIND_MESSAGE = (
+    "You review this project: you can see the panel's boxes, so your annotations would not be blind. "
+    "A project admin can let reviewers annotate; their submissions are then marked not blind, fill none of "
+    "an image's places and are left out of the consensus and the human baseline."
+)
+
+
+def assignment_is_blind(*, project: Project, user: AbstractBaseUser) -> bool:
+    """Whether `user`'s tasks in `project` are blind: True for annotators. Members with review
+    rights (reviewers, admins, staff) see everyone's boxes: False when the project lets them
+    annotate, Conflict (409, `not_blind`) otherwise."""
+    if not role_at_least(project_role(project=project, user=user), Role.REVIEWER):
+        return True
+    if not project.reviewers_annotate:
+        raise Conflict(NOT_BLIND_MESSAGE, code="not_blind")
+    return False
+
+
 def assignment_live(*, project: Project, user: AbstractBaseUser) -> Assignment | None:
     return (
         Assignment.objects.filter(
@@ -79,10 +107,15 @@ def assignment_live(*, project: Project, user: AbstractBaseUser) -> Assignment |
 def assignment_lease_next(*, project: Project, user: AbstractBaseUser) -> Assignment | None:
     """Lease the caller's next image, or give back their live lease; None when none is left.
 
-    Order: a gold image at the project's gold rate, then images sent back by serving
-    (priority), then the images closest to k submissions (so consensus comes early), then
-    the project's seeded shuffle.
+    Gold images come only among the others, at the project's gold rate: each lease draws
+    (seeded by the caller, the project and the caller's count of tasks) whether it is a gold one; a gold draw takes a
+    gold image if the caller has one left, any other lease a normal image. Once the caller
+    has no normal image left, nothing is handed out: a run of gold images at the end of the
+    queue would tell them apart. Within each kind: images sent back by serving (priority),
+    then those closest to k submissions (so consensus comes early), then the project's
+    seeded shuffle.
     """
+    is_blind = assignment_is_blind(project=project, user=user)
     live = assignment_live(project=project, user=user)
     if live is not None:
         return live
@@ -94,21 +127,24 @@ def assignment_lease_next(*, project: Project, user: AbstractBaseUser) -> Assign
             raise Conflict(reason, code="paused")
     now = timezone.now()
     eligible = _eligible(project, user, now)
-    wants_gold = False
+    normal = eligible.filter(is_gold=False)
+    queues = [normal]
     if project.gold_rate > 0:
-        done = Assignment.objects.filter(annotator=user, image__project=project).count()
-        wants_gold = random.Random(f"{user.pk}:{project.pk}:{done}").random() < project.gold_rate
-    orders = [("-is_gold", "-submitted_count", "shuffle_key")] if wants_gold else []
-    orders.append(("is_gold", "-priority", "-submitted_count", "shuffle_key"))
+        # the caller's tasks so far, anywhere (one index scan, no join): a new draw each lease
+        done = Assignment.objects.filter(annotator=user).count()
+        if random.Random(f"{user.pk}:{project.pk}:{done}").random() < project.gold_rate and normal.exists():
+            queues.insert(0, eligible.filter(is_gold=True))
     for attempt in range(LOCK_RETRIES):
         saw_locked = False
-        for order in orders:
+        for queue in queues:
             skip = 0
             while True:
-                candidates = list(eligible.order_by(*order).values_list("pk", flat=True)[skip : skip + CANDIDATES])
+                candidates = list(queue.order_by(*QUEUE_ORDER).values_list("pk", flat=True)[skip : skip + CANDIDATES])
                 if not candidates:
                     break
-                assignment, was_locked = _lease_one(project=project, user=user, candidates=candidates, order=order)
+                assignment, was_locked = _lease_one(
+                    project=project, user=user, candidates=candidates, is_blind=is_blind
+                )
                 if assignment is not None:
                     return assignment
                 saw_locked |= was_locked
@@ -121,7 +157,7 @@ def assignment_lease_next(*, project: Project, user: AbstractBaseUser) -> Assign
 
 
 def _lease_one(
-    *, project: Project, user: AbstractBaseUser, candidates: list[int], order: tuple[str, ...]
+    *, project: Project, user: AbstractBaseUser, candidates: list[int], is_blind: bool
 ) -> tuple[Assignment | None, bool]:
     """Lease the first candidate, in queue order, that still has a free slot; also says
     whether candidates were passed over because other callers held their locks.
@@ -132,7 +168,7 @@ def _lease_one(
     remaining = list(candidates)
     while remaining:
         with transaction.atomic():
-            locking = Image.objects.filter(pk__in=remaining).order_by(*order)
+            locking = Image.objects.filter(pk__in=remaining).order_by(*QUEUE_ORDER)
             if connection.features.has_select_for_update_skip_locked:
                 locking = locking.select_for_update(skip_locked=True)
             image = locking.first()
@@ -141,7 +177,7 @@ def _lease_one(
             remaining.remove(image.pk)
             now = timezone.now()
             slots = Assignment.objects.filter(image=image).filter(_holding_slot(now))
-            if slots.count() >= project.overlap_k:
+            if is_blind and slots.count() >= project.overlap_k:
                 continue
             mine = Assignment.objects.filter(image=image, annotator=user).first()
             if mine is not None and mine.state in (AssignmentState.SUBMITTED, AssignmentState.SKIPPED):
@@ -149,13 +185,14 @@ def _lease_one(
             expires = now + timedelta(minutes=project.lease_minutes)
             if mine is None:
                 created = Assignment.objects.create(
-                    image=image, annotator=user, leased_at=now, lease_expires_at=expires
+                    image=image, annotator=user, leased_at=now, lease_expires_at=expires, is_blind=is_blind
                 )
                 return created, False
             # An expired lease of this caller's own: take the image up again, draft kept.
             mine.state, mine.leased_at, mine.lease_expires_at = AssignmentState.LEASED, now, expires
             mine.version += 1
-            mine.save(update_fields=["state", "leased_at", "lease_expires_at", "version"])
+            mine.is_blind = is_blind
+            mine.save(update_fields=["state", "leased_at", "lease_expires_at", "version", "is_blind"])
             return mine, False
     return None, False
 
@@ -220,23 +257,33 @@ def assignment_submit(
     active_seconds: float | None = None,
     source: str = AnnotationSource.PANEL,
 ) -> Annotation:
-    """Submit the boxes (an empty list means "no pedestrians here"); the same annotation
-    again for a retried request. ValidationFailed (400) lists every invalid box."""
+    """Submit the boxes (an empty list means "no pedestrians here"). The same boxes again (a
+    retried request) give back the same annotation; other boxes on a submitted task are a
+    Conflict (409, `already_submitted`) naming the stored annotation and its revision.
+    ValidationFailed (400) lists every invalid box.
+
+    A blind annotator's submission fills one of the image's k places; a member with review
+    rights (who can see others' boxes, or has come to since leasing) submits a not-blind
+    annotation that fills none."""
     with transaction.atomic():
         current = Assignment.objects.select_for_update().select_related("image__project").get(pk=assignment.pk)
-        if current.state == AssignmentState.SUBMITTED:
-            return current.annotation
         if current.state == AssignmentState.SKIPPED:
             raise Conflict("This task was skipped; it cannot be submitted.", code="skipped")
+        checked = _check_boxes(current, boxes)
+        if current.state == AssignmentState.SUBMITTED:
+            return _submitted_again(current, checked)
+        project = current.image.project
+        is_blind = current.is_blind and not role_at_least(
+            project_role(project=project, user=current.annotator), Role.REVIEWER
+        )
+        now = timezone.now()
         # An expired lease (state leased past its time, or marked expired) may still submit
         # while the image has a free slot.
-        checked = _check_boxes(current, boxes)
-        now = timezone.now()
-        if current.lease_expires_at <= now:
+        if is_blind and current.lease_expires_at <= now:
             # The lease ran out: the slot may have gone to someone else meanwhile.
             Image.objects.select_for_update().get(pk=current.image_id)
             others = current.image.assignments.exclude(pk=current.pk).filter(_holding_slot(now))
-            if others.count() >= current.image.project.overlap_k:
+            if others.count() >= project.overlap_k:
                 raise Conflict("Your lease ran out and the image went to others; take the next task.", code="expired")
         previous = Annotation.objects.filter(
             image=current.image, annotator=current.annotator, kind=AnnotationKind.SUBMISSION, is_current=True
@@ -251,23 +298,48 @@ def assignment_submit(
             source=source,
             revision=previous.revision + 1 if previous else 1,
             supersedes=previous,
+            is_blind=is_blind,
             active_seconds=_active_seconds(current, active_seconds),
         )
         Box.objects.bulk_create(
             Box(annotation=annotation, **{field: getattr(box, field) for field in BOX_FIELDS}) for box in checked
         )
         current.state, current.annotation, current.finished_at = AssignmentState.SUBMITTED, annotation, now
-        Image.objects.filter(pk=current.image_id).update(submitted_count=F("submitted_count") + 1)
-        if Image.objects.filter(pk=current.image_id, submitted_count__gte=current.image.project.overlap_k).exists():
-            # the k-th submission: the current consensus version takes this image in
-            from groundtruth.services import image_consensus_enqueue
+        current.is_blind = is_blind
+        if is_blind:
+            Image.objects.filter(pk=current.image_id).update(submitted_count=F("submitted_count") + 1)
+            if Image.objects.filter(pk=current.image_id, submitted_count__gte=project.overlap_k).exists():
+                # the k-th submission: the current consensus version takes this image in
+                from groundtruth.services import image_consensus_enqueue
 
-            image_id, project_id = current.image_id, current.image.project_id
-            transaction.on_commit(lambda: image_consensus_enqueue(image_id=image_id, project_id=project_id))
+                image_id, project_id = current.image_id, project.pk
+                transaction.on_commit(lambda: image_consensus_enqueue(image_id=image_id, project_id=project_id))
         current.draft = boxes
         current.active_seconds = annotation.active_seconds
-        current.save(update_fields=["state", "annotation", "finished_at", "draft", "active_seconds"])
+        current.save(update_fields=["state", "annotation", "finished_at", "draft", "active_seconds", "is_blind"])
         return annotation
+
+
+def _submitted_again(assignment: Assignment, checked: list) -> Annotation:
+    """The stored annotation of a submitted task, when `checked` holds the same boxes (a
+    retried request); a Conflict naming it otherwise: a submission is never changed silently."""
+    annotation = assignment.annotation
+    stored = sorted(_box_key(box) for box in annotation.boxes.all())
+    if stored == sorted(_box_key(box) for box in checked):
+        return annotation
+    raise Conflict(
+        f"This task was submitted already (annotation {annotation.pk}, revision {annotation.revision}, "
+        f"{len(stored)} boxes); a submission is not changed. Take the next task.",
+        code="already_submitted",
+        fields={"annotation": annotation.pk, "revision": annotation.revision},
+    )
+
+
+def _box_key(box) -> tuple:
+    """A box's fields, coordinates rounded to 1/1000 px as stored boxes are compared."""
+    return tuple(
+        round(value, 3) if isinstance(value, float) else value for value in (getattr(box, f) for f in BOX_FIELDS)
+    )
 
 
 BOX_FIELDS = ("x1", "y1", "x2", "y2", "label", "is_occluded", "is_truncated", "is_ignored", "is_from_suggestion")

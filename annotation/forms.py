@@ -3,6 +3,7 @@
 from django import forms
 
 from annotation.models import default_conditions
+from annotation.services import DESCRIPTION_MAX
 
 
 def _conditions_text(conditions: dict[str, list[str]]) -> str:
@@ -11,8 +12,8 @@ def _conditions_text(conditions: dict[str, list[str]]) -> str:
 
 class ProjectForm(forms.Form):
     name = forms.CharField(max_length=200)
-    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
-    labels = forms.CharField(initial="pedestrian", help_text="Comma-separated.")
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=DESCRIPTION_MAX)
+    labels = forms.CharField(initial="pedestrian", help_text="Comma-separated.", max_length=2000)
     overlap_k = forms.IntegerField(min_value=1, max_value=50, initial=3, label="Annotators per image (k)")
     train_percent = forms.IntegerField(min_value=1, max_value=98, initial=80)
     val_percent = forms.IntegerField(min_value=1, max_value=98, initial=10)
@@ -21,6 +22,7 @@ class ProjectForm(forms.Form):
         min_value=0, max_value=2**31 - 1, required=False, help_text="Blank for a random seed."
     )
     conditions = forms.CharField(
+        max_length=5000,
         widget=forms.Textarea(attrs={"rows": 4}),
         initial=_conditions_text(default_conditions()),
         help_text="One dimension a line: 'weather: sun, rain, night'.",

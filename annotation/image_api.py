@@ -4,7 +4,6 @@ from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -24,8 +23,9 @@ from annotation.serializers import (
     ZipUploadSerializer,
 )
 from annotation.splits import split_report
-from config.api_docs import paginated
-from config.errors import error_body
+from config.api_docs import PAGE_PARAMETERS, paginated
+from config.errors import DATABASE_RETRY_SECONDS, error_body
+from config.pagination import Pagination
 
 
 def ingest_response(results: list[IngestResult]) -> Response:
@@ -44,7 +44,10 @@ def ingest_response(results: list[IngestResult]) -> Response:
     first = next(result for result in results if result.status == "refused")
     plural = "" if len(results) == 1 else f" ({len(results)} files, none stored)"
     error = error_body(status_code=first.http_status, code=first.code, message=f"{first.message}{plural}")
-    return Response({**error, **body}, status=first.http_status)
+    response = Response({**error, **body}, status=first.http_status)
+    if first.http_status == 503:
+        response["Retry-After"] = str(DATABASE_RETRY_SECONDS)
+    return response
 
 
 class ProjectImagesApi(ProjectApiMixin, APIView):
@@ -59,6 +62,7 @@ class ProjectImagesApi(ProjectApiMixin, APIView):
         parameters=[
             OpenApiParameter("split", enum=Split.values),
             OpenApiParameter("condition", description="dimension:value, repeatable", many=True),
+            *PAGE_PARAMETERS,
         ],
         responses=paginated(ImageOutputSerializer, "ImagePage"),
     )
@@ -73,7 +77,7 @@ class ProjectImagesApi(ProjectApiMixin, APIView):
             if not value:
                 raise ValidationError({"condition": ["Use dimension:value, e.g. weather:rain."]})
             conditions[dimension] = value
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(
             image_list(project=project, split=split, conditions=conditions), request, self
         )

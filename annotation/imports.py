@@ -20,7 +20,7 @@ from django.db.models import F
 from annotation.archives import zip_open, zip_read_member, zip_unsafe_reason
 from annotation.exports import export_file_names
 from annotation.imaging import ImageRefused
-from annotation.models import Annotation, AnnotationKind, AnnotationSource, Box, Image, Membership, Project
+from annotation.models import Annotation, AnnotationKind, AnnotationSource, Box, Image, Membership, Project, Role
 from boxes.formats import Dataset, FormatError, coco_read, labelstudio_read, voc_read, yolo_names, yolo_read
 from config.errors import ValidationFailed
 
@@ -164,10 +164,13 @@ def annotations_import(
         annotator = get_user_model().objects.filter(username=annotator_username or "", is_active=True).first()
         if annotator is None:
             raise ValidationFailed("Name the annotator whose work this is.", fields={"annotator": ["No such user."]})
-        if not annotator.is_staff and not Membership.objects.filter(project=project, user=annotator).exists():
-            raise ValidationFailed(
-                f"{annotator.get_username()} is not a member of this project.", fields={"annotator": ["Not a member."]}
+        role = Membership.objects.filter(project=project, user=annotator).values_list("role", flat=True).first()
+        if role != Role.ANNOTATOR or annotator.is_staff:
+            message = (
+                f"{annotator.get_username()} is not an annotator of this project: imported submissions are credited "
+                "only to the project's annotators, whose work is blind and counts in the consensus."
             )
+            raise ValidationFailed(message, fields={"annotator": ["Not an annotator of this project."]})
     else:
         annotator = importer
     index = _ImageIndex(project)

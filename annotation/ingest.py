@@ -23,7 +23,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from annotation.archives import zip_open, zip_read_member, zip_unsafe_reason
@@ -223,6 +223,18 @@ def _store(*, project: Project, item: _Pending, user, is_synthetic: bool) -> Ing
         default_storage.delete(name)
         existing = Image.objects.filter(project=project, sha256=item.sha256).values_list("pk", flat=True).first()
         return _duplicate(upload.name, existing)
+    except OperationalError:
+        # The database stayed busy (or went away) past its timeout: this file is not stored,
+        # and the answer says so; the files before and after it are answered on their own.
+        default_storage.delete(name)
+        logger.warning("Image %s of project %s not stored: the database was unavailable.", upload.name, project.pk)
+        return IngestResult(
+            name=upload.name,
+            status="refused",
+            code="database_busy",
+            message="The database was busy; this file was not stored. Send it again.",
+            http_status=503,
+        )
     except BaseException:
         default_storage.delete(name)
         raise

@@ -77,6 +77,12 @@ class Project(models.Model):
     gold_min_f1 = models.FloatField(
         default=0.5, help_text="The gold F1 (IoU 0.5) below which a gold task counts as failed."
     )
+    reviewers_annotate = models.BooleanField(
+        default=False,
+        help_text="Members with review rights (reviewers, admins, staff) may take annotation tasks. They can see "
+        "others' boxes, so their annotations are marked not blind, fill none of an image's k places, and are left "
+        "out of the consensus and the human baseline unless a consensus version includes them.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -263,6 +269,11 @@ class Annotation(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
     )
     is_current = models.BooleanField(default=True, help_text="False once a later revision supersedes it.")
+    is_blind = models.BooleanField(
+        default=True,
+        help_text="Made without sight of anyone else's boxes; False for a member with review rights, whose "
+        "submissions are left out of the consensus and the human baseline by default.",
+    )
     active_seconds = models.FloatField(null=True, blank=True)
     submitted_at = models.DateTimeField(auto_now_add=True)
 
@@ -365,6 +376,9 @@ class Assignment(models.Model):
     draft = models.JSONField(default=list, blank=True, help_text="Boxes saved so far, as the canvas sent them.")
     active_seconds = models.FloatField(default=0.0)
     skip_reason = models.CharField(max_length=500, blank=True)
+    is_blind = models.BooleanField(
+        default=True, help_text="Leased by a panel annotator (holds one of the image's k places)."
+    )
     annotation = models.OneToOneField(
         Annotation, null=True, blank=True, on_delete=models.PROTECT, related_name="assignment"
     )
@@ -403,3 +417,24 @@ class Suggestion(models.Model):
 
     def __str__(self) -> str:
         return f"suggestion for {self.image} by {self.source}"
+
+
+class ApiToken(models.Model):
+    """A person's API token (`Authorization: Token <key>`). Only its sha256 is kept, and
+    its first characters so that its owner and staff can tell tokens apart; the key is shown
+    once, when made. A token ends when its owner's password changes (`password_marker`)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_token")
+    prefix = models.CharField(max_length=8)
+    key_sha256 = models.CharField(max_length=64, unique=True)
+    password_marker = models.CharField(
+        max_length=64, help_text="A keyed hash of the password hash the token was made under."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["user"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… of {self.user}"

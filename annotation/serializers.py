@@ -4,11 +4,14 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from annotation.models import Image, Membership, Project, Role
+from annotation.services import DESCRIPTION_MAX
+from config.pagination import MAX_INTEGER
+from config.parsers import BoundedJSONField
 
 
 class ProjectInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=DESCRIPTION_MAX)
     labels = serializers.ListField(
         child=serializers.CharField(max_length=64), required=False, min_length=1, max_length=100
     )
@@ -21,10 +24,36 @@ class ProjectInputSerializer(serializers.Serializer):
         child=serializers.ListField(child=serializers.CharField(max_length=64), min_length=1, max_length=50),
         required=False,
     )
+    reviewers_annotate = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Let reviewers and admins take annotation tasks; their submissions are marked not blind.",
+    )
+
+    def validate_conditions(self, value: dict) -> dict:
+        if len(value) > 20:
+            raise serializers.ValidationError("At most 20 condition dimensions.")
+        if any(len(dimension) > 64 for dimension in value):
+            raise serializers.ValidationError("A dimension's name is at most 64 characters.")
+        return value
 
 
 class ProjectOutputSerializer(serializers.ModelSerializer):
+    """A project as its caller may see it: annotators get only what drawing needs (never how
+    many others label an image, the split settings or the conditions images are sorted by)."""
+
     role = serializers.SerializerMethodField()
+    overlap_k = serializers.IntegerField(required=False, help_text="Reviewers and admins only.")
+    train_percent = serializers.IntegerField(required=False, help_text="Reviewers and admins only.")
+    val_percent = serializers.IntegerField(required=False, help_text="Reviewers and admins only.")
+    test_percent = serializers.IntegerField(required=False, help_text="Reviewers and admins only.")
+    split_seed = serializers.IntegerField(required=False, help_text="Reviewers and admins only.")
+    conditions = serializers.JSONField(required=False, help_text="Reviewers and admins only.")
+    reviewers_annotate = serializers.BooleanField(required=False, help_text="Reviewers and admins only.")
+
+    REVIEWER_FIELDS = (
+        "overlap_k", "train_percent", "val_percent", "test_percent", "split_seed", "conditions", "reviewers_annotate",
+    )  # fmt: skip
 
     class Meta:
         model = Project
@@ -39,6 +68,7 @@ class ProjectOutputSerializer(serializers.ModelSerializer):
             "test_percent",
             "split_seed",
             "conditions",
+            "reviewers_annotate",
             "created_at",
             "role",
         ]
@@ -47,9 +77,16 @@ class ProjectOutputSerializer(serializers.ModelSerializer):
         roles = self.context.get("roles", {})
         return roles.get(project.pk)
 
+    def to_representation(self, project: Project) -> dict:
+        data = super().to_representation(project)
+        if data["role"] not in (Role.REVIEWER, Role.ADMIN):
+            for name in self.REVIEWER_FIELDS:
+                data.pop(name, None)
+        return data
+
 
 class MembershipInputSerializer(serializers.Serializer):
-    user = serializers.IntegerField(min_value=1)
+    user = serializers.IntegerField(min_value=1, max_value=MAX_INTEGER)
     role = serializers.ChoiceField(choices=Role.choices)
 
 
@@ -79,8 +116,10 @@ class MeSerializer(serializers.Serializer):
 
 
 class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField(required=False)
-    password = serializers.CharField(required=False, style={"input_type": "password"}, trim_whitespace=False)
+    username = serializers.CharField(required=False, max_length=150)
+    password = serializers.CharField(
+        required=False, max_length=4096, style={"input_type": "password"}, trim_whitespace=False
+    )
 
 
 class TokenOutputSerializer(serializers.Serializer):
@@ -93,8 +132,8 @@ class ImageUploadSerializer(serializers.Serializer):
     `file_conditions`, a JSON object of file name -> conditions that overrides it per file."""
 
     files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), min_length=1)
-    conditions = serializers.JSONField(required=False, default=dict)
-    file_conditions = serializers.JSONField(required=False, default=dict)
+    conditions = BoundedJSONField(required=False, default=dict)
+    file_conditions = BoundedJSONField(required=False, default=dict)
 
     def validate_conditions(self, value):
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
@@ -111,7 +150,7 @@ class ImageUploadSerializer(serializers.Serializer):
 
 class ZipUploadSerializer(serializers.Serializer):
     archive = serializers.FileField()
-    conditions = serializers.JSONField(required=False, default=dict)
+    conditions = BoundedJSONField(required=False, default=dict)
 
     def validate_conditions(self, value):
         return ImageUploadSerializer().validate_conditions(value)

@@ -20,7 +20,7 @@ class ImportInputSerializer(serializers.Serializer):
     file = serializers.FileField()
     format = serializers.ChoiceField(choices=FORMATS)
     target = serializers.ChoiceField(choices=TARGETS, default="annotator")
-    annotator = serializers.CharField(required=False, help_text="username, when target is 'annotator'")
+    annotator = serializers.CharField(required=False, max_length=150, help_text="username, when target is 'annotator'")
     clip = serializers.BooleanField(default=False, help_text="clip boxes to the image instead of refusing them")
 
 

@@ -4,10 +4,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
-from rest_framework.authtoken.models import Token
 
-from annotation.models import Role
+from annotation.assignments import assignment_is_blind
+from annotation.models import ApiToken, Role
 from annotation.selectors import (
     annotator_stats,
     image_split_counts,
@@ -18,6 +19,7 @@ from annotation.selectors import (
     role_at_least,
 )
 from annotation.services import api_token_revoke, api_token_rotate
+from config.errors import Conflict
 from groundtruth.selectors import current_version_summary
 
 
@@ -53,10 +55,12 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     return render(request, "annotation/project_detail.html", context)
 
 
+@never_cache
 @login_required
 @require_http_methods(["GET"])
 def account(request: HttpRequest) -> HttpResponse:
-    token = Token.objects.filter(user=request.user).first()
+    """The caller's account: their API token (a new one shown once, never cached)."""
+    token = ApiToken.objects.filter(user=request.user).first()
     return render(
         request, "annotation/account.html", {"token": token, "new_key": request.session.pop("new_token", None)}
     )
@@ -84,6 +88,11 @@ def account_token_revoke(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def annotate(request: HttpRequest, project_id: int) -> HttpResponse:
-    """The annotation canvas; the page asks the API for tasks one after another."""
+    """The annotation canvas; the page asks the API for tasks one after another. A member who
+    sees everyone's boxes, in a project that keeps its panel blind, is told why instead."""
     project = project_get(project_id=project_id, user=request.user)
+    try:
+        assignment_is_blind(project=project, user=request.user)
+    except Conflict as refusal:
+        return render(request, "annotation/annotate_refused.html", {"project": project, "message": refusal.message})
     return render(request, "annotation/annotate.html", {"project": project})

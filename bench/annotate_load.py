@@ -71,12 +71,12 @@ django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from annotation.services import api_token_rotate
 from annotation.models import Image, Membership, Project, Role
 User = get_user_model()
 out = {"projects": [], "tokens": []}
 users = [User.objects.create(username=f"load{i:03d}") for i in range(60)]
-out["tokens"] = [Token.objects.create(user=u).key for u in users]
+out["tokens"] = [api_token_rotate(user=u).key for u in users]
 for name in sys.argv[1].split(","):
     project = Project.objects.create(name=name, overlap_k=3)
     Image.objects.bulk_create(

@@ -44,7 +44,7 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from annotation.services import api_token_rotate
 from annotation.models import Image, Membership, Project, Role
 from groundtruth.models import ConsensusVersion
 from groundtruth.services import consensus_version_compute, consensus_version_create
@@ -72,7 +72,7 @@ ModelVersion.objects.create(project=project, number=1, run=run, snapshot=snapsho
                             architecture="yolo26n.yaml", imgsz=160, stage="champion")
 clients = [api_client_create(name=f"camera {i}", projects=[project], user=None, rate_limit_per_minute=1_000_000)[1]
            for i in range(predictors)]
-print(json.dumps({"project": project.pk, "tokens": [Token.objects.create(user=u).key for u in users],
+print(json.dumps({"project": project.pk, "tokens": [api_token_rotate(user=u).key for u in users],
                   "clients": clients}))
 """
 

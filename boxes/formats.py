@@ -28,6 +28,35 @@ import numpy as np
 from boxes.geometry import xyxy_to_yolo, yolo_to_xyxy
 
 PRECISION = 3
+# The largest image side an export may state (pixels).
+MAX_SIDE = 1_000_000
+
+
+# Deeper than any export or API body needs (COCO and Label Studio go 6 levels down), far
+# below the depth at which the parser would exhaust the interpreter's stack.
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+
+
+class JsonTooDeep(ValueError):
+    """JSON nested deeper than allowed; raised before the document is parsed."""
+
+
+def json_depth(data: bytes | str) -> int:
+    """How deep arrays and objects nest in a JSON text (0 for a scalar), counted on the raw
+    text with strings blanked out, in linear time, without parsing it."""
+    raw = data.encode() if isinstance(data, str) else bytes(data)
+    codes = np.frombuffer(_JSON_STRING.sub(b'""', raw), dtype=np.uint8)
+    steps = np.isin(codes, (0x5B, 0x7B)).astype(np.int64) - np.isin(codes, (0x5D, 0x7D))
+    return int(np.cumsum(steps).max()) if len(steps) else 0
+
+
+def json_parse(data: bytes | str, *, max_depth: int = MAX_JSON_DEPTH):
+    """`json.loads`, after refusing (JsonTooDeep) a text nested deeper than `max_depth`."""
+    depth = json_depth(data)
+    if depth > max_depth:
+        raise JsonTooDeep(f"The JSON nests {depth} levels deep; at most {max_depth} are accepted.")
+    return json.loads(data)
 
 
 class FormatError(ValueError):
@@ -72,6 +101,26 @@ def _round(value: float) -> float:
     return round(float(value), PRECISION)
 
 
+def finite_number(value: object) -> bool:
+    """A JSON number a float holds finitely (not a bool, not NaN or infinity, not an integer
+    of hundreds of digits, which `float()` refuses with OverflowError)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_id(value: object) -> bool:
+    """An id an export may use: an integer or a string (not a list or an object)."""
+    return isinstance(value, int | str) and not isinstance(value, bool)
+
+
 def checked_box(
     box: FormatBox, *, width: float, height: float, clip: bool, where: str, problems: list[str]
 ) -> FormatBox | None:
@@ -82,7 +131,7 @@ def checked_box(
     nothing is left inside).
     """
     coordinates = (box.x1, box.y1, box.x2, box.y2)
-    if not all(isinstance(value, int | float) and math.isfinite(value) for value in coordinates):
+    if not all(finite_number(value) for value in coordinates):
         problems.append(f"{where}: coordinates must be finite numbers, got {list(coordinates)}")
         return None
     x1, y1, x2, y2 = (_round(value) for value in coordinates)
@@ -133,13 +182,17 @@ def coco_read(data: bytes | str | Mapping, *, clip: bool = False) -> Dataset:
         raise FormatError("Not a COCO file: it needs an 'images' list")
     categories = {}
     for category in document.get("categories") or []:
-        if not isinstance(category, Mapping) or "id" not in category or not isinstance(category.get("name"), str):
+        if (
+            not isinstance(category, Mapping)
+            or not _is_id(category.get("id"))
+            or not isinstance(category.get("name"), str)
+        ):
             problems.append(f"category {category!r}: needs an id and a name")
             continue
         categories[category["id"]] = category["name"]
     images: dict = {}
     for entry in document["images"]:
-        if not isinstance(entry, Mapping) or "id" not in entry or not isinstance(entry.get("file_name"), str):
+        if not isinstance(entry, Mapping) or not _is_id(entry.get("id")) or not isinstance(entry.get("file_name"), str):
             problems.append(f"image {entry!r}: needs an id and a file_name")
             continue
         images[entry["id"]] = {"entry": entry, "boxes": []}
@@ -148,17 +201,18 @@ def coco_read(data: bytes | str | Mapping, *, clip: bool = False) -> Dataset:
         if not isinstance(annotation, Mapping):
             problems.append(f"{where}: not an object")
             continue
-        if annotation.get("image_id") not in images:
+        if not _is_id(annotation.get("image_id")) or annotation.get("image_id") not in images:
             problems.append(f"{where}: unknown image_id {annotation.get('image_id')!r}")
             continue
-        if annotation.get("category_id") not in categories:
+        if not _is_id(annotation.get("category_id")) or annotation.get("category_id") not in categories:
             problems.append(f"{where}: unknown category_id {annotation.get('category_id')!r}")
             continue
         bbox = annotation.get("bbox")
-        if not isinstance(bbox, list) or len(bbox) != 4 or not all(isinstance(v, int | float) for v in bbox):
+        if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
             problems.append(f"{where}: bbox must be four numbers [x, y, width, height]")
             continue
-        x, y, w, h = (float(v) for v in bbox)
+        # not finite (NaN, infinity, an integer of hundreds of digits): checked_box names it
+        x, y, w, h = (float(v) if finite_number(v) else math.inf for v in bbox)
         attributes = annotation.get("attributes") if isinstance(annotation.get("attributes"), Mapping) else {}
         images[annotation["image_id"]]["boxes"].append(
             FormatBox(
@@ -373,7 +427,7 @@ def voc_read(files: Mapping[str, bytes], *, clip: bool = False) -> Dataset:
         try:
             width = int(float(root.findtext("size/width") or 0))
             height = int(float(root.findtext("size/height") or 0))
-        except ValueError:
+        except (ValueError, OverflowError):
             problems.append(f"{xml_name}: size must be numbers")
             continue
         if not file_name:
@@ -450,10 +504,13 @@ def labelstudio_read(data: bytes | str | list, *, clip: bool = False) -> Dataset
                 width, height = int(result["original_width"]), int(result["original_height"])
                 x, y, w, h = (float(value[key]) for key in ("x", "y", "width", "height"))
                 names = value["rectanglelabels"]
-            except (KeyError, TypeError, ValueError):
+                rotation = float(value.get("rotation") or 0)
+                if not 0 < width <= MAX_SIDE or not 0 < height <= MAX_SIDE:
+                    raise ValueError("size out of range")
+            except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
                 problems.append(f"{where}: needs original_width/height and value x, y, width, height, rectanglelabels")
                 continue
-            if float(value.get("rotation") or 0) != 0:
+            if rotation != 0:
                 problems.append(f"{where}: rotated boxes are not supported")
                 continue
             if not isinstance(names, list) or len(names) != 1:
@@ -480,6 +537,8 @@ def labelstudio_read(data: bytes | str | list, *, clip: bool = False) -> Dataset
 
 def _json(data: bytes | str):
     try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        return json_parse(data)
+    except JsonTooDeep as error:
+        raise FormatError(str(error)) from error
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, an integer over 4,300 digits
         raise FormatError(f"Not valid JSON: {error}") from error

@@ -84,6 +84,14 @@ def boxes_check(
     return checked, problems, None
 
 
+def _finite(value: int | float) -> bool:
+    """A finite float, or an int a float can hold (a 400-digit integer cannot)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _problems(item: object, labels: set[str]) -> list[str]:
     if not isinstance(item, dict):
         return ["a box must be an object"]
@@ -93,12 +101,14 @@ def _problems(item: object, labels: set[str]) -> list[str]:
         messages.append(f"unknown field(s): {', '.join(unknown)}")
     for key in ("x1", "y1", "x2", "y2"):
         value = item.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
             messages.append(f"{key} must be a finite number")
     if not messages and (item["x2"] <= item["x1"] or item["y2"] <= item["y1"]):
         messages.append("x2 must be greater than x1 and y2 greater than y1")
     if item.get("label") not in labels:
-        messages.append(f"unknown label {item.get('label')!r}; known: {', '.join(sorted(labels))}")
+        shown = repr(item.get("label"))
+        shown = shown if len(shown) <= 70 else f"{shown[:64]}...{shown[-1]}"
+        messages.append(f"unknown label {shown}; known: {', '.join(sorted(labels))}")
     for flag in FLAGS:
         if flag in item and not isinstance(item[flag], bool):
             messages.append(f"{flag} must be true or false")

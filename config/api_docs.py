@@ -2,7 +2,7 @@
 CDN), the error shape documented on every operation, and paginated list answers."""
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from drf_spectacular.views import SpectacularSwaggerSplitView
 from rest_framework import serializers
 
@@ -23,6 +23,13 @@ ERROR_SCHEMA = {
         }
     },
 }
+
+
+# The query parameters of every paginated list (config.pagination.Pagination).
+PAGE_PARAMETERS = [
+    OpenApiParameter("limit", int, description="Items per page: 100 unless given, at most 500 (more gives 500)."),
+    OpenApiParameter("offset", int, description="Items to skip, at most 2^63 - 1."),
+]
 
 
 def paginated(serializer: type[serializers.Serializer], name: str) -> serializers.Serializer:

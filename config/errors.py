@@ -91,6 +91,39 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
+def _page(template: str, status_code: int, context: dict, request: HttpRequest | None = None) -> HttpResponse:
+    return HttpResponse(loader.render_to_string(template, context, request), status=status_code)
+
+
+def bad_request(
+    request: HttpRequest, exception: Exception | None = None, *, field: str | None = None, message: str | None = None
+) -> HttpResponse:
+    """400 handler (and the answer to an out-of-range id): the JSON error shape under /api/,
+    Quorum's own page elsewhere. Rendered without the request's context, as Django's own is:
+    the request may be what is wrong (an unknown host, say)."""
+    message = message or "The request could not be understood."
+    if _is_api(request):
+        fields = {field: [message]} if field else None
+        return JsonResponse(error_body(status_code=400, code="invalid", message=message, fields=fields), status=400)
+    return _page("400.html", 400, {"message": message})
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """403 handler: the JSON error shape under /api/, Quorum's own page elsewhere."""
+    message = "You may not do this."
+    if _is_api(request):
+        return JsonResponse(error_body(status_code=403, code="permission_denied", message=message), status=403)
+    return _page("403.html", 403, {"message": message}, request)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a form posted without its token (a stale page, or another site)."""
+    message = "This form has expired or did not come from Quorum. Reload the page and send it again."
+    if _is_api(request):
+        return JsonResponse(error_body(status_code=403, code="csrf_failed", message=message), status=403)
+    return _page("403.html", 403, {"message": message})
+
+
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """404 handler: the JSON error shape under /api/, the HTML page elsewhere."""
     if _is_api(request):
@@ -129,3 +162,13 @@ def server_error(request: HttpRequest) -> HttpResponse:
             error_body(status_code=500, code="server_error", message="Internal server error."), status=500
         )
     return defaults.server_error(request)
+
+
+def too_many_requests(request: HttpRequest, *, retry_after: int, message: str) -> HttpResponse:
+    """429 with a `Retry-After` that holds: the JSON error shape under /api/, a page elsewhere."""
+    if _is_api(request):
+        response = JsonResponse(error_body(status_code=429, code="throttled", message=message), status=429)
+    else:
+        response = _page("429.html", 429, {"message": message, "retry": retry_after}, request)
+    response["Retry-After"] = str(retry_after)
+    return response

@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from annotation.sign_in import sign_in_throttled
 from config.api_docs import ApiDocsView
 from ops.views import favicon, healthz
 
@@ -20,8 +21,10 @@ urlpatterns = [
     path("", include("groundtruth.urls")),
     path("", include("training.urls")),
     path("", include("serving.urls")),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", sign_in_throttled(auth_views.LoginView.as_view(redirect_authenticated_user=True)), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Django admin's own sign-in, throttled like the one above.
+    path("admin/login/", sign_in_throttled(admin.site.login), name="admin-sign-in"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     # Browsers ask for /favicon.ico whatever the page says.
@@ -31,5 +34,7 @@ urlpatterns = [
     path("api/docs/", ApiDocsView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
+handler400 = "config.errors.bad_request"
+handler403 = "config.errors.permission_denied"
 handler404 = "config.errors.page_not_found"
 handler500 = "config.errors.server_error"

@@ -8,7 +8,6 @@ from django.contrib.auth import get_user_model
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,8 +15,10 @@ from rest_framework.views import APIView
 
 from annotation.permissions import IsProjectAnnotator, IsProjectReviewer, ProjectApiMixin
 from annotation.selectors import image_get
-from config.api_docs import paginated
+from config.api_docs import PAGE_PARAMETERS, paginated
 from config.errors import Conflict, ValidationFailed
+from config.pagination import Pagination
+from config.parsers import BoundedJSONField
 from groundtruth.models import AgreementReport, ConsensusVersion
 from groundtruth.selectors import (
     adjudication_view,
@@ -48,6 +49,11 @@ class ConsensusInputSerializer(serializers.Serializer):
     fuse = serializers.ChoiceField(choices=["median", "mean"], default="median")
     reliability_weighted = serializers.BooleanField(default=False)
     accept_f1 = serializers.FloatField(default=0.8, min_value=0.0, max_value=1.0)
+    include_not_blind = serializers.BooleanField(
+        default=False,
+        help_text="Count the submissions of members with review rights, who could see others' boxes "
+        "(left out by default).",
+    )
 
 
 class ConsensusVersionSerializer(serializers.ModelSerializer):
@@ -57,8 +63,8 @@ class ConsensusVersionSerializer(serializers.ModelSerializer):
         model = ConsensusVersion
         fields = [
             "id", "project", "number", "iou_threshold", "quorum", "fuse", "reliability_weighted", "accept_f1",
-            "code_version", "state", "error", "is_current", "alpha", "alpha_low", "alpha_high", "pairwise_f1",
-            "mean_iou", "created_at", "started_at", "finished_at", "images",
+            "include_not_blind", "code_version", "state", "error", "is_current", "alpha", "alpha_low", "alpha_high",
+            "pairwise_f1", "mean_iou", "created_at", "started_at", "finished_at", "images",
         ]  # fmt: skip
 
     def get_images(self, version: ConsensusVersion) -> dict[str, int]:
@@ -176,10 +182,10 @@ class ReviewQueueApi(ProjectApiMixin, APIView):
 
     permission_classes = [IsAuthenticated, IsProjectReviewer]
 
-    @extend_schema(responses=paginated(ReviewRowSerializer, "ReviewQueuePage"))
+    @extend_schema(parameters=PAGE_PARAMETERS, responses=paginated(ReviewRowSerializer, "ReviewQueuePage"))
     def get(self, request: Request, project_id: int) -> Response:
         project = self.project_for(request, project_id)
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(review_queue(project=project), request, view=self)
         return paginator.get_paginated_response(
             [
@@ -197,7 +203,7 @@ class ReviewQueueApi(ProjectApiMixin, APIView):
 
 
 class AdjudicationInputSerializer(serializers.Serializer):
-    boxes = serializers.JSONField(help_text="[{x1, y1, x2, y2, label, is_ignored}, ...] in image pixels.")
+    boxes = BoundedJSONField(help_text="[{x1, y1, x2, y2, label, is_ignored}, ...] in image pixels.")
 
 
 class AdjudicationApi(APIView):
@@ -231,7 +237,7 @@ class AdjudicationApi(APIView):
 
 
 class GoldInputSerializer(serializers.Serializer):
-    boxes = serializers.JSONField(required=False, help_text="Reference boxes; or from_adjudication.")
+    boxes = BoundedJSONField(required=False, help_text="Reference boxes; or from_adjudication.")
     from_adjudication = serializers.BooleanField(default=False)
 
 

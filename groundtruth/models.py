@@ -42,6 +42,11 @@ class ConsensusVersion(models.Model):
     accept_f1 = models.FloatField(
         default=0.8, help_text="Images at or above this pairwise F1, with no uncertain cluster, are auto-accepted."
     )
+    include_not_blind = models.BooleanField(
+        default=False,
+        help_text="Count the submissions of members with review rights, who could see others' boxes (left out by "
+        "default: they are not independent of the panel).",
+    )
     code_version = models.CharField(max_length=40, help_text="Which consensus code computed it.")
     state = models.CharField(max_length=16, choices=VersionState.choices, default=VersionState.PENDING)
     error = models.TextField(blank=True)

@@ -22,6 +22,19 @@ BASELINE_MIN_IMAGES = 10
 FIGURES = ("precision", "recall", "f1", "fppi")
 
 
+def _not_blind(version: ConsensusVersion) -> dict:
+    """The project's current submissions by members with review rights (not blind): how
+    many, by how many people, and whether this version counted them."""
+    submissions = Annotation.objects.filter(
+        image__project=version.project, kind=AnnotationKind.SUBMISSION, is_current=True, is_blind=False
+    )
+    return {
+        "included": version.include_not_blind,
+        "submissions": submissions.count(),
+        "annotators": submissions.values("annotator").distinct().count(),
+    }
+
+
 def agreement_report_build(
     *,
     version: ConsensusVersion,
@@ -48,7 +61,9 @@ def agreement_report_build(
             "quorum": version.quorum,
             "fuse": version.fuse,
             "reliability_weighted": version.reliability_weighted,
+            "include_not_blind": version.include_not_blind,
         },
+        "not_blind": _not_blind(version),
         "dataset": _dataset(report, states),
         "baseline": _baseline(baseline, names),
         "annotators": _annotators(baseline, annotations, image_ids, annotator_ids, names, reliability, version),

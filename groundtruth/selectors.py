@@ -2,12 +2,14 @@
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from string import ascii_uppercase
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Avg, Count, F, QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from annotation.models import Annotation, AnnotationKind, Box, Image, Membership, Project
 from annotation.selectors import project_list
@@ -18,10 +20,18 @@ from groundtruth.models import Adjudication, ConsensusVersion, ImageConsensus, I
 Panel = dict[int, tuple[np.ndarray, np.ndarray]]  # annotator id -> (n x 4 boxes, n ignore flags)
 
 
-def panels(*, project: Project, image_ids: list[int] | None = None) -> dict[int, Panel]:
-    """The current submissions of every image that has all of its k annotators (or of
+def panels(
+    *,
+    project: Project,
+    image_ids: list[int] | None = None,
+    include_not_blind: bool = False,
+    submitted_before: datetime | None = None,
+) -> dict[int, Panel]:
+    """The current submissions of every image that has all of its k blind annotators (or of
     `image_ids`, whatever their count), as boxes per annotator; an annotator who drew
-    nothing has an empty array."""
+    nothing has an empty array. Submissions of members with review rights (not blind) are
+    left out unless `include_not_blind`; they never count toward an image's k. With
+    `submitted_before`, only submissions made before then."""
     # Plain joins, counted here: a subquery that counts per image is planned as a quadratic
     # nested loop while the tables' statistics predate a bulk import (9 s for 3,000 images).
     # Joins, not id lists: a large project would pass the database's parameter limit.
@@ -32,11 +42,17 @@ def panels(*, project: Project, image_ids: list[int] | None = None) -> dict[int,
     if image_ids is not None:
         annotations = annotations.filter(image_id__in=image_ids)
         boxes = boxes.filter(annotation__image_id__in=image_ids)
-    seen = list(annotations.values_list("id", "image_id", "annotator_id"))
+    if submitted_before is not None:
+        annotations = annotations.filter(submitted_at__lt=submitted_before)
+        boxes = boxes.filter(annotation__submitted_at__lt=submitted_before)
+    if not include_not_blind:
+        annotations = annotations.filter(is_blind=True)
+        boxes = boxes.filter(annotation__is_blind=True)
+    seen = list(annotations.values_list("id", "image_id", "annotator_id", "is_blind"))
     if image_ids is None:
-        submissions = Counter(image_id for _, image_id, _ in seen)
-        seen = [row for row in seen if submissions[row[1]] >= project.overlap_k]
-    wanted = {annotation_id for annotation_id, _, _ in seen}
+        blind = Counter(image_id for _, image_id, _, is_blind in seen if is_blind)
+        seen = [row for row in seen if blind[row[1]] >= project.overlap_k]
+    wanted = {annotation_id for annotation_id, *_ in seen}
     rows = defaultdict(list)
     for annotation_id, x1, y1, x2, y2, ignored in boxes.values_list(
         "annotation_id", "x1", "y1", "x2", "y2", "is_ignored"
@@ -44,7 +60,7 @@ def panels(*, project: Project, image_ids: list[int] | None = None) -> dict[int,
         if annotation_id in wanted:
             rows[annotation_id].append((x1, y1, x2, y2, ignored))
     result: dict[int, Panel] = defaultdict(dict)
-    for annotation_id, image_id, annotator_id in seen:
+    for annotation_id, image_id, annotator_id, _ in seen:
         array = np.array(rows.get(annotation_id, []), dtype=float).reshape(-1, 5)
         result[image_id][annotator_id] = (array[:, :4], array[:, 4].astype(bool))
     return dict(result)
@@ -175,14 +191,17 @@ def gold_references(
     return references
 
 
-def gold_scores(*, project: Project, annotator_id: int | None = None) -> dict[int, GoldScore]:
+def gold_scores(
+    *, project: Project, annotator_id: int | None = None, submitted_before: datetime | None = None
+) -> dict[int, GoldScore]:
     """Per annotator (or only `annotator_id`): their current submissions on gold images
-    scored against the references, matched one to one at IoU 0.5 (`boxes.metrics.score_boxes`;
-    a box inside a reference ignore region counts neither way)."""
+    (made before `submitted_before`, if given) scored against the references, matched one to
+    one at IoU 0.5 (`boxes.metrics.score_boxes`; a box inside a reference ignore region
+    counts neither way)."""
     references = gold_references(project=project)
     if not references:
         return {}
-    by_image = panels(project=project, image_ids=list(references))
+    by_image = panels(project=project, image_ids=list(references), submitted_before=submitted_before)
     totals: dict[int, list] = defaultdict(lambda: [0, 0, 0, 0, 0.0])
     for image_id, panel in by_image.items():
         truth, ignored = references[image_id]
@@ -275,11 +294,29 @@ def _point_figures(point: OperatingPoint) -> dict:
     return {"precision": point.precision, "recall": point.recall, "f1": point.f1}
 
 
+# An annotator's gold figures appear once this many of their gold tasks count.
+GOLD_FIGURES_MIN_IMAGES = 5
+
+
+def gold_figures_cutoff(now: datetime | None = None) -> datetime:
+    """Where an annotator's own gold figures stop: the start of the current day (UTC)."""
+    now = now or timezone.now()
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def my_figures(*, project: Project, user) -> dict:
     """One annotator's own figures: their gold score, their row of the current version's
     report (agreement with the others' consensus, habits) and their speed. Nothing about
-    anyone else."""
-    score = gold_scores(project=project, annotator_id=user.pk).get(user.pk)
+    anyone else.
+
+    The gold score must not tell which task was gold: figures that moved right after a
+    submission would give that submission away. So it counts only the gold tasks submitted
+    before the start of the current day (UTC), all of a day's at once, and shows nothing
+    until at least `GOLD_FIGURES_MIN_IMAGES` count (`gold_as_of` says from when)."""
+    cutoff = gold_figures_cutoff()
+    score = gold_scores(project=project, annotator_id=user.pk, submitted_before=cutoff).get(user.pk)
+    if score is not None and score.point.images < GOLD_FIGURES_MIN_IMAGES:
+        score = None
     version = ConsensusVersion.objects.filter(project=project, is_current=True).select_related("report").first()
     report = getattr(version, "report", None) if version is not None else None
     agreement = habits = None
@@ -294,6 +331,7 @@ def my_figures(*, project: Project, user) -> dict:
         "images": submitted.count(),
         "seconds_per_image": seconds,
         "gold": score.as_dict() if score is not None else None,
+        "gold_as_of": cutoff.isoformat(),
         "version": version.number if report is not None else None,
         "agreement": None
         if agreement is None

@@ -52,6 +52,7 @@ def consensus_version_create(
     fuse: str = "median",
     reliability_weighted: bool = False,
     accept_f1: float = 0.8,
+    include_not_blind: bool = False,
 ) -> ConsensusVersion:
     """A new pending version, computed by a task on the `groundtruth` queue after commit.
     ValidationFailed (400) for a parameter out of range; nothing is created then."""
@@ -83,6 +84,7 @@ def consensus_version_create(
             fuse=fuse,
             reliability_weighted=reliability_weighted,
             accept_f1=accept_f1,
+            include_not_blind=include_not_blind,
             code_version=CODE_VERSION,
             created_by=user,
         )
@@ -101,7 +103,7 @@ def consensus_version_compute(*, version_id: int) -> ConsensusVersion | None:
     try:
         clock = time.perf_counter()
         timings = {}
-        by_image = panels(project=version.project)
+        by_image = panels(project=version.project, include_not_blind=version.include_not_blind)
         image_ids = sorted(by_image)
         annotations = [{a: boxes for a, (boxes, _) in by_image[i].items()} for i in image_ids]
         timings["load"], clock = time.perf_counter() - clock, time.perf_counter()
@@ -189,7 +191,7 @@ def images_consensus_stalled(*, older_than: timedelta | None = None) -> list[int
         older_than = timedelta(seconds=settings.QUORUM_CONSENSUS_SWEEP_AFTER_SECONDS)
     cutoff = timezone.now() - older_than
     current = ConsensusVersion.objects.filter(project=OuterRef("project"), is_current=True, state=VersionState.DONE)
-    submitted = Q(annotations__kind=AnnotationKind.SUBMISSION, annotations__is_current=True)
+    submitted = Q(annotations__kind=AnnotationKind.SUBMISSION, annotations__is_current=True, annotations__is_blind=True)
     computed = ImageConsensus.objects.filter(image=OuterRef("pk"), version=OuterRef("current_version"))
     candidates = (
         Image.objects.annotate(current_version=Subquery(current.values("pk")[:1]))
@@ -217,8 +219,10 @@ def image_consensus_update(*, image_id: int) -> ImageConsensus | None:
     if version is None:
         return None
     panel = panels(project=image.project, image_ids=[image.pk]).get(image.pk, {})
-    if len(panel) < image.project.overlap_k:
+    if len(panel) < image.project.overlap_k:  # k blind submissions, whatever the version includes
         return None
+    if version.include_not_blind:
+        panel = panels(project=image.project, image_ids=[image.pk], include_not_blind=True)[image.pk]
     with transaction.atomic():
         existing = ImageConsensus.objects.select_for_update().filter(version=version, image=image).first()
         if existing is not None and Adjudication.objects.filter(image=image, is_active=True).exists():

@@ -14,6 +14,7 @@ from groundtruth import charts
 from groundtruth.models import AgreementReport
 from groundtruth.reports import height_labels
 from groundtruth.selectors import (
+    GOLD_FIGURES_MIN_IMAGES,
     consensus_version_get,
     consensus_versions,
     image_state_counts,
@@ -30,7 +31,10 @@ from groundtruth.services import consensus_version_create, gold_pause_clear
 def consensus_page(request: HttpRequest, project_id: int) -> HttpResponse:
     """The project's consensus versions, and a form for a new one."""
     project = project_with_role(project_id=project_id, user=request.user, required=Role.REVIEWER)
-    form = {"iou_threshold": "0.5", "quorum": "", "fuse": "median", "reliability_weighted": False, "accept_f1": "0.8"}
+    form = {
+        "iou_threshold": "0.5", "quorum": "", "fuse": "median", "reliability_weighted": False, "accept_f1": "0.8",
+        "include_not_blind": False,
+    }  # fmt: skip
     status = 200
     if request.method == "POST":
         form = {
@@ -39,6 +43,7 @@ def consensus_page(request: HttpRequest, project_id: int) -> HttpResponse:
             "fuse": request.POST.get("fuse", "median"),
             "reliability_weighted": request.POST.get("reliability_weighted") == "on",
             "accept_f1": request.POST.get("accept_f1", "0.8"),
+            "include_not_blind": request.POST.get("include_not_blind") == "on",
         }
         try:
             version = consensus_version_create(
@@ -49,6 +54,7 @@ def consensus_page(request: HttpRequest, project_id: int) -> HttpResponse:
                 fuse=form["fuse"],
                 reliability_weighted=form["reliability_weighted"],
                 accept_f1=_float(form["accept_f1"], "accept_f1"),
+                include_not_blind=form["include_not_blind"],
             )
         except DomainError as error:
             messages.error(request, error.message)
@@ -96,7 +102,11 @@ def my_figures_page(request: HttpRequest, project_id: int) -> HttpResponse:
     return render(
         request,
         "groundtruth/my_figures.html",
-        {"project": project, "mine": my_figures(project=project, user=request.user)},
+        {
+            "project": project,
+            "mine": my_figures(project=project, user=request.user),
+            "gold_min_images": GOLD_FIGURES_MIN_IMAGES,
+        },
     )
 
 

@@ -6,17 +6,20 @@ from django.conf import settings
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import APIException, ParseError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.authentication import ApiTokenAuthentication
 from annotation.permissions import IsProjectAdmin, IsProjectReviewer, ProjectApiMixin
 from config.errors import DomainError, ValidationFailed
-from serving.authentication import ApiClientAuthentication, ApiClientRateThrottle
+from config.pagination import MAX_INTEGER
+from config.parsers import BoundedJSONParser
+from serving.authentication import ApiClientAuthentication, ApiClientMayPredict, ApiClientRateThrottle
 from serving.models import DriftReport, PredictionJob
 from serving.selectors import drift_alerts_current, serving_metrics
 from serving.services import (
@@ -34,9 +37,15 @@ from serving.state import ClientScope
 
 class PredictInputSerializer(serializers.Serializer):
     image = serializers.FileField(required=False, help_text="A JPEG, PNG or WebP (multipart).")
-    image_id = serializers.IntegerField(required=False, help_text="A stored image of a project you may use.")
-    project = serializers.IntegerField(required=False, help_text="Whose champion and rules, for an upload.")
-    model = serializers.CharField(required=False, default="champion", help_text="A model version id, or champion.")
+    image_id = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_INTEGER, help_text="A stored image of a project you may use."
+    )
+    project = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_INTEGER, help_text="Whose champion and rules, for an upload."
+    )
+    model = serializers.CharField(
+        required=False, default="champion", max_length=20, help_text="A model version id, or champion."
+    )
     conf = serializers.FloatField(required=False, default=0.25, min_value=0.0, max_value=1.0)
     iou = serializers.FloatField(required=False, default=0.7, min_value=0.01, max_value=1.0)
 
@@ -66,14 +75,21 @@ class PredictApi(APIView):
     an id, or `champion`, the default, through the project's routing rules). Boxes are in
     the upright image's pixels. API clients send `Authorization: Bearer <token>`."""
 
-    authentication_classes = [ApiClientAuthentication, TokenAuthentication, SessionAuthentication]
-    permission_classes = [IsAuthenticated]
+    authentication_classes = [ApiClientAuthentication, ApiTokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated, ApiClientMayPredict]
     throttle_classes = [ApiClientRateThrottle]
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [MultiPartParser, FormParser, BoundedJSONParser]
 
     def throttled(self, request: Request, wait: float) -> None:
         prediction_refused_log(caller=_caller(request), request_id=str(uuid.uuid4()), status=429, code="throttled")
         super().throttled(request, wait)
+
+    def permission_denied(self, request: Request, message=None, code=None) -> None:
+        if isinstance(request.auth, ClientScope):  # a client that may not predict: logged as refused
+            prediction_refused_log(
+                caller=_caller(request), request_id=str(uuid.uuid4()), status=403, code="not_allowed"
+            )
+        super().permission_denied(request, message=message, code=code)
 
     @extend_schema(request=PredictInputSerializer, responses=PredictionSerializer)
     def post(self, request: Request) -> Response:
@@ -109,8 +125,10 @@ class PredictApi(APIView):
 
 
 class PredictBatchInputSerializer(serializers.Serializer):
-    image_ids = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=1000)
-    model = serializers.CharField(required=False, default="champion")
+    image_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_INTEGER), min_length=1, max_length=1000
+    )
+    model = serializers.CharField(required=False, default="champion", max_length=20)
     conf = serializers.FloatField(required=False, default=0.25, min_value=0.0, max_value=1.0)
     iou = serializers.FloatField(required=False, default=0.7, min_value=0.01, max_value=1.0)
 
@@ -126,7 +144,7 @@ class PredictBatchApi(APIView):
     """Queue many stored images for prediction on the `inference` queue; 202 with the job to poll."""
 
     authentication_classes = PredictApi.authentication_classes
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsAuthenticated, ApiClientMayPredict]
     throttle_classes = [ApiClientRateThrottle]
 
     @extend_schema(request=PredictBatchInputSerializer, responses={202: PredictionJobSerializer})

@@ -1,5 +1,5 @@
 """API clients sign their requests with `Authorization: Bearer <token>`; their rate limit
-is counted per minute in the shared cache."""
+counts images per clock minute in the shared cache."""
 
 import time
 from datetime import timedelta
@@ -8,8 +8,10 @@ from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import BasePermission
 from rest_framework.throttling import BaseThrottle
 
+from config.errors import ValidationFailed
 from serving.models import ApiClient
 from serving.services import api_client_scope_for_token
 from serving.state import ClientScope
@@ -39,18 +41,55 @@ class ApiClientAuthentication(BaseAuthentication):
         return 'Bearer realm="quorum"'
 
 
+def _clock() -> float:
+    return time.time()
+
+
+class ApiClientMayPredict(BasePermission):
+    """An API client whose limit is 0 images a minute may never predict: 403, not a 429 whose
+    Retry-After no wait would satisfy."""
+
+    message = "This client may not make predictions: its limit is 0 images a minute."
+
+    def has_permission(self, request, view) -> bool:
+        return not isinstance(request.auth, ClientScope) or request.auth.client.rate_limit_per_minute > 0
+
+
+def images_asked(request) -> int:
+    """How many images a prediction request asks for: one, or a batch's ids (counted before
+    the body is validated; an invalid body counts one and is refused by the view)."""
+    try:
+        ids = request.data.get("image_ids") if hasattr(request.data, "get") else None
+    except Exception:  # noqa: BLE001 - an unreadable body is the view's to refuse
+        return 1
+    return len(ids) if isinstance(ids, list) and ids else 1
+
+
 class ApiClientRateThrottle(BaseThrottle):
-    """At most the client's `rate_limit_per_minute` requests in each clock minute (429 after)."""
+    """At most the client's `rate_limit_per_minute` images in each clock minute: a prediction
+    counts one, a batch one per image (429 after, with the seconds to the next minute). A
+    batch larger than the whole limit could never pass: 400, saying so. Refused requests
+    take nothing from the limit."""
 
     def allow_request(self, request, view) -> bool:
         if not isinstance(request.auth, ClientScope):
             return True
         client = request.auth.client
-        now = time.time()
+        images = images_asked(request)
+        if images > client.rate_limit_per_minute:
+            message = (
+                f"This client may send {client.rate_limit_per_minute} images a minute; a batch of {images} "
+                "could never pass. Send smaller batches."
+            )
+            raise ValidationFailed(message, fields={"image_ids": [message]}, code="over_rate_limit")
+        now = _clock()
         key = f"quorum:rate:{client.token_sha256[:16]}:{int(now // 60)}"
-        count = 1 if cache.add(key, 1, timeout=90) else cache.incr(key)
+        count = images if cache.add(key, images, timeout=90) else cache.incr(key, images)
         self.wait_seconds = 60 - now % 60
-        return count <= client.rate_limit_per_minute
+        if count > client.rate_limit_per_minute:
+            cache.decr(key, images)
+            return False
+        return True
 
     def wait(self) -> float:
         return self.wait_seconds

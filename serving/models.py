@@ -11,7 +11,8 @@ from training.models import ModelVersion
 
 class ApiClient(models.Model):
     """A program that calls the prediction API with a token: limited to its projects (and,
-    when any are named, to those model versions), and to a number of requests a minute.
+    when any are named, to those model versions), and to a number of images a minute (a
+    batch counts each of its images; 0: it may not predict at all).
     Only the token's sha256 is kept; the token itself is shown once, when made."""
 
     name = models.CharField(max_length=120)

@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.cache import cache_control
+from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation.models import Role
@@ -82,6 +82,7 @@ def uncertain_send_page(request: HttpRequest, project_id: int) -> HttpResponse:
     return redirect("serving-monitoring", project_id=project.pk)
 
 
+@never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_serving_page(request: HttpRequest, project_id: int) -> HttpResponse:

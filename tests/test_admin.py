@@ -72,3 +72,13 @@ def test_split_settings_are_read_only_in_admin_once_images_exist(admin_client, p
     for field in ("train_percent", "val_percent", "test_percent", "split_seed"):
         assert f'name="{field}"' not in page, field
     assert 'name="overlap_k"' in page  # the rest stays editable
+
+
+def test_an_admin_page_that_shows_a_new_client_token_is_never_stored(admin_client, people):
+    response = admin_client.post(
+        reverse("admin:serving_apiclient_add"),
+        {"name": "gate cam", "rate_limit_per_minute": 60, "is_active": "on", "projects": [people.project.pk]},
+        follow=True,
+    )
+    assert "(shown once, keep it now): qk_" in response.content.decode()
+    assert "no-store" in response["Cache-Control"]

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import pytest
 from django.core.files.storage import default_storage
-from rest_framework.authtoken.models import Token
 
 from annotation.models import Annotation
+from annotation.services import api_token_rotate
 from annotation.synthetic_data import synthetic_images_add
 from serving.cache import cache_clear
 from serving.models import JobState, PredictionJob, PredictionLog
@@ -74,8 +74,8 @@ def test_the_api_client_guide_examples_run_as_written(live_server, settings, tmp
     synthetic_images_add(project=project, count=2, seed=5)  # two 1280x720 tasks for the annotator
     image = project.images.order_by("pk").first()
     _, client_token = api_client_create(name="docs", projects=[project], user=None)
-    reviewer_token = Token.objects.create(user=trainable.reviewer).key
-    annotator_token = Token.objects.create(user=trainable.annotator).key
+    reviewer_token = api_token_rotate(user=trainable.reviewer).key
+    annotator_token = api_token_rotate(user=trainable.annotator).key
     folder = tmp_path / "work"
     folder.mkdir()
     with default_storage.open(image.file.name, "rb") as stored:

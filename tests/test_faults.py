@@ -170,9 +170,9 @@ class OwnPostgres:
 
 @pytest.mark.postgres_server
 def test_the_web_process_recovers_when_the_database_restarts(people, settings):
-    from rest_framework.authtoken.models import Token
+    from annotation.services import api_token_rotate
 
-    token = Token.objects.create(user=people.reviewer).key
+    token = api_token_rotate(user=people.reviewer).key
     browser = Client()
     browser.force_login(people.reviewer)
     signed_in_page = {"Cookie": f"sessionid={browser.cookies['sessionid'].value}"}  # pages read the session table

@@ -104,6 +104,8 @@ MATRIX: dict[str, list[tuple[str, Cell]]] = {
     "api-docs": [page("GET", "public", 200)],
     "api-schema": [page("GET", "public", 200)],
     "admin:index": [page("GET", "staff", 200, ann_a=302, ann_b=302, reviewer=302, admin=302)],  # Django's sign-in
+    # Django admin's sign-in page, throttled: staff are sent on to the admin, others get the form
+    "admin-sign-in": [page("GET", "public", 200, staff=302)],
     # --- API: annotation ---------------------------------------------------------------
     "api-me": [api("GET", "signed-in", 200)],
     "api-token": [api("POST", "signed-in", 201, anon=401), api("DELETE", "signed-in", 204)],
@@ -116,8 +118,9 @@ MATRIX: dict[str, list[tuple[str, Cell]]] = {
     "api-split-report": [api("GET", "reviewer", 200)],
     "api-project-import": [api("POST", "admin", 415)],
     "api-project-export": [api("GET", "reviewer", 400)],  # ?format= is required
-    # the annotator's own lease again; nothing left for the others (every image has its k)
-    "api-next-task": [api("POST", "annotator", 204, ann_a=200)],
+    # the annotator's own lease again; nothing left for the others (every image has its k);
+    # members who see everyone's boxes are not handed tasks (409 not_blind)
+    "api-next-task": [api("POST", "annotator", 204, ann_a=200, reviewer=409, admin=409, staff=409)],
     "api-assignment": [api("GET", "assignee", 200)],
     "api-assignment-draft": [api("PUT", "assignee", 428)],  # If-Match is required
     "api-assignment-submit": [api("POST", "assignee", 400)],

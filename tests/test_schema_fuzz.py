@@ -10,11 +10,11 @@ import schemathesis
 from django.core import signals
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from annotation.models import Assignment, Role
+from annotation.services import api_token_rotate
 from config.wsgi import application
 from tests.factories import ImageFactory, MembershipFactory, ProjectFactory, UserFactory
 
@@ -43,7 +43,7 @@ def caller(request, db):
         "user_id": users[Role.ANNOTATOR].pk,
     }  # fmt: skip
     user = users.get(request.param)
-    headers = {"Authorization": f"Token {Token.objects.create(user=user).key}"} if user else {}
+    headers = {"Authorization": f"Token {api_token_rotate(user=user).key}"} if user else {}
     # as Django's test client does: a request must not close the test's transaction
     signals.request_started.disconnect(close_old_connections)
     signals.request_finished.disconnect(close_old_connections)

@@ -35,8 +35,8 @@ def run_python(code: str, *, env: dict, timeout: float = 120) -> subprocess.Comp
 
 
 def test_boots_on_sqlite_and_filesystem_broker_with_no_environment(var_dir):
-    # given no DATABASE_URL and no CELERY_BROKER_URL, only a development flag
-    env = {"DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_DEBUG": "1", "QUORUM_VAR_DIR": str(var_dir)}
+    # given no DATABASE_URL, no CELERY_BROKER_URL and no secret key, as `make run` starts
+    env = {"DJANGO_SETTINGS_MODULE": "config.settings", "QUORUM_VAR_DIR": str(var_dir)}
     # when the app boots and `manage.py check` runs
     probe = run_python(PROBE, env=env)
     check = subprocess.run(
@@ -57,9 +57,13 @@ def test_boots_on_sqlite_and_filesystem_broker_with_no_environment(var_dir):
     assert (var_dir / "broker" / "queue").is_dir()
     assert config["media_root"] == str(var_dir / "media")
     assert check.returncode == 0, check.stdout + check.stderr
-    # and the generated development key is kept, with a warning, for the next process
+    # and DEBUG is off, the key generated once is kept for the next process, readable by its owner only
+    assert config["debug"] is False
     assert (var_dir / "secret_key").stat().st_mode & 0o777 == 0o600
-    assert "DJANGO_SECRET_KEY is not set" in probe.stderr
+    again = run_python(
+        "import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY)", env=env
+    )
+    assert again.stdout.strip() == (var_dir / "secret_key").read_text().strip()
 
 
 def test_uses_postgres_and_redis_when_configured(var_dir):
@@ -79,8 +83,12 @@ def test_uses_postgres_and_redis_when_configured(var_dir):
     assert config["debug"] is False
 
 
-def test_refuses_to_start_without_secret_key_when_debug_is_off(var_dir):
-    env = {"DJANGO_SETTINGS_MODULE": "config.settings", "QUORUM_VAR_DIR": str(var_dir)}
+def test_refuses_to_start_on_a_database_server_without_secret_key_when_debug_is_off(var_dir):
+    env = {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "QUORUM_VAR_DIR": str(var_dir),
+        "DATABASE_URL": "postgres://quorum:pw@db.example:5432/quorum",
+    }
     result = run_python("import django; django.setup()", env=env)
     assert result.returncode != 0
     assert "ImproperlyConfigured: DJANGO_SECRET_KEY is not set" in result.stderr
@@ -130,3 +138,16 @@ def test_ultralytics_is_offline_in_web_and_worker_processes(var_dir, entry):
     assert online is False
     assert autoinstall is False
     assert config_dir.startswith(str(var_dir / "ultralytics"))
+
+
+def test_the_embedded_database_holds_several_writers(var_dir):
+    # SQLite's guidance for concurrent writers: WAL, a busy timeout, BEGIN IMMEDIATE
+    env = {"DJANGO_SETTINGS_MODULE": "config.settings", "QUORUM_VAR_DIR": str(var_dir)}
+    code = (
+        "import django; django.setup(); from django.db import connection as c; cursor = c.cursor(); "
+        "cursor.execute('PRAGMA journal_mode'); mode = cursor.fetchone()[0]; cursor.execute('PRAGMA busy_timeout'); "
+        "print(mode, cursor.fetchone()[0], c.transaction_mode)"
+    )
+    result = run_python(code, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["wal", "30000", "IMMEDIATE"]

@@ -22,6 +22,11 @@ from training.selectors import (
     training_runs,
 )
 from training.services import (
+    BATCH_RANGE,
+    EPOCHS_RANGE,
+    IMGSZ_RANGE,
+    PATIENCE_RANGE,
+    SEED_RANGE,
     architectures,
     model_promote,
     test_look_request,
@@ -32,13 +37,25 @@ from training.services import (
 )
 
 
+def _bounded(default: int, bounds: tuple[int, int], **kwargs) -> serializers.IntegerField:
+    """An integer setting within `bounds`, refused with the service's own words."""
+    low, high = bounds
+    message = f"Between {low} and {high}."
+    return serializers.IntegerField(
+        default=default, min_value=low, max_value=high, error_messages={"min_value": message, "max_value": message},
+        **kwargs,
+    )  # fmt: skip
+
+
 class TrainingRunInputSerializer(serializers.Serializer):
-    architecture = serializers.CharField(default="yolo26n.yaml", help_text="A detection .yaml of ultralytics.")
-    imgsz = serializers.IntegerField(default=640, help_text="Pixels, a multiple of 32.")
-    epochs = serializers.IntegerField(default=50)
-    batch = serializers.IntegerField(default=16)
-    patience = serializers.IntegerField(default=20, min_value=0)
-    seed = serializers.IntegerField(default=0, min_value=0)
+    architecture = serializers.CharField(
+        default="yolo26n.yaml", max_length=100, help_text="A detection .yaml of ultralytics."
+    )
+    imgsz = _bounded(640, IMGSZ_RANGE, help_text="Pixels, a multiple of 32.")
+    epochs = _bounded(50, EPOCHS_RANGE)
+    batch = _bounded(16, BATCH_RANGE)
+    patience = _bounded(20, PATIENCE_RANGE)
+    seed = _bounded(0, SEED_RANGE)
     init = serializers.ChoiceField(choices=TrainingRun.Init.choices, default=TrainingRun.Init.SCRATCH)
     device = serializers.CharField(default="auto", max_length=32)
 

@@ -133,7 +133,7 @@ def model_evaluate(
 
 
 def _versus_humans(version, image_ids, detections, bootstrap: int) -> dict | None:
-    by_image = panels(project=version.project, image_ids=list(image_ids))
+    by_image = panels(project=version.project, image_ids=list(image_ids), include_not_blind=version.include_not_blind)
     kept = [index for index, image_id in enumerate(image_ids) if len(by_image.get(image_id, {})) >= 2]
     if not kept:
         return None

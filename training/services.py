@@ -2,6 +2,7 @@
 at the test split; schedule retraining."""
 
 import logging
+import math
 import re
 import tempfile
 from datetime import timedelta
@@ -36,6 +37,12 @@ SCALES = "nsmlx"
 IMGSZ_RANGE = (32, 2048)
 EPOCHS_RANGE = (1, 1000)
 BATCH_RANGE = (1, 512)
+PATIENCE_RANGE = (0, 1000)
+# The most new ground-truth images a scheduled retraining may wait for.
+RETRAIN_IMAGES_MAX = 10_000_000
+# The longest written reason (a promotion override, a look at the test split), characters.
+REASON_MAX = 2000
+SEED_RANGE = (0, 2**31 - 1)
 
 
 @lru_cache(maxsize=1)
@@ -73,6 +80,14 @@ def training_policy_update(*, project: Project, **fields) -> TrainingPolicy:
     if "metric" in fields and fields["metric"] not in TrainingPolicy.Metric.values:
         choices = ", ".join(TrainingPolicy.Metric.values)
         raise ValidationFailed("Unknown metric.", fields={"metric": [f"One of {choices}."]})
+    for name in ("margin", "latency_budget_ms"):
+        value = fields.get(name)
+        if value is not None and not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+            raise ValidationFailed(f"{name} must be a finite number, at least 0.", fields={name: ["At least 0."]})
+    retrain = fields.get("retrain_min_new_images")
+    if retrain is not None and not 0 <= retrain <= RETRAIN_IMAGES_MAX:
+        message = f"Between 0 and {RETRAIN_IMAGES_MAX}."
+        raise ValidationFailed(f"retrain_min_new_images: {message}", fields={"retrain_min_new_images": [message]})
     for name, value in fields.items():
         setattr(policy, name, value)
     policy.save()
@@ -102,6 +117,8 @@ def training_run_create(
         ("imgsz", imgsz, IMGSZ_RANGE),
         ("epochs", epochs, EPOCHS_RANGE),
         ("batch", batch, BATCH_RANGE),
+        ("patience", patience, PATIENCE_RANGE),
+        ("seed", seed, SEED_RANGE),
     ):
         if not low <= value <= high:
             problems[name] = [f"Between {low} and {high}."]
@@ -217,6 +234,9 @@ def model_promote(
     policy = training_policy_get(project=model.project)
     if override_reason is not None and not override_reason.strip():
         raise ValidationFailed("An override needs a written reason.", fields={"override_reason": ["Say why."]})
+    if override_reason is not None and len(override_reason) > REASON_MAX:
+        message = f"A reason is at most {REASON_MAX} characters."
+        raise ValidationFailed(message, fields={"override_reason": [message]})
     with transaction.atomic():
         Project.objects.select_for_update().get(pk=model.project_id)
         model = ModelVersion.objects.get(pk=model.pk)
@@ -297,6 +317,9 @@ def test_look_request(*, model: ModelVersion, user: AbstractBaseUser, reason: st
     """Log a look at the test split (who, when, why) and have a worker score it."""
     if not reason or not reason.strip():
         raise ValidationFailed("Say why the test set is consulted.", fields={"reason": ["Required."]})
+    if len(reason) > REASON_MAX:
+        message = f"A reason is at most {REASON_MAX} characters."
+        raise ValidationFailed(message, fields={"reason": [message]})
     with transaction.atomic():
         look = TestSetLook.objects.create(model=model, looked_by=user, reason=reason.strip()[:2000])
         transaction.on_commit(lambda: send_quietly("training.tasks.test_look_compute_task", look.pk))

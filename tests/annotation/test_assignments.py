@@ -278,3 +278,23 @@ def test_annotator_home_shows_own_figures(client, api_client, panel):
     html = client.get(reverse("home")).content.decode()
     assert "1 done today, 1 in all, 42 s per image" in html
     assert f'href="/projects/{project.pk}/annotate/"' in html
+
+
+def test_a_second_submit_with_other_boxes_is_a_409_naming_the_stored_annotation(api_client, panel):
+    project, (anna, *_) = panel
+    client = as_user(api_client, anna)
+    task = next_task(client, project).json()
+    url = reverse("api-assignment-submit", kwargs={"assignment_id": task["id"]})
+    first = client.post(url, {"boxes": [BOX]}, format="json")
+    assert first.status_code == 201
+    # when the same task is submitted with different boxes (another tab, a script's bug)
+    other = client.post(url, {"boxes": [BOX, {**BOX, "x1": 100.0, "x2": 150.0}]}, format="json")
+    # then nothing is silently dropped: 409, naming what is stored
+    assert other.status_code == 409
+    error = other.json()["error"]
+    assert error["code"] == "already_submitted"
+    assert error["fields"] == {"annotation": first.json()["annotation"], "revision": 1}
+    assert f"annotation {first.json()['annotation']}, revision 1, 1 boxes" in error["message"]
+    assert Box.objects.count() == 1 and Annotation.objects.count() == 1
+    # and the first boxes again are still the retry they always were
+    assert client.post(url, {"boxes": [BOX]}, format="json").status_code == 200

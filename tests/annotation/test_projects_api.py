@@ -108,3 +108,39 @@ def test_bad_split_or_condition_settings_are_refused(api_client, people, body):
     response = api_client.post(reverse("api-project-list"), {"name": "Bad", **body}, format="json")
     assert response.status_code == 400
     assert not Project.objects.filter(name="Bad").exists()
+
+
+def test_annotators_are_sent_only_what_drawing_needs(api_client, people):
+    detail = reverse("api-project-detail", args=[people.project.pk])
+    needed = {"id", "name", "description", "labels", "created_at", "role"}
+    api_client.force_login(people.annotator)
+    assert set(api_client.get(detail).json()) == needed
+    (listed,) = api_client.get(reverse("api-project-list")).json()["results"]
+    assert set(listed) == needed  # never overlap_k (how many others label an image), splits or seed
+    api_client.force_login(people.reviewer)
+    body = api_client.get(detail).json()
+    assert body["overlap_k"] == 3 and "split_seed" in body and "conditions" in body
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "Long", "description": "x" * 5001}, "description"),
+        ({"name": "L" * 201}, "name"),
+        ({"name": "Labels", "labels": ["p" * 65]}, "labels"),
+        ({"name": "Many", "conditions": {f"d{i}": ["a"] for i in range(21)}}, "conditions"),
+    ],
+)
+def test_text_fields_and_lists_have_limits(api_client, people, body, field):
+    api_client.force_login(people.staff)
+    response = api_client.post(reverse("api-project-list"), body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+    assert Project.objects.count() == 2
+
+
+def test_a_page_of_projects_holds_at_most_500(api_client, people):
+    Project.objects.bulk_create(Project(name=f"Bulk {i}") for i in range(520))
+    api_client.force_login(people.staff)
+    body = api_client.get(reverse("api-project-list") + "?limit=100000").json()
+    assert body["count"] == 522 and len(body["results"]) == 500

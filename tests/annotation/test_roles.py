@@ -40,7 +40,7 @@ API_TABLE = [
     ("post", "api-project-images-zip", {"project": True}, "zip-upload", dict(anonymous=401, outsider=404, annotator=403, reviewer=403, project_admin=201, staff=201)),
     ("get", "api-project-export", {"project": True, "query": {"format": "coco"}}, None, dict(anonymous=401, outsider=404, annotator=403, reviewer=200, project_admin=200, staff=200)),
     ("post", "api-project-import", {"project": True}, "coco-import", dict(anonymous=401, outsider=404, annotator=403, reviewer=403, project_admin=201, staff=201)),
-    ("post", "api-next-task", {"project": True}, None, dict(anonymous=401, outsider=404, annotator=204, reviewer=204, project_admin=204, staff=204)),
+    ("post", "api-next-task", {"project": True}, None, dict(anonymous=401, outsider=404, annotator=204, reviewer=409, project_admin=409, staff=409)),
     ("get", "api-split-report", {"project": True}, None, dict(anonymous=401, outsider=404, annotator=403, reviewer=200, project_admin=200, staff=200)),
     ("get", "api-image-thumbnail", {"image": True}, None, dict(anonymous=401, outsider=404, annotator=403, reviewer=404, project_admin=404, staff=404)),
     ("get", "api-image-detail", {"image": True}, None, dict(anonymous=401, outsider=404, annotator=403, reviewer=200, project_admin=200, staff=200)),

@@ -28,11 +28,13 @@ PAGES = [
 
 def marked_world():
     """A project where everything a person names carries MARK, seen by a staff user who is
-    also one of its annotators (so the canvas and 'my figures' have something to show)."""
+    also one of its annotators (so the canvas and 'my figures' have something to show; the
+    project lets members with review rights annotate, not blind)."""
     world = trainable_project(images=6, name="Mark")
     project = world.project
     project.name = f"Street {MARK}"
     project.labels = [f"pedestrian {MARK}"]
+    project.reviewers_annotate = True
     project.save()
     for user in (world.annotator, world.reviewer):
         user.first_name = MARK

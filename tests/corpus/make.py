@@ -75,6 +75,9 @@ def boxes_cases() -> list[Case]:
         Case("boxes that are not a list", "boxes", body("all of them")),
         Case("10,000 boxes", "boxes", body([PERSON] * 10_000)),
         Case("not JSON", "boxes", b"{boxes: oops"),
+        Case("nested 5,000 deep", "boxes", b'{"boxes": ' + b"[" * 5000 + b"]" * 5000 + b"}"),
+        Case("a coordinate of 400 digits", "boxes", body([{**PERSON, "x1": 10**400}])),
+        Case("a box with a 1 MB label", "boxes", body([{**PERSON, "label": "p" * 2**20}])),
     ]
 
 
@@ -105,6 +108,48 @@ def import_cases(image_names: list[str], *, width: int, height: int) -> list[Cas
         Case("malformed COCO", "import", b'{"images": [', format="coco", file_name="coco.json"),
         Case("COCO without its lists", "import", b'{"images": 3}', format="coco", file_name="coco.json"),
         Case("COCO with NaN", "import", nan, format="coco", file_name="coco.json"),
+        Case(
+            "COCO nested 5,000 deep",
+            "import",
+            b'{"images": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+            format="coco",
+            file_name="coco.json",
+        ),
+        Case(
+            "COCO with an id of 5,000 digits",
+            "import",
+            json.dumps(coco).replace('"id": 1,', '"id": ' + "9" * 5000 + ",", 1).encode(),
+            format="coco",
+            file_name="coco.json",
+        ),
+        Case(
+            "COCO with a width past 64 bits",
+            "import",
+            json.dumps(coco).replace(f'"width": {width}', f'"width": {2**70}', 1).encode(),
+            format="coco",
+            file_name="coco.json",
+        ),
+        Case(
+            "COCO with a 400-digit coordinate",
+            "import",
+            json.dumps(coco).replace("[1, 2, 10, 20]", f"[1, 2, {10**400}, 20]").encode(),
+            format="coco",
+            file_name="coco.json",
+        ),
+        Case(
+            "COCO with a list for an id",
+            "import",
+            json.dumps(coco).replace('"image_id": 1', '"image_id": [1]', 1).encode(),
+            format="coco",
+            file_name="coco.json",
+        ),
+        Case(
+            "Label Studio nested 5,000 deep",
+            "import",
+            b"[" * 5000 + b"]" * 5000,
+            format="labelstudio",
+            file_name="studio.json",
+        ),
         Case("zip slip", "import", slip.getvalue(), format="voc", file_name="voc.zip"),
         Case("zip bomb", "import", bomb.getvalue(), format="yolo", file_name="yolo.zip"),
         Case("not a zip", "import", b"PK\x03\x04 but no more", format="yolo", file_name="yolo.zip"),

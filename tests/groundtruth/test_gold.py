@@ -64,7 +64,8 @@ def test_an_annotator_sees_only_their_own_figures(api_client, people, project_wi
     gold_set(image=images[3], reviewer=people.reviewer, boxes=REFERENCE)
     api_client.force_authenticate(people.annotator)
     mine = api_client.get(reverse("api-my-figures", args=[people.project.pk])).json()
-    assert mine["images"] == 4 and mine["gold"]["images"] == 1 and mine["gold"]["f1"] == 0.0
+    # one gold image, today: withheld (tests/annotation/test_gold_unseen.py shows when it appears)
+    assert mine["images"] == 4 and mine["gold"] is None
     assert mine["version"] == 1
     assert mine["agreement"] is None  # 4 images: too few for the baseline (see test_report for a full one)
     text = json.dumps(mine)
@@ -96,7 +97,7 @@ def test_the_my_figures_page(client, people, project_with_disagreement):
     gold_set(image=images[3], reviewer=people.reviewer, boxes=REFERENCE)
     client.force_login(people.annotator)
     page = client.get(reverse("project-my-figures", args=[people.project.pk])).content.decode()
-    assert "Checks against reference images" in page and "0.000" in page  # anna's gold F1
+    assert "Checks against reference images" in page and "Not enough checked images before today yet." in page
     assert "ann0" not in page and "ann1" not in page
     client.force_login(people.outsider)
     assert client.get(reverse("project-my-figures", args=[people.project.pk])).status_code == 404
@@ -144,6 +145,7 @@ def test_without_a_pause_rule_nobody_is_paused(api_client):
     annotator = MembershipFactory(project=project, user__username="free", role="annotator").user
     for _ in range(3):
         gold_set(image=ImageFactory(project=project), reviewer=reviewer, boxes=REFERENCE)
+        ImageFactory(project=project)  # gold tasks come only among ordinary ones
     api_client.force_authenticate(annotator)
     for _ in range(3):
         task = api_client.post(reverse("api-next-task", args=[project.pk]))

@@ -1,6 +1,7 @@
-"""`make run`'s launcher on the embedded defaults: migrate, demo accounts, web server,
-worker and beat; the printed accounts sign in; a task goes through the worker; Ctrl-C
-stops everything."""
+"""`make run` on the embedded defaults: migrate, demo accounts, web server, worker and beat;
+the printed accounts sign in; a task goes through the worker; DEBUG is off, so every error
+is Quorum's own page or JSON error and no technical page is reachable; Ctrl-C stops
+everything."""
 
 import json
 import os
@@ -8,8 +9,8 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
+import urllib.error
 import urllib.request
 from http.cookiejar import CookieJar
 from pathlib import Path
@@ -38,35 +39,65 @@ def sign_in(base: str, username: str, password: str) -> tuple[str, str]:
     return response.url, response.read().decode()
 
 
+# What Django's technical pages (DEBUG on) show and Quorum's own pages never do.
+TECHNICAL = (
+    "Traceback", "You're seeing this error because you have", "DEBUG = True", "Request information",
+    "Using the URLconf", "Request Method:", "DisallowedHost", "settings.py", "CSRF verification failed",
+    "SECRET_KEY", "Django Version",
+)  # fmt: skip
+
+
+def fetch(url: str, *, method: str = "GET", data: bytes | None = None, headers: dict | None = None):
+    """(status, headers, body) of one request, whatever its status."""
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read().decode()
+
+
+def errors_are_quorums_own(base: str) -> None:
+    """Every kind of error a caller can provoke, through the running server."""
+    probes = {
+        "page 404": (fetch(f"{base}/no/such/page/"), 404, "There is nothing here"),
+        "API 404": (fetch(f"{base}/api/v1/no-such-endpoint/"), 404, '"code": "not_found"'),
+        "unknown host": (fetch(f"{base}/", headers={"Host": "evil.example"}), 400, "could not read this request"),
+        "form without CSRF": (fetch(f"{base}/login/", method="POST", data=b"username=x&password=y"), 403,
+                              "did not come from Quorum"),
+        "id out of range": (fetch(f"{base}/api/v1/projects/99999999999999999999999/"), 400, "out of range"),
+        "nested JSON": (fetch(f"{base}/api/v1/auth/token/", method="POST", data=b"[" * 5000 + b"]" * 5000,
+                              headers={"Content-Type": "application/json"}), 400, "levels deep"),
+        "anonymous API": (fetch(f"{base}/api/v1/me/"), 401, '"code": "not_authenticated"'),
+        # the browsable API is a DEBUG feature: a browser asking for HTML gets the JSON error shape
+        "API as HTML": (fetch(f"{base}/api/v1/me/", headers={"Accept": "text/html"}), 406, '"code": "not_acceptable"'),
+    }  # fmt: skip
+    for name, ((status, _, body), want_status, want_text) in probes.items():
+        assert status == want_status, (name, status, body[:500])
+        assert want_text in body.replace('":"', '": "'), (name, body[:500])
+        assert not [marker for marker in TECHNICAL if marker in body], (name, body[:2000])
+    assert probes["API as HTML"][0][1]["Content-Type"].startswith("application/json")
+
+
 @pytest.mark.worker
-def test_rundev_serves_signs_in_runs_a_task_and_stops_cleanly(tmp_path):
-    # given a machine with nothing configured: no database or broker URL, an empty var/
+def test_make_run_serves_signs_in_runs_a_task_shows_no_technical_page_and_stops_cleanly(tmp_path):
+    # given a machine with nothing configured: no database or broker URL, no DEBUG, an empty var/
     port = free_port()
     env = {
         "PATH": os.environ["PATH"],
         "HOME": os.environ.get("HOME", "/tmp"),
-        "DJANGO_DEBUG": "1",
         "QUORUM_VAR_DIR": str(tmp_path / "var"),
     }
+    # the demo's training run is tested in tests/training/test_runs.py
+    arguments = f"--addrport 127.0.0.1:{port} --concurrency 1 --demo-images 24 --no-demo-training"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "rundev",
-            "--addrport",
-            f"127.0.0.1:{port}",
-            "--concurrency",
-            "1",
-            "--demo-images",
-            "24",
-            # the demo's training run is tested in tests/training/test_runs.py
-            "--no-demo-training",
-        ],
+        ["make", "--no-print-directory", "run", f"RUN_ARGS={arguments}"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
     lines: list[str] = []
     try:
@@ -97,17 +128,25 @@ def test_rundev_serves_signs_in_runs_a_task_and_stops_cleanly(tmp_path):
         # and the demo project holds its synthetic images, split, with their report
         assert re.search(r"Demo project: 24 images added; split \d+ train, \d+ val, \d+ test", output)
         assert "Simulated annotators submitted 50 of the 72 slots." in output
+        # and DEBUG is off: static files are served all the same, errors are Quorum's own
+        stylesheet = re.search(r'href="(/static/[^"]+\.css)"', page).group(1)
+        status, headers, _ = fetch(f"{base}{stylesheet}")
+        assert status == 200 and headers["Content-Type"].startswith("text/css")
+        errors_are_quorums_own(base)
         children = psutil.Process(process.pid).children(recursive=True)
-        assert len(children) >= 3
+        assert len(children) >= 4  # make's manage.py rundev, then the web server, the worker and beat
     finally:
-        # when Ctrl-C arrives
-        process.send_signal(signal.SIGINT)
+        # when Ctrl-C arrives (at the terminal: to make and everything it started)
+        os.killpg(process.pid, signal.SIGINT)
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
             raise
-    # then the web server, the worker and beat have all stopped
-    assert process.returncode == 0
+    # then make ends as Ctrl-C ends it (by the signal, as GNU make does once its command has
+    # stopped), and the web server, the worker and beat have all stopped
+    assert process.returncode in (0, -signal.SIGINT)
     time.sleep(1)
     assert [child.pid for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE] == []
+    rest = process.stdout.read()
+    assert "stopped; stopping the rest" not in rest, rest[-3000:]  # none of the three had died before

@@ -23,8 +23,9 @@ def predicts(token: str, image) -> int:
 
 
 def shown_token(client, project) -> str:
-    page = client.get(url_of(project)).content.decode()
-    return page.split('<code class="token">', 1)[1].split("</code>", 1)[0]
+    response = client.get(url_of(project))
+    assert "no-store" in response["Cache-Control"]  # the page shows a secret: never kept by a cache
+    return response.content.decode().split('<code class="token">', 1)[1].split("</code>", 1)[0]
 
 
 def test_an_admin_makes_a_client_replaces_its_token_and_stops_it(client, served):

@@ -44,6 +44,9 @@ class Command(BaseCommand):
     ) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         self._say("Database migrated.")
+        if not settings.WHITENOISE_USE_FINDERS:
+            # DEBUG off: the hashed, compressed static files are served from STATIC_ROOT.
+            call_command("collectstatic", interactive=False, verbosity=0)
         secrets_file = demo_accounts_file()
         accounts = demo_accounts_ensure(secrets_file=secrets_file)
         self._seed_demo_project(demo_images)
