@@ -107,11 +107,14 @@ def assignment_live(*, project: Project, user: AbstractBaseUser) -> Assignment |
 def assignment_lease_next(*, project: Project, user: AbstractBaseUser) -> Assignment | None:
     """Lease the caller's next image, or give back their live lease; None when none is left.
 
-    Gold images come only among the others, at the project's gold rate: each lease draws
-    (seeded by the caller, the project and the caller's count of tasks) whether it is a gold one; a gold draw takes a
-    gold image if the caller has one left, any other lease a normal image. Once the caller
-    has no normal image left, nothing is handed out: a run of gold images at the end of the
-    queue would tell them apart. Within each kind: images sent back by serving (priority),
+    Members with review rights are refused (409 `not_blind`) unless the project lets them
+    annotate; their leases then hold none of an image's k places.
+
+    Gold images come only among the others, at the project's gold rate: each lease draws,
+    seeded by the caller, the project and the caller's count of tasks, whether it is a gold
+    one; a gold draw takes a gold image if the caller has one left, any other lease a normal
+    image. Once the caller has no normal image left, nothing is handed out: a run of gold
+    images at the end of the queue would tell them apart. Within each kind: images sent back by serving (priority),
     then those closest to k submissions (so consensus comes early), then the project's
     seeded shuffle.
     """

@@ -105,8 +105,10 @@ def run_python(code: str, env: dict, *args) -> str:
 
 
 class Client:
+    """One annotator's keep-alive connection; answers are (status, JSON or None, seconds)."""
+
     def __init__(self, port: int, token: str):
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
 
     def call(self, method: str, path: str, body=None, headers=None):
@@ -119,12 +121,17 @@ class Client:
                 data = response.read()
                 break
             except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
-                # The server closed an idle keep-alive connection: open a new one, once.
+                # The server closed the keep-alive connection (the development server closes it
+                # after each answer): open a new one, once.
                 self.connection.close()
                 if attempt:
                     raise
         elapsed = time.perf_counter() - started
-        return response.status, (json.loads(data) if data else None), elapsed
+        try:
+            parsed = json.loads(data) if data else None
+        except ValueError:  # an HTML error page
+            parsed = None
+        return response.status, parsed, elapsed
 
 
 def cpu_seconds(processes: list[psutil.Process]) -> float:

@@ -34,6 +34,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from annotate_load import Client
+
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = 3000
 # The embedded default must keep at least this share of PostgreSQL's loops/s at 20 annotators.
@@ -155,36 +158,6 @@ class Server:
                 self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
-
-
-class Client:
-    def __init__(self, port: int, token: str):
-        self.port = port
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
-
-    def call(self, method: str, path: str, body=None, headers=None) -> tuple[int, object, float]:
-        started = time.perf_counter()
-        payload = json.dumps(body) if body is not None else None
-        for attempt in range(2):
-            try:
-                self.connection.request(method, path, body=payload, headers={**self.headers, **(headers or {})})
-                response = self.connection.getresponse()
-                data = response.read()
-                break
-            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
-                # The server closed the keep-alive connection (the development server closes
-                # after each answer): open a new one, once.
-                self.connection.close()
-                self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-                if attempt:
-                    raise
-        elapsed = time.perf_counter() - started
-        try:
-            parsed = json.loads(data) if data else None
-        except ValueError:
-            parsed = None
-        return response.status, parsed, elapsed
 
 
 class Tally:

@@ -146,6 +146,7 @@ class PredictBatchApi(APIView):
     authentication_classes = PredictApi.authentication_classes
     permission_classes = [IsAuthenticated, ApiClientMayPredict]
     throttle_classes = [ApiClientRateThrottle]
+    rate_counts_field = "image_ids"  # each image of the batch counts toward the client's limit
 
     @extend_schema(request=PredictBatchInputSerializer, responses={202: PredictionJobSerializer})
     def post(self, request: Request) -> Response:

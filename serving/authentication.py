@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import APIException, AuthenticationFailed
 from rest_framework.permissions import BasePermission
 from rest_framework.throttling import BaseThrottle
 
@@ -55,12 +55,17 @@ class ApiClientMayPredict(BasePermission):
         return not isinstance(request.auth, ClientScope) or request.auth.client.rate_limit_per_minute > 0
 
 
-def images_asked(request) -> int:
-    """How many images a prediction request asks for: one, or a batch's ids (counted before
-    the body is validated; an invalid body counts one and is refused by the view)."""
+def images_asked(request, view) -> int:
+    """How many images a prediction request asks for: one, or for a view that names its list
+    of image ids (`rate_counts_field`, a batch's JSON body) their number, counted before the
+    body is validated (an invalid body counts one and is refused by the view). A single
+    prediction's body (an upload) is not read here: its size limit comes first, in the view."""
+    field = getattr(view, "rate_counts_field", None)
+    if field is None:
+        return 1
     try:
-        ids = request.data.get("image_ids") if hasattr(request.data, "get") else None
-    except Exception:  # noqa: BLE001 - an unreadable body is the view's to refuse
+        ids = request.data.get(field) if hasattr(request.data, "get") else None
+    except APIException:  # an unreadable body is the view's to refuse
         return 1
     return len(ids) if isinstance(ids, list) and ids else 1
 
@@ -75,7 +80,7 @@ class ApiClientRateThrottle(BaseThrottle):
         if not isinstance(request.auth, ClientScope):
             return True
         client = request.auth.client
-        images = images_asked(request)
+        images = images_asked(request, view)
         if images > client.rate_limit_per_minute:
             message = (
                 f"This client may send {client.rate_limit_per_minute} images a minute; a batch of {images} "
