@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connections
 from rest_framework.test import APIClient
 
@@ -82,6 +83,9 @@ def _test_settings(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     # Deliberately slow hashing is a production defence, not something to test thousands of times.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Counts kept in the cache (sign-in attempts per address, API clients' rate limits) are
+    # one test's own: with a shared cache (Redis in CI) they would otherwise add up across tests.
+    cache.clear()
 
 
 @pytest.fixture
