@@ -1,10 +1,13 @@
-"""Exports of a project's boxes as COCO JSON, a YOLO dataset or Pascal VOC, streamed.
+"""Exports of a project's boxes as COCO JSON, a YOLO dataset, Pascal VOC, Label Studio JSON
+or CVAT for images XML, streamed.
 
 Nothing is built in memory: images are read from the database a page at a time and each
 piece of the file is sent as soon as it is made, so memory stays flat whatever the size of
 the project. The boxes come from one source: one annotator's current submissions, the
 gold references, or a consensus version's ground truth (adjudications included, ignore
-regions as crowds, below-quorum clusters left out, each box's support kept).
+regions as crowds, below-quorum clusters left out, each box's support kept). Label Studio
+JSON also takes every annotator's submissions (each their own annotation) and the models'
+suggestions (as predictions with their scores).
 """
 
 import zipfile
@@ -13,11 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 
-from annotation.models import Annotation, AnnotationKind, Box, Image, Project
-from boxes.formats import FormatBox, FormatImage, coco_iter_json, voc_write, yolo_data_yaml, yolo_label_text
+from annotation.models import Annotation, AnnotationKind, Box, Image, Project, Suggestion
+from boxes.cvat import cvat_iter_xml
+from boxes.formats import Author, FormatBox, FormatImage, coco_iter_json, voc_write, yolo_data_yaml, yolo_label_text
+from boxes.labelstudio import Task, labelstudio_iter_json
 
 PAGE = 500
 
@@ -37,10 +43,16 @@ class ExportSource:
             return "gold reference boxes"
         if self.kind == VERSION:
             return f"ground truth of consensus version {self.version_number}"
+        if self.kind == PANEL:
+            return "every annotator's current submissions"
+        if self.kind == SUGGESTIONS:
+            return "the models' suggestions"
         return f"the current submissions of user {self.annotator_id}"
 
 
 VERSION = "version"
+PANEL = "panel"  # every annotator's submissions (Label Studio only)
+SUGGESTIONS = "suggestions"  # the models' suggestions, as predictions (Label Studio only)
 
 
 def _export_name(image_id: int, original: str, *, is_clash: bool) -> str:
@@ -185,20 +197,29 @@ def export_coco(*, project: Project, source: ExportSource) -> Iterator[str]:
     )
 
 
-def export_yolo(*, project: Project, source: ExportSource) -> Iterator[bytes]:
-    """A zip of an Ultralytics dataset: data.yaml, images/<split>/, labels/<split>/."""
+YOLO_LAYOUTS = ("splits", "flat")
+
+
+def export_yolo(*, project: Project, source: ExportSource, layout: str = "splits") -> Iterator[bytes]:
+    """A zip of an Ultralytics dataset: data.yaml and classes.txt (the class list Label
+    Studio's converter and darknet tools read), then images/<split>/ and labels/<split>/, or,
+    with `layout="flat"`, images/ and labels/ (the layout Label Studio's converter imports)."""
     splits = {"train": "images/train", "val": "images/val", "test": "images/test"}
+    if layout == "flat":
+        splits = {"train": "images", "val": "images"}
 
     def files() -> Iterator[tuple[str, bytes]]:
         yield "data.yaml", yolo_data_yaml(labels=project.labels, splits=splits).encode()
+        yield "classes.txt", "".join(f"{label}\n" for label in project.labels).encode()
         # Every split folder exists, even an empty one, as ultralytics' dataset check expects.
-        for split in splits:
-            yield f"images/{split}/", b""
-            yield f"labels/{split}/", b""
+        for folder in dict.fromkeys(splits.values()):
+            yield f"{folder}/", b""
+            yield f"labels{folder.removeprefix('images')}/", b""
         for row in export_rows(project=project, source=source):
             stem = PurePosixPath(row.image.file_name).stem
-            yield f"labels/{row.split}/{stem}.txt", yolo_label_text(row.image, labels=list(project.labels)).encode()
-            yield f"images/{row.split}/{row.image.file_name}", _stored_bytes(row.file)
+            folder = "" if layout == "flat" else f"/{row.split}"
+            yield f"labels{folder}/{stem}.txt", yolo_label_text(row.image, labels=list(project.labels)).encode()
+            yield f"images{folder}/{row.image.file_name}", _stored_bytes(row.file)
 
     return zip_stream(files())
 
@@ -217,6 +238,127 @@ def export_voc(*, project: Project, source: ExportSource) -> Iterator[bytes]:
             yield f"ImageSets/Main/{split}.txt", ("\n".join(stems) + "\n" if stems else "").encode()
 
     return zip_stream(files())
+
+
+def export_cvat(*, project: Project, source: ExportSource) -> Iterator[str]:
+    """CVAT for images 1.1 XML: one <image> per annotated image, its split as the subset."""
+    return cvat_iter_xml(
+        ((row.image, row.split) for row in export_rows(project=project, source=source)),
+        labels=project.labels,
+        name=f"{project.name}: {source.description}",
+    )
+
+
+DEFAULT_IMAGE_ROOT = "/data/local-files/?d=images/"
+
+
+def export_labelstudio(
+    *, project: Project, source: ExportSource, image_root: str = DEFAULT_IMAGE_ROOT
+) -> Iterator[str]:
+    """Label Studio JSON: one task per image, its image referenced as `image_root` + its
+    export name (by default where Label Studio's local file storage finds the images of the
+    flat YOLO export). Ground truth and gold are annotations marked ground_truth; one
+    annotator's or every annotator's submissions are annotations by their authors; the
+    models' suggestions are predictions with their scores."""
+    if source.kind == PANEL:
+        tasks = _panel_tasks(project, image_root)
+    elif source.kind == SUGGESTIONS:
+        tasks = _suggestion_tasks(project, image_root)
+    else:
+        author = None
+        if source.kind == AnnotationKind.SUBMISSION:
+            user = get_user_model().objects.get(pk=source.annotator_id)
+            author = _author(user.pk, user.email)
+        is_reference = source.kind != AnnotationKind.SUBMISSION
+        tasks = (
+            Task(
+                image_id=row.image_id,
+                reference=image_root + row.image.file_name,
+                width=row.image.width,
+                height=row.image.height,
+                annotations=((author, row.image.boxes, is_reference),),
+                meta={"quorum_image_id": row.image_id, "split": row.split},
+            )
+            for row in export_rows(project=project, source=source)
+        )
+    return labelstudio_iter_json(tasks)
+
+
+def _author(user_id: int, email: str) -> Author:
+    return Author(key=str(user_id), email=email or "")
+
+
+def _image_pages(project: Project, image_ids) -> Iterator[list[tuple[int, str, int, int, str]]]:
+    """(id, export name, width, height, split) of the images `image_ids` (a queryset of ids,
+    in order), a page at a time."""
+    last = 0
+    while True:
+        ids = list(
+            image_ids.filter(image_id__gt=last)
+            .order_by("image_id")
+            .values_list("image_id", flat=True)
+            .distinct()[:PAGE]
+        )
+        if not ids:
+            return
+        rows = list(
+            Image.objects.filter(pk__in=ids)
+            .order_by("pk")
+            .values_list("pk", "original_name", "width", "height", "split")
+        )
+        names = _page_names(project, [(pk, original) for pk, original, *_ in rows])
+        yield [(pk, names[pk], width, height, split) for pk, _, width, height, split in rows]
+        last = ids[-1]
+
+
+def _panel_tasks(project: Project, image_root: str) -> Iterator[Task]:
+    submissions = Annotation.objects.filter(image__project=project, kind=AnnotationKind.SUBMISSION, is_current=True)
+    for page in _image_pages(project, submissions):
+        rows = list(
+            submissions.filter(image_id__in=[row[0] for row in page])
+            .order_by("image_id", "annotator__username")
+            .values_list("pk", "image_id", "annotator_id", "annotator__email")
+        )
+        boxes = _annotation_boxes([row[0] for row in rows])
+        by_image: dict[int, list] = {}
+        for annotation_id, image_id, user_id, email in rows:
+            by_image.setdefault(image_id, []).append(
+                (_author(user_id, email), tuple(boxes.get(annotation_id, ())), False)
+            )
+        for image_id, name, width, height, split in page:
+            yield Task(
+                image_id=image_id,
+                reference=image_root + name,
+                width=width,
+                height=height,
+                annotations=tuple(by_image.get(image_id, ())),
+                meta={"quorum_image_id": image_id, "split": split},
+            )
+
+
+def _suggestion_tasks(project: Project, image_root: str) -> Iterator[Task]:
+    suggestions = Suggestion.objects.filter(image__project=project)
+    for page in _image_pages(project, suggestions):
+        found = {
+            image_id: (source, boxes)
+            for image_id, source, boxes in suggestions.filter(image_id__in=[row[0] for row in page]).values_list(
+                "image_id", "source", "boxes"
+            )
+        }
+        for image_id, name, width, height, split in page:
+            model, raw = found[image_id]
+            boxes = tuple(
+                FormatBox(b["x1"], b["y1"], b["x2"], b["y2"], b.get("label") or project.labels[0], score=b.get("score"))
+                for b in raw
+            )
+            yield Task(
+                image_id=image_id,
+                reference=image_root + name,
+                width=width,
+                height=height,
+                predictions=((model, boxes),),
+                meta={"quorum_image_id": image_id, "split": split},
+            )
 
 
 def _stored_bytes(name: str) -> bytes:

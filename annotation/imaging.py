@@ -61,6 +61,7 @@ class DecodedImage:
     # The file already is what Quorum stores: RGB, upright, without metadata. Its bytes can
     # be kept as they are, which spares a re-encode and its loss of quality.
     is_clean: bool = False
+    orientation: int = 1  # the EXIF orientation the file had (1: none); 5 to 8 swap width and height
 
 
 class StoredFileMissing(DomainError):
@@ -121,7 +122,14 @@ def decode_upright_rgb(file: BinaryIO, *, max_pixels: int) -> DecodedImage:
         raise ImageRefused("too_many_pixels", f"The image has too many pixels: {error}", status=413) from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageRefused("corrupt", f"The image could not be decoded: {error}") from error
-    return DecodedImage(image=rgb, format=image_format, width=rgb.width, height=rgb.height, is_clean=is_clean)
+    return DecodedImage(
+        image=rgb,
+        format=image_format,
+        width=rgb.width,
+        height=rgb.height,
+        is_clean=is_clean,
+        orientation=orientation if orientation in range(1, 9) else 1,
+    )
 
 
 def _too_many_pixels(width: int, height: int, max_pixels: int) -> ImageRefused:

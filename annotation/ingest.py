@@ -208,6 +208,7 @@ def _store(*, project: Project, item: _Pending, user, is_synthetic: bool) -> Ing
                 format=decoded.format,
                 width=decoded.width,
                 height=decoded.height,
+                exif_orientation=decoded.orientation,
                 bytes=len(item.stored),
                 conditions=item.conditions,
                 stratum=stratum_key(item.conditions),

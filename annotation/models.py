@@ -172,6 +172,9 @@ class Image(models.Model):
     format = models.CharField(max_length=8, choices=ImageFormat.choices)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
+    exif_orientation = models.PositiveSmallIntegerField(
+        default=1, help_text="The uploaded file's EXIF orientation (1: none); 5 to 8 turned it a quarter."
+    )
     bytes = models.PositiveBigIntegerField(help_text="Size of the stored file.")
     conditions = models.JSONField(default=dict, blank=True, help_text="Dimension -> value, from the vocabulary.")
     stratum = models.CharField(

@@ -10,31 +10,93 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.exports import VERSION, ExportSource, export_coco, export_voc, export_yolo
-from annotation.imports import FORMATS, TARGETS, annotations_import, import_dataset_read
+from annotation.exports import (
+    DEFAULT_IMAGE_ROOT,
+    PANEL,
+    SUGGESTIONS,
+    VERSION,
+    YOLO_LAYOUTS,
+    ExportSource,
+    export_coco,
+    export_cvat,
+    export_labelstudio,
+    export_voc,
+    export_yolo,
+)
+from annotation.imports import FORMATS, PREDICTIONS, TARGETS, annotations_import, import_dataset_read
 from annotation.models import AnnotationKind, Membership
 from annotation.permissions import IsProjectAdmin, IsProjectReviewer, ProjectApiMixin
+from config.parsers import BoundedJSONField
 
 
 class ImportInputSerializer(serializers.Serializer):
     file = serializers.FileField()
     format = serializers.ChoiceField(choices=FORMATS)
     target = serializers.ChoiceField(choices=TARGETS, default="annotator")
-    annotator = serializers.CharField(required=False, max_length=150, help_text="username, when target is 'annotator'")
+    annotator = serializers.CharField(
+        required=False, max_length=150, help_text="username: one annotator credited with everything in the file"
+    )
+    annotator_map = BoundedJSONField(
+        required=False,
+        binary=True,
+        help_text='JSON object: an author\'s id or email in the export -> a Quorum username, e.g. {"7": "anna"}',
+    )
+    predictions = serializers.ChoiceField(
+        choices=PREDICTIONS, default="ignore", help_text="a Label Studio export's predictions: ignored, or suggestions"
+    )
+    voc_origin = serializers.ChoiceField(
+        choices=[0, 1], required=False, help_text="VOC's first pixel: 1 (the devkit's) or 0; unset: seen from the file"
+    )
     clip = serializers.BooleanField(default=False, help_text="clip boxes to the image instead of refusing them")
+
+    def validate_annotator_map(self, value):
+        if not isinstance(value, dict) or len(value) > 10_000:
+            raise serializers.ValidationError("A JSON object of at most 10,000 authors.")
+        bad = [
+            key
+            for key, username in value.items()
+            if not isinstance(username, str) or not 0 < len(username) <= 150 or len(key) > 254
+        ]
+        if bad:
+            raise serializers.ValidationError(f"Each value must be a username; not for {', '.join(map(str, bad[:5]))}.")
+        return value
+
+
+class PerAnnotatorSerializer(serializers.Serializer):
+    submissions = serializers.IntegerField(required=False)
+    gold = serializers.IntegerField(required=False)
+    boxes = serializers.IntegerField(required=False)
+    skips = serializers.IntegerField(required=False)
+
+
+class MatchSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="the image's name in the export")
+    image_id = serializers.IntegerField()
+    by = serializers.ChoiceField(choices=["exact", "tool_prefix", "file_name", "sha256"])
 
 
 class ImportSummarySerializer(serializers.Serializer):
     format = serializers.CharField()
     target = serializers.CharField()
-    annotator = serializers.CharField()
+    annotator = serializers.CharField(
+        help_text="the one annotator named for everything; empty when authors were mapped"
+    )
     images = serializers.IntegerField()
     boxes = serializers.IntegerField()
     revised = serializers.IntegerField()
+    skips = serializers.IntegerField(help_text="cancelled annotations recorded as skips")
+    not_labelled = serializers.IntegerField(help_text="images in the export nobody labelled: not imported")
+    predictions = serializers.IntegerField(help_text="models' predictions in the export")
+    suggestions = serializers.IntegerField(help_text="predictions written as suggestions")
+    per_annotator = serializers.DictField(child=PerAnnotatorSerializer())
+    matched = serializers.DictField(child=serializers.IntegerField(), help_text="how images were found -> count")
+    matches = MatchSerializer(many=True)
+    voc_origin = serializers.IntegerField(allow_null=True)
+    left_out = serializers.DictField(child=serializers.IntegerField(), help_text="shapes that are not boxes, by kind")
 
 
 class ProjectImportApi(ProjectApiMixin, APIView):
-    """Import boxes as one annotator's submissions or as gold references; all or nothing."""
+    """Import boxes as their authors' (or one annotator's) submissions or as gold; all or nothing."""
 
     parser_classes = [MultiPartParser]
     permission_classes = [IsAuthenticated, IsProjectAdmin]
@@ -46,19 +108,22 @@ class ProjectImportApi(ProjectApiMixin, APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         upload = data["file"]
-        dataset = import_dataset_read(
+        read = import_dataset_read(
             project=project,
             fmt=data["format"],
             upload=upload,
             upload_name=upload.name,
             size=upload.size,
-            clip=data["clip"],
+            voc_origin=data.get("voc_origin"),
         )
         summary = annotations_import(
             project=project,
-            dataset=dataset,
+            source=read,
             target=data["target"],
             annotator_username=data.get("annotator"),
+            annotator_map=data.get("annotator_map"),
+            predictions=data["predictions"],
+            clip=data["clip"],
             importer=request.user,
             fmt=data["format"],
         )
@@ -69,20 +134,33 @@ EXPORTERS = {
     "coco": (export_coco, "application/json", "json"),
     "yolo": (export_yolo, "application/zip", "zip"),
     "voc": (export_voc, "application/zip", "zip"),
+    "labelstudio": (export_labelstudio, "application/json", "json"),
+    "cvat": (export_cvat, "application/xml", "xml"),
 }
+LABEL_STUDIO_ONLY = (PANEL, SUGGESTIONS)
 
 
 class ProjectExportApi(ProjectApiMixin, APIView):
-    """Stream the project's boxes from one source as COCO JSON, a YOLO dataset or Pascal VOC."""
+    """Stream the project's boxes from one source as COCO JSON, a YOLO dataset, Pascal VOC,
+    Label Studio JSON or CVAT for images XML."""
 
     permission_classes = [IsAuthenticated, IsProjectReviewer]
 
     @extend_schema(
         parameters=[
             OpenApiParameter("format", enum=list(EXPORTERS), required=True),
-            OpenApiParameter("source", description="'gold', or 'annotator' with annotator=<username>", default="gold"),
+            OpenApiParameter(
+                "source",
+                description="'gold', or 'annotator' with annotator=<username>; for labelstudio also 'panel' (every "
+                "annotator's submissions) and 'suggestions' (the models' boxes, as predictions)",
+                default="gold",
+            ),
             OpenApiParameter("annotator", description="username, with source=annotator"),
             OpenApiParameter("version", int, description="a consensus version's number: its ground truth"),
+            OpenApiParameter("layout", enum=list(YOLO_LAYOUTS), description="yolo: images/<split>/ or flat images/"),
+            OpenApiParameter(
+                "image_root", description=f"labelstudio: what data.image starts with (default {DEFAULT_IMAGE_ROOT})"
+            ),
         ],
         responses={(200, "application/json"): dict, (200, "application/zip"): bytes},
     )
@@ -97,6 +175,10 @@ class ProjectExportApi(ProjectApiMixin, APIView):
             source = _version_source(project, request.query_params["version"])
         elif source_name == "gold":
             source = ExportSource(kind=AnnotationKind.GOLD)
+        elif source_name in LABEL_STUDIO_ONLY:
+            if fmt != "labelstudio":
+                raise ValidationError({"source": [f"source={source_name} is for format=labelstudio only."]})
+            source = ExportSource(kind=source_name)
         elif source_name == "annotator":
             username = request.query_params.get("annotator", "")
             membership = Membership.objects.filter(project=project, user__username=username).first()
@@ -104,11 +186,20 @@ class ProjectExportApi(ProjectApiMixin, APIView):
                 raise ValidationError({"annotator": [f"{username!r} is not a member of this project."]})
             source = ExportSource(kind=AnnotationKind.SUBMISSION, annotator_id=membership.user_id)
         else:
-            raise ValidationError({"source": ["Must be 'gold' or 'annotator'."]})
+            raise ValidationError({"source": ["Must be 'gold', 'annotator', 'panel' or 'suggestions'."]})
         exporter, content_type, extension = EXPORTERS[fmt]
+        options = {}
+        if fmt == "yolo":
+            options["layout"] = request.query_params.get("layout", "splits")
+            if options["layout"] not in YOLO_LAYOUTS:
+                raise ValidationError({"layout": [f"Must be one of {', '.join(YOLO_LAYOUTS)}."]})
+        if fmt == "labelstudio":
+            options["image_root"] = request.query_params.get("image_root", DEFAULT_IMAGE_ROOT)
+            if len(options["image_root"]) > 1000:
+                raise ValidationError({"image_root": ["At most 1,000 characters."]})
+        pieces = exporter(project=project, source=source, **options)
         response = StreamingHttpResponse(
-            (piece.encode() if isinstance(piece, str) else piece for piece in exporter(project=project, source=source)),
-            content_type=content_type,
+            (piece.encode() if isinstance(piece, str) else piece for piece in pieces), content_type=content_type
         )
         filename = f"quorum-project-{project.pk}-{source_name}-{fmt}.{extension}"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'

@@ -1,7 +1,8 @@
 """Reading and writing box annotations in the formats people already use.
 
-COCO JSON, Ultralytics YOLO (data.yaml + labels/*.txt), Pascal VOC XML, and Label Studio
-JSON exports (rectanglelabels, read only). Pure: bytes and dicts in, dataclasses out.
+COCO JSON, Ultralytics YOLO (data.yaml, classes.txt or obj.names + labels/*.txt) and
+Pascal VOC XML here; Label Studio JSON in `boxes.labelstudio`, CVAT for images XML in
+`boxes.cvat`. Pure: bytes and dicts in, dataclasses out.
 
 Quorum's one convention inside: absolute pixel xyxy, continuous coordinates (the left edge
 of the image is x = 0, the right edge x = width). Coordinates are kept to 1/1000 of a
@@ -12,13 +13,16 @@ How each format carries Quorum's flags:
 - COCO: an ignore region is `iscrowd: 1`; occluded and truncated go in `attributes`
   (CVAT's convention).
 - VOC: an ignore region is `difficult` (VOC's evaluation ignores those); `truncated` and
-  `occluded` are VOC's own fields. VOC pixel indices start at 1: xmin = x1 + 1, xmax = x2.
+  `occluded` are VOC's own fields. The VOC devkit numbers pixels from 1: xmin = x1 + 1,
+  xmax = x2. Some writers (Label Studio's converter among them) number them from 0
+  (xmin = x1): `voc_read` takes the origin as a parameter, or sees it where a box starts at 0.
 - YOLO: label and box only. Ignore regions and flags are not exported to YOLO.
 """
 
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from xml.etree import ElementTree
@@ -81,20 +85,49 @@ class FormatBox:
     is_occluded: bool = False
     is_truncated: bool = False
     support: int | None = None  # annotators behind a consensus box; COCO writes it as an attribute
+    score: float | None = None  # a model's confidence, for predictions
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who made an annotation, as an export names them: the tool's own user id and, where
+    the export has it, their email."""
+
+    key: str
+    email: str = ""
+
+    def __str__(self) -> str:
+        return f"user {self.key}" + (f" ({self.email})" if self.email and self.email != self.key else "")
+
+
+# What an entry of an export is: a person's finished annotation, one they cancelled (a
+# skip), or a model's prediction.
+LABELLED, CANCELLED, PREDICTION = "labelled", "cancelled", "prediction"
 
 
 @dataclass(frozen=True)
 class FormatImage:
+    """One image's boxes by one author (or by whoever made the file, when it does not say)."""
+
     file_name: str
     width: int
     height: int
     boxes: tuple[FormatBox, ...] = ()
+    author: Author | None = None
+    state: str = LABELLED
+    is_ground_truth: bool = False  # marked as the reference among a task's annotations
+    model: str = ""  # a prediction's model version
+    task: str = ""  # the export's own id of the task or image, for messages
 
 
 @dataclass(frozen=True)
 class Dataset:
     images: tuple[FormatImage, ...]
     labels: tuple[str, ...] = field(default=("pedestrian",))
+    not_labelled: tuple[str, ...] = ()  # images the export lists that nobody labelled
+    image_sha256: Mapping[str, str] = field(default_factory=dict)  # name -> sha256, where the export carries images
+    voc_origin: int | None = None  # the pixel origin a VOC file was read with
+    left_out: Mapping[str, int] = field(default_factory=dict)  # shapes that are not boxes, by kind
 
 
 def _round(value: float) -> float:
@@ -122,13 +155,14 @@ def _is_id(value: object) -> bool:
 
 
 def checked_box(
-    box: FormatBox, *, width: float, height: float, clip: bool, where: str, problems: list[str]
+    box: FormatBox, *, width: float, height: float, clip: bool | None, where: str, problems: list[str]
 ) -> FormatBox | None:
     """`box` rounded to PRECISION and checked against a width x height image.
 
     Non-finite coordinates and boxes with no area are always problems; a box reaching
     outside the image is a problem unless `clip`, which clips it (and drops it when
-    nothing is left inside).
+    nothing is left inside). `clip=None` leaves the bounds unchecked, for a caller that
+    checks the stated size first (`checked_image` then).
     """
     coordinates = (box.x1, box.y1, box.x2, box.y2)
     if not all(finite_number(value) for value in coordinates):
@@ -138,7 +172,7 @@ def checked_box(
     if x2 <= x1 or y2 <= y1:
         problems.append(f"{where}: the box has no area ({x1}, {y1}, {x2}, {y2})")
         return None
-    if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
+    if clip is not None and (x1 < 0 or y1 < 0 or x2 > width or y2 > height):
         if not clip:
             problems.append(f"{where}: the box ({x1}, {y1}, {x2}, {y2}) reaches outside the {width}x{height} image")
             return None
@@ -148,7 +182,11 @@ def checked_box(
     return replace(box, x1=x1, y1=y1, x2=x2, y2=y2)
 
 
-def _checked_image(image: FormatImage, *, clip: bool, problems: list[str]) -> FormatImage:
+def checked_image(image: FormatImage, *, clip: bool | None, problems: list[str]) -> FormatImage:
+    """`image` with each box checked by `checked_box` against the image's size. An image
+    without boxes may leave its size unknown (0 x 0)."""
+    if image.width == 0 and image.height == 0 and not image.boxes:
+        return image
     if not (isinstance(image.width, int) and isinstance(image.height, int) and image.width > 0 and image.height > 0):
         problems.append(f"{image.file_name}: width and height must be positive integers")
         return image
@@ -161,22 +199,26 @@ def _checked_image(image: FormatImage, *, clip: bool, problems: list[str]) -> Fo
     return replace(image, boxes=tuple(boxes))
 
 
-def _finish(images: list[FormatImage], labels: Iterable[str], *, clip: bool, problems: list[str]) -> Dataset:
-    checked = [_checked_image(image, clip=clip, problems=problems) for image in images]
-    names = [image.file_name for image in checked]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    problems.extend(f"{name}: appears more than once" for name in duplicates)
+def dataset_finish(
+    images: list[FormatImage], labels: Iterable[str], *, clip: bool | None, problems: list[str], **extra
+) -> Dataset:
+    """The dataset, once every box is checked (`checked_image`) and no image appears twice for
+    the same author; FormatError listing every problem otherwise."""
+    checked = [checked_image(image, clip=clip, problems=problems) for image in images]
+    # One image appears once per author (an export with authors) or once (one without).
+    keys = Counter((image.file_name, image.author, image.state) for image in checked)
+    problems.extend(f"{name}: appears more than once" for (name, _, _), count in keys.items() if count > 1)
     if problems:
         raise FormatError("The annotations have problems", problems)
-    return Dataset(images=tuple(checked), labels=tuple(labels))
+    return Dataset(images=tuple(checked), labels=tuple(labels), **extra)
 
 
 # --- COCO -------------------------------------------------------------------------------
 
 
-def coco_read(data: bytes | str | Mapping, *, clip: bool = False) -> Dataset:
+def coco_read(data: bytes | str | Mapping, *, clip: bool | None = False) -> Dataset:
     """COCO detection JSON: `images`, `annotations` (bbox as [x, y, width, height]), `categories`."""
-    document = _json(data) if not isinstance(data, Mapping) else data
+    document = json_document(data) if not isinstance(data, Mapping) else data
     problems: list[str] = []
     if not isinstance(document, Mapping) or not isinstance(document.get("images"), list):
         raise FormatError("Not a COCO file: it needs an 'images' list")
@@ -229,16 +271,26 @@ def coco_read(data: bytes | str | Mapping, *, clip: bool = False) -> Dataset:
     result = []
     for item in images.values():
         entry = item["entry"]
+        unknown = entry.get("width") is None and entry.get("height") is None and not item["boxes"]
         result.append(
             FormatImage(
                 file_name=entry["file_name"],
-                width=entry.get("width"),
-                height=entry.get("height"),
+                width=0 if unknown else entry.get("width"),
+                height=0 if unknown else entry.get("height"),
                 boxes=tuple(item["boxes"]),
             )
         )
+    names = Counter(image.file_name for image in result)
+    twice = sorted(name for name, count in names.items() if count > 1)
+    if twice:
+        raise FormatError(
+            "Some images appear more than once; an export that writes one image entry per annotation "
+            "(Label Studio's COCO export does, for tasks several people labelled) loses who made each: "
+            "import Label Studio's JSON export instead",
+            twice,
+        )
     labels = list(dict.fromkeys(categories.values()))
-    return _finish(result, labels, clip=clip, problems=problems)
+    return dataset_finish(result, labels, clip=clip, problems=problems)
 
 
 def coco_write(dataset: Dataset, *, info: Mapping | None = None) -> dict:
@@ -321,6 +373,15 @@ def yolo_data_yaml(*, labels: Iterable[str], splits: Mapping[str, str], path: st
     return "\n".join(lines) + "\n"
 
 
+def yolo_class_lines(text: bytes | str) -> list[str]:
+    """Class names from darknet's obj.names or Label Studio's classes.txt: one per line."""
+    text = text.decode("utf-8") if isinstance(text, bytes) else text
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise FormatError("The class list (classes.txt or obj.names) is empty")
+    return names
+
+
 def yolo_names(data_yaml: bytes | str) -> list[str]:
     """Class names from a data.yaml: `names:` as a mapping (0: person) or a list ([person])."""
     text = data_yaml.decode("utf-8") if isinstance(data_yaml, bytes) else data_yaml
@@ -346,7 +407,7 @@ def yolo_read(
     names: list[str],
     label_files: Mapping[str, bytes | str],
     sizes: Mapping[str, tuple[int, int]],
-    clip: bool = False,
+    clip: bool | None = False,
 ) -> Dataset:
     """YOLO labels: `label_files` maps an image's file name to its .txt; `sizes` gives each
     image's (width, height), which the normalised coordinates need."""
@@ -382,7 +443,7 @@ def yolo_read(
             x1, y1, x2, y2 = yolo_to_xyxy(np.array([values]), width=width, height=height)[0]
             boxes.append(FormatBox(x1=x1, y1=y1, x2=x2, y2=y2, label=names[cls]))
         images.append(FormatImage(file_name=file_name, width=width, height=height, boxes=tuple(boxes)))
-    return _finish(images, names, clip=clip, problems=problems)
+    return dataset_finish(images, names, clip=clip, problems=problems)
 
 
 # --- Pascal VOC -----------------------------------------------------------------------------
@@ -409,10 +470,23 @@ def voc_write(image: FormatImage) -> bytes:
     return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-def voc_read(files: Mapping[str, bytes], *, clip: bool = False) -> Dataset:
-    """Pascal VOC: one XML per image (`files` maps the XML's name to its bytes)."""
+def voc_read(
+    files: Mapping[str, bytes],
+    *,
+    clip: bool | None = False,
+    origin: int | None = None,
+) -> Dataset:
+    """Pascal VOC: one XML per image (`files` maps the XML's name to its bytes).
+
+    `origin` is the number of the first pixel: 1 as the VOC devkit defines it (x1 = xmin - 1,
+    x2 = xmax), or 0 as some writers use (x1 = xmin, x2 = xmax). Unset, it is 0 when a box
+    starts at 0 (which cannot happen counting from 1) and 1 otherwise; the dataset says
+    which was used (`voc_origin`).
+    """
+    if origin not in (None, 0, 1):
+        raise FormatError("The VOC origin must be 0 or 1")
     problems: list[str] = []
-    images, labels = [], []
+    parsed: list[tuple[str, int, int, list[tuple[str, tuple[float, ...], object]]]] = []
     for xml_name, content in files.items():
         # Entity declarations are how XML bombs work; VOC files never need them.
         if b"<!DOCTYPE" in content.upper() or b"<!ENTITY" in content.upper():
@@ -433,21 +507,29 @@ def voc_read(files: Mapping[str, bytes], *, clip: bool = False) -> Dataset:
         if not file_name:
             problems.append(f"{xml_name}: no <filename>")
             continue
-        boxes = []
+        objects = []
         for index, element in enumerate(root.findall("object"), start=1):
             label = (element.findtext("name") or "").strip()
             try:
-                xmin, ymin, xmax, ymax = (
-                    float(element.findtext(f"bndbox/{tag}")) for tag in ("xmin", "ymin", "xmax", "ymax")
-                )
+                corners = tuple(float(element.findtext(f"bndbox/{tag}")) for tag in ("xmin", "ymin", "xmax", "ymax"))
             except (TypeError, ValueError):
                 problems.append(f"{xml_name} object {index}: bndbox needs xmin, ymin, xmax, ymax numbers")
                 continue
+            objects.append((label, corners, element))
+        parsed.append((file_name, width, height, objects))
+    if origin is None:
+        starts_at_zero = any(corners[0] == 0 or corners[1] == 0 for *_, objects in parsed for _, corners, _ in objects)
+        origin = 0 if starts_at_zero else 1
+    shift = origin
+    images, labels = [], []
+    for file_name, width, height, objects in parsed:
+        boxes = []
+        for label, (xmin, ymin, xmax, ymax), element in objects:
             labels.append(label)
             boxes.append(
                 FormatBox(
-                    x1=_round(xmin - 1),
-                    y1=_round(ymin - 1),
+                    x1=_round(xmin - shift),
+                    y1=_round(ymin - shift),
                     x2=xmax,
                     y2=ymax,
                     label=label,
@@ -457,7 +539,13 @@ def voc_read(files: Mapping[str, bytes], *, clip: bool = False) -> Dataset:
                 )
             )
         images.append(FormatImage(file_name=file_name, width=width, height=height, boxes=tuple(boxes)))
-    return _finish(images, dict.fromkeys(labels), clip=clip, problems=problems)
+    return dataset_finish(
+        images,
+        dict.fromkeys(labels),
+        clip=clip,
+        problems=problems,
+        voc_origin=origin,
+    )
 
 
 def _flag(element, tag: str) -> bool:
@@ -468,74 +556,8 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(value)
 
 
-# --- Label Studio ---------------------------------------------------------------------------
-
-
-def labelstudio_read(data: bytes | str | list, *, clip: bool = False) -> Dataset:
-    """A Label Studio JSON export: tasks whose annotations hold `rectanglelabels` results in
-    percent of the original image size. The first annotation of each task is read; a task's
-    image is named by the last part of `data.image`."""
-    tasks = _json(data) if not isinstance(data, list) else data
-    if not isinstance(tasks, list):
-        raise FormatError("Not a Label Studio export: expected a list of tasks")
-    problems: list[str] = []
-    images, labels = [], []
-    for number, task in enumerate(tasks, start=1):
-        if not isinstance(task, Mapping) or not isinstance(task.get("data"), Mapping):
-            problems.append(f"task {number}: not a task object")
-            continue
-        reference = str(task["data"].get("image") or "")
-        file_name = reference.rsplit("/", 1)[-1].split("?", 1)[0]
-        if not file_name:
-            problems.append(f"task {task.get('id', number)}: no data.image")
-            continue
-        annotations = [
-            a for a in task.get("annotations") or [] if isinstance(a, Mapping) and not a.get("was_cancelled")
-        ]
-        results = annotations[0].get("result") or [] if annotations else []
-        width = height = None
-        boxes = []
-        for index, result in enumerate(results, start=1):
-            if not isinstance(result, Mapping) or result.get("type") != "rectanglelabels":
-                continue
-            value = result.get("value") or {}
-            where = f"{file_name} result {index}"
-            try:
-                width, height = int(result["original_width"]), int(result["original_height"])
-                x, y, w, h = (float(value[key]) for key in ("x", "y", "width", "height"))
-                names = value["rectanglelabels"]
-                rotation = float(value.get("rotation") or 0)
-                if not 0 < width <= MAX_SIDE or not 0 < height <= MAX_SIDE:
-                    raise ValueError("size out of range")
-            except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
-                problems.append(f"{where}: needs original_width/height and value x, y, width, height, rectanglelabels")
-                continue
-            if rotation != 0:
-                problems.append(f"{where}: rotated boxes are not supported")
-                continue
-            if not isinstance(names, list) or len(names) != 1:
-                problems.append(f"{where}: exactly one label per box")
-                continue
-            labels.append(names[0])
-            boxes.append(
-                FormatBox(
-                    x1=x * width / 100,
-                    y1=y * height / 100,
-                    x2=(x + w) * width / 100,
-                    y2=(y + h) * height / 100,
-                    label=names[0],
-                )
-            )
-        images.append(FormatImage(file_name=file_name, width=width or 1, height=height or 1, boxes=tuple(boxes)))
-    dataset = _finish(images, dict.fromkeys(labels), clip=clip, problems=problems)
-    # Images without any box carry no size in the export: 0 marks it unknown.
-    return replace(
-        dataset,
-        images=tuple(replace(i, width=0, height=0) if not i.boxes else i for i in dataset.images),
-    )
-
-
-def _json(data: bytes | str):
+def json_document(data: bytes | str):
+    """Parsed JSON, or FormatError saying why it is not."""
     try:
         return json_parse(data)
     except JsonTooDeep as error:

@@ -3,7 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -120,6 +120,8 @@ def annotators_page(request: HttpRequest, project_id: int) -> HttpResponse:
     if request.method == "POST":
         user_id = request.POST.get("user", "")
         if user_id.isdigit():
+            if int(user_id) > 2**63 - 1:  # no row has it; SQLite cannot even compare it
+                raise Http404("No such member.")
             membership = gold_pause_clear(project=project, user_id=int(user_id))  # 404 for a non-member
             messages.success(
                 request, f"{membership.user.username} may take tasks again; earlier gold tasks no longer count."

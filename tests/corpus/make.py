@@ -81,6 +81,14 @@ def boxes_cases() -> list[Case]:
     ]
 
 
+def zip_bytes(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        for name, content in files.items():
+            bundle.writestr(name, content)
+    return buffer.getvalue()
+
+
 def import_cases(image_names: list[str], *, width: int, height: int) -> list[Case]:
     """Imports against a project whose images are `image_names`, each `width` x `height`."""
     coco = {
@@ -159,6 +167,47 @@ def import_cases(image_names: list[str], *, width: int, height: int) -> list[Cas
             json.dumps(studio).encode(),
             format="labelstudio",
             file_name="studio.json",
+        ),
+        Case(
+            "Label Studio with a list for an author and for a result",
+            "import",
+            json.dumps([{**studio[0], "annotations": [{"completed_by": [1], "result": {"x": 1}}]}]).encode(),
+            format="labelstudio",
+            file_name="studio.json",
+        ),
+        Case(
+            "Label Studio JSON-MIN",
+            "import",
+            json.dumps([{"image": image_names[0], "id": 1, "annotator": 1, "annotation_id": 1, "label": []}]).encode(),
+            format="labelstudio",
+            file_name="min.json",
+        ),
+        Case(
+            "CVAT with words for coordinates and a 5,000-digit width",
+            "import",
+            (
+                f'<annotations><image id="0" name="{image_names[0]}" width="{"9" * 5000}" height="{height}"/>'
+                f'<image id="1" name="{image_names[0]}" width="{width}" height="{height}">'
+                '<box label="pedestrian" xtl="left" ytl="1" xbr="5" ybr="5"/></image>'
+                '<track id="0" label="pedestrian"><box frame="9" xtl="1" ytl="1" xbr="5" ybr="5"/></track>'
+                "</annotations>"
+            ).encode(),
+            format="cvat",
+            file_name="annotations.xml",
+        ),
+        Case(
+            "CVAT with an entity declaration",
+            "import",
+            b'<!DOCTYPE a [<!ENTITY x "y">]><annotations>&x;</annotations>',
+            format="cvat",
+            file_name="annotations.xml",
+        ),
+        Case(
+            "YOLO with an empty classes.txt",
+            "import",
+            zip_bytes({"classes.txt": b"\n", "labels/a.txt": b""}),
+            format="yolo",
+            file_name="y.zip",
         ),
     ]
 

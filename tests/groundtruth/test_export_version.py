@@ -51,3 +51,25 @@ def test_unknown_or_unfinished_versions_are_refused(api_client, people, project_
     consensus_version_create(project=people.project, user=people.reviewer)
     response = api_client.get(url, {"format": "coco", "version": 2})
     assert response.status_code == 400 and "pending" in str(response.json())
+
+
+def test_a_versions_ground_truth_goes_to_label_studio_as_ground_truth_annotations(
+    api_client, people, project_with_disagreement
+):
+    from boxes.labelstudio import labelstudio_read
+
+    _, version = project_with_disagreement
+    api_client.force_authenticate(people.reviewer)
+    response = api_client.get(
+        reverse("api-project-export", args=[people.project.pk]), {"format": "labelstudio", "version": 1}
+    )
+    assert response.status_code == 200 and response["Content-Disposition"].endswith('-v1-labelstudio.json"')
+    tasks = json.loads(b"".join(response.streaming_content))
+    assert len(tasks) == 4
+    assert all(len(task["annotations"]) == 1 and task["annotations"][0]["ground_truth"] for task in tasks)
+    # Label Studio's percentages give back the ground truth's pixels (ignore regions left out)
+    read = labelstudio_read(json.dumps(tasks))
+    expected = GroundTruthBox.objects.filter(image_consensus__version=version, is_uncertain=False, is_ignore=False)
+    assert sorted((box.x1, box.y1, box.x2, box.y2) for image in read.images for box in image.boxes) == sorted(
+        expected.values_list("x1", "y1", "x2", "y2")
+    )
