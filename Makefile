@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint format worker beat bench migrate clean-var screenshots
+.PHONY: install install-gpu run test lint format worker beat bench migrate clean-var screenshots
 
 install: $(INSTALLED)
 
@@ -31,6 +31,12 @@ worker: install
 
 beat: install
 	$(VENV)/bin/celery -A config beat -l info
+
+# Serving on a GPU: ONNX Runtime's CUDA build replaces the CPU one (the two cannot live side
+# by side). Training needs nothing more: torch's CUDA build is what `install` takes.
+install-gpu: install
+	$(PY) -m pip uninstall -y onnxruntime
+	$(PY) -m pip install "onnxruntime-gpu==1.31.1"
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,6 +1,7 @@
 """REST API of imports and exports of boxes."""
 
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
@@ -162,7 +163,12 @@ class ProjectExportApi(ProjectApiMixin, APIView):
                 "image_root", description=f"labelstudio: what data.image starts with (default {DEFAULT_IMAGE_ROOT})"
             ),
         ],
-        responses={(200, "application/json"): dict, (200, "application/zip"): bytes},
+        # COCO is an object, Label Studio a list of tasks: either JSON
+        responses={
+            (200, "application/json"): OpenApiTypes.ANY,
+            (200, "application/zip"): bytes,
+            (200, "application/xml"): str,
+        },
     )
     def get(self, request: Request, project_id: int) -> StreamingHttpResponse:
         project = self.project_for(request, project_id)

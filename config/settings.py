@@ -201,6 +201,8 @@ QUORUM_MAX_IMAGE_BYTES = env.int("QUORUM_MAX_IMAGE_BYTES", default=50 * 1024 * 1
 QUORUM_MAX_IMAGE_PIXELS = env.int("QUORUM_MAX_IMAGE_PIXELS", default=50_000_000)
 # Import files (COCO / Label Studio JSON, YOLO / VOC archives of text).
 QUORUM_MAX_IMPORT_BYTES = env.int("QUORUM_MAX_IMPORT_BYTES", default=200 * 1024 * 1024)
+# The largest base weights file a project admin may upload (safetensors).
+QUORUM_MAX_BASE_WEIGHTS_BYTES = env.int("QUORUM_MAX_BASE_WEIGHTS_BYTES", default=512 * 1024 * 1024)
 # Threads that decode and re-encode the images of one upload batch at once.
 QUORUM_INGEST_THREADS = env.int("QUORUM_INGEST_THREADS", default=min(4, os.cpu_count() or 1))
 # Zip uploads: entries, and bytes once uncompressed (against zip bombs).

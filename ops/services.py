@@ -18,6 +18,7 @@ from groundtruth.services import consensus_version_compute, consensus_version_cr
 from ops.models import WorkerHeartbeat
 from training.models import TrainingRun
 from training.services import training_run_create
+from training.starter import starter_register
 
 
 def heartbeat_record(*, queue: str, sent_at: datetime, hostname: str | None = None) -> WorkerHeartbeat:
@@ -94,8 +95,9 @@ def demo_accounts_ensure(*, secrets_file: Path) -> list[DemoAccount]:
     return accounts
 
 
-# About two minutes on two CPU cores for the demo's few hundred images.
-DEMO_TRAINING = {"architecture": "yolo26n.yaml", "imgsz": 320, "epochs": 10, "batch": 16, "patience": 10}
+# A few minutes on two CPU cores for the demo's few hundred images, from the starter
+# checkpoint (training/starter.py) when this checkout has it.
+DEMO_TRAINING = {"architecture": "yolo26n.yaml", "imgsz": 640, "epochs": 12, "batch": 16, "patience": 12}
 
 
 def demo_training_ensure(*, project: Project) -> TrainingRun | None:
@@ -112,4 +114,13 @@ def demo_training_ensure(*, project: Project) -> TrainingRun | None:
         version = consensus_version_compute(version_id=created.pk)
         if version is None or version.state != VersionState.DONE:
             return None
-    return training_run_create(project=project, user=admin, **DEMO_TRAINING)
+    return training_run_create(project=project, user=admin, **demo_training_settings())
+
+
+def demo_training_settings() -> dict:
+    """The demo's first run: `DEMO_TRAINING`, started from the starter checkpoint (registered
+    as shared base weights here, the first time) when this checkout has it."""
+    starter = starter_register()
+    if starter is None:
+        return dict(DEMO_TRAINING)
+    return {**DEMO_TRAINING, "init": "base", "base_weights": starter.pk}

@@ -61,7 +61,9 @@ class PredictionBoxSerializer(serializers.Serializer):
 
 class PredictionSerializer(serializers.Serializer):
     request_id = serializers.CharField()
-    model = serializers.DictField(help_text="id, number, project, architecture, imgsz")
+    model = serializers.DictField(
+        help_text="id, number, project, architecture, imgsz, runtime (e.g. onnxruntime CUDAExecutionProvider)"
+    )
     rule = serializers.DictField(allow_null=True, help_text="The routing rule that chose the model (id, name).")
     chosen_by = serializers.CharField(help_text="request (a model id was sent), rule, or champion.")
     is_canary = serializers.BooleanField()

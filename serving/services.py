@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from annotation.imaging import decode_upright_rgb
+from annotation.imaging import decode_upright_rgb, stored_file_open
 from annotation.ingest import IncomingImage, image_ingest_one
 from annotation.models import Image, Project, Role, Suggestion
 from annotation.selectors import project_list, project_role, role_at_least
@@ -233,7 +233,7 @@ def prediction_make(
     if upload is not None:
         decoded = decode_upright_rgb(upload, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
     else:
-        with default_storage.open(image.file.name, "rb") as stored:
+        with stored_file_open(image.file) as stored:  # a file the storage lost: 404, said so
             decoded = decode_upright_rgb(stored, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
     rgb = np.asarray(decoded.image)
     height, width = rgb.shape[:2]
@@ -508,6 +508,7 @@ def prediction_summary(prediction: Prediction) -> dict:
             "project": prediction.project.pk,
             "architecture": prediction.model.architecture,
             "imgsz": prediction.model.imgsz,
+            "runtime": detector_for(prediction.model).runtime,
         },
         "rule": {"id": rule.pk, "name": rule.name} if rule else None,
         "chosen_by": prediction.chosen_by,

@@ -187,3 +187,12 @@ def tiny_onnx(tmp_path_factory):
     from tests.tiny_model import tiny_onnx_train
 
     return tiny_onnx_train(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def starter_onnx(tmp_path_factory):
+    """The tiny detector trained one epoch from the starter checkpoint: a model that finds
+    pedestrians, for checks that need boxes to compare."""
+    from tests.tiny_model import tiny_onnx_train
+
+    return tiny_onnx_train(tmp_path_factory.mktemp("starter-model"), from_starter=True)

@@ -21,6 +21,7 @@ from serving.models import PredictionJob
 from serving.services import api_client_create
 from tests.factories import UserFactory
 from tests.training.conftest import make_model, make_run, trainable_project
+from training.models import BaseWeights
 
 pytestmark = pytest.mark.django_db
 
@@ -54,6 +55,10 @@ def world(settings):
     ids = {
         "project_id": a.project.pk, "user_id": a.annotator.pk, "image_id": image.pk, "assignment_id": assignment.pk,
         "version_id": a.version.pk, "run_id": run.pk, "model_id": model.pk, "job_id": job.pk,
+        "base_id": BaseWeights.objects.create(
+            name="hostile", format="pt", architecture="yolo26n.yaml", classes=["person"], sha256="0" * 64, size=1,
+            file="base-weights/0.pt", is_shared=True,
+        ).pk,
     }  # fmt: skip
     users = {"annotator": a.annotator, "reviewer": a.reviewer, "admin": a.admin, "staff": staff}
     headers = {role: {"HTTP_AUTHORIZATION": f"Token {api_token_rotate(user=user).key}"} for role, user in users.items()}

@@ -33,6 +33,7 @@ from serving.models import PredictionJob
 from serving.services import api_client_create
 from tests.factories import MembershipFactory, UserFactory
 from tests.training.conftest import make_model, make_run, trainable_project
+from training.models import BaseWeights
 
 pytestmark = pytest.mark.django_db
 
@@ -145,6 +146,10 @@ MATRIX: dict[str, list[tuple[str, Cell]]] = {
     "api-training-run": [api("GET", "reviewer", 200)],
     "api-training-run-cancel": [api("POST", "admin", 202)],
     "api-architectures": [api("GET", "signed-in", 200)],
+    # base weights are the installation's, not a project's: admins of any project and staff
+    "api-base-weights": [api("GET", "admin", 200, ann_b=403), api("POST", "admin", 415, ann_b=403)],  # JSON: 415
+    "api-base-weight": [api("GET", "admin", 200, ann_b=403), api("DELETE", "staff", 204)],
+    "base-weights": [page("GET", "admin", 200, ann_b=403), page("POST", "admin", 400, ann_b=403)],
     "api-project-models": [api("GET", "reviewer", 200)],
     "api-model": [api("GET", "reviewer", 200)],
     "api-model-promote": [api("POST", "reviewer", 200)],  # no champion yet: the first one
@@ -205,9 +210,14 @@ def world(settings, tmp_path):
     client_a, token_a = api_client_create(name="cam A", projects=[a.project], user=None)
     _, token_b = api_client_create(name="cam B", projects=[b.project], user=None)
     job = PredictionJob.objects.create(client=client_a, image_ids=[image.pk])
+    base = BaseWeights.objects.create(
+        name="coco", format="pt", architecture="yolo26n.yaml", classes=["person"], sha256="0" * 64, size=1,
+        file="base-weights/0.pt", is_shared=True,
+    )  # fmt: skip
     ids = {
         "project_id": a.project.pk, "user_id": a.annotator.pk, "image_id": image.pk, "assignment_id": assignment.pk,
         "version_id": a.version.pk, "run_id": run.pk, "model_id": model.pk, "job_id": job.pk, "name": "bus.jpg",
+        "base_id": base.pk,
     }  # fmt: skip
     users = {ANN_A: a.annotator, ANN_B: annotator_b, REVIEWER: a.reviewer, ADMIN: a.admin, STAFF: staff}
     return ids, users, {CLIENT_A: token_a, CLIENT_B: token_b}

@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 IMGSZ = 160
 
 
-def tiny_onnx_train(folder: Path, *, imgsz: int = IMGSZ) -> Path:
-    """Train the tiny detector in `folder` at `imgsz`; its ONNX export (best.pt beside it)."""
+def tiny_onnx_train(folder: Path, *, imgsz: int = IMGSZ, from_starter: bool = False) -> Path:
+    """Train the tiny detector in `folder` at `imgsz`; its ONNX export (best.pt beside it).
+    `from_starter`: from the starter checkpoint (training/starter.py), a model that detects."""
     folder.mkdir(parents=True, exist_ok=True)
     dataset = folder / "dataset"
     conditions = condition_cycle()
@@ -36,6 +37,16 @@ def tiny_onnx_train(folder: Path, *, imgsz: int = IMGSZ) -> Path:
         "data": str(dataset / "data.yaml"), "model": "yolo26n.yaml", "imgsz": imgsz, "epochs": 1, "batch": 8,
         "patience": 1, "seed": 0, "device": "cpu", "project_dir": str(folder), "name": "train", "workers": 0,
     }  # fmt: skip
+    if from_starter:
+        from training.runtime import file_sha256
+        from training.starter import STARTER_ARCHITECTURE, STARTER_CLASSES, STARTER_PATH, STARTER_SHA256
+
+        assert file_sha256(STARTER_PATH) == STARTER_SHA256, "the starter checkpoint is not the one recorded"
+        spec["base"] = {
+            "path": str(STARTER_PATH), "format": "safetensors", "architecture": STARTER_ARCHITECTURE,
+            "classes": list(STARTER_CLASSES),
+        }  # fmt: skip
+        spec["labels"] = ["pedestrian"]
     (folder / "spec.json").write_text(json.dumps(spec))
     result = subprocess.run(
         [sys.executable, "-m", "training.trainer", str(folder / "spec.json")], cwd=ROOT, capture_output=True, text=True

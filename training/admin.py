@@ -2,7 +2,15 @@
 
 from django.contrib import admin
 
-from training.models import DatasetSnapshot, ModelVersion, PromotionDecision, TestSetLook, TrainingPolicy, TrainingRun
+from training.models import (
+    BaseWeights,
+    DatasetSnapshot,
+    ModelVersion,
+    PromotionDecision,
+    TestSetLook,
+    TrainingPolicy,
+    TrainingRun,
+)
 
 
 @admin.register(DatasetSnapshot)
@@ -29,6 +37,25 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(BaseWeights)
+class BaseWeightsAdmin(admin.ModelAdmin):
+    """The registry of base weights (staff): files are added by `manage.py base_weights_add`
+    (operator .pt) or uploaded as safetensors, never here; names and sharing may change."""
+
+    list_display = ["name", "format", "architecture", "short_sha256", "size", "is_shared", "added_by", "created_at"]
+    list_filter = ["format", "is_shared"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in BaseWeights._meta.fields if f.name not in ("name", "is_shared", "source")]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="sha256")
+    def short_sha256(self, base: BaseWeights) -> str:
+        return base.sha256[:12]
 
 
 @admin.register(TrainingRun)

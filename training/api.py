@@ -4,15 +4,19 @@ Roles (DESIGN.md): reviewers and admins read runs and models and promote; admins
 and cancel runs; annotators see none of it (403 in their own project, 404 elsewhere).
 """
 
+from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.permissions import IsProjectAdmin, IsProjectReviewer, ProjectApiMixin
-from training.models import ModelVersion, PromotionDecision, TestSetLook, TrainingPolicy, TrainingRun
+from training.base_weights import base_weights_for, base_weights_upload, may_upload_base_weights
+from training.models import BaseWeights, ModelVersion, PromotionDecision, TestSetLook, TrainingPolicy, TrainingRun
 from training.selectors import (
     champion_history,
     marginal_gain,
@@ -57,19 +61,44 @@ class TrainingRunInputSerializer(serializers.Serializer):
     patience = _bounded(20, PATIENCE_RANGE)
     seed = _bounded(0, SEED_RANGE)
     init = serializers.ChoiceField(choices=TrainingRun.Init.choices, default=TrainingRun.Init.SCRATCH)
+    base_weights = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**31 - 1, help_text="With init=base: an id from GET /base-weights/."
+    )
     device = serializers.CharField(default="auto", max_length=32)
+
+
+class BaseWeightsSerializer(serializers.ModelSerializer):
+    added_by = serializers.CharField(source="added_by.username", default=None, read_only=True)
+
+    class Meta:
+        model = BaseWeights
+        fields = [
+            "id", "name", "format", "architecture", "classes", "sha256", "size", "source", "is_shared", "added_by",
+            "created_at",
+        ]  # fmt: skip
+
+
+class BaseWeightsUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="A safetensors state dict (.pt files are never accepted here).")
+    name = serializers.CharField(max_length=100)
+    architecture = serializers.CharField(max_length=100, help_text="The ultralytics .yaml it belongs to.")
+    classes = serializers.CharField(max_length=100_000, help_text="Its class names, comma-separated, in head order.")
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):
     model_version = serializers.SerializerMethodField()
+    base_weights_name = serializers.CharField(source="base_weights.name", default=None, read_only=True)
     consensus_version = serializers.IntegerField(source="snapshot.consensus_version.number", read_only=True)
 
     class Meta:
         model = TrainingRun
         fields = [
             "id", "project", "number", "snapshot", "consensus_version", "architecture", "imgsz", "epochs", "batch",
-            "patience", "seed", "init", "parent_model", "device", "trigger", "state", "error", "attempts",
+            "patience", "seed", "init", "parent_model", "base_weights", "base_weights_name", "base_weights_sha256",
+            "base_start",
+            "device", "trigger", "state", "error", "attempts",
             "cancel_requested_at", "epoch", "eta_seconds", "train_images", "train_seconds", "images_per_second",
+            "device_name", "peak_gpu_memory_mb",
             "created_at", "started_at", "finished_at", "model_version",
         ]  # fmt: skip
 
@@ -189,6 +218,63 @@ class TrainingRunCancelApi(APIView):
         self.check_object_permissions(request, run.project)
         run = training_run_cancel(run=run, user=request.user)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class BaseWeightsListApi(APIView):
+    """The base weights the caller may start runs from; POST uploads a safetensors file
+    (project admins and staff), checked tensor by tensor against its architecture."""
+
+    permission_classes = [IsAuthenticated]
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(responses={200: BaseWeightsSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        if not may_upload_base_weights(request.user):
+            raise PermissionDenied("Base weights are for project admins and staff.")
+        return Response(BaseWeightsSerializer(base_weights_for(request.user), many=True).data)
+
+    @extend_schema(request={"multipart/form-data": BaseWeightsUploadSerializer}, responses={201: BaseWeightsSerializer})
+    def post(self, request: Request) -> Response:
+        if not may_upload_base_weights(request.user):
+            raise PermissionDenied("Only project admins and staff add base weights.")
+        data = BaseWeightsUploadSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        base = base_weights_upload(
+            user=request.user,
+            file=upload,
+            size=upload.size,
+            name=data.validated_data["name"],
+            architecture=data.validated_data["architecture"],
+            classes=data.validated_data["classes"],
+        )
+        return Response(BaseWeightsSerializer(base).data, status=status.HTTP_201_CREATED)
+
+
+class BaseWeightsApi(APIView):
+    """One base weights entry; DELETE removes it from the registry (staff)."""
+
+    permission_classes = [IsAuthenticated]
+
+    def _get(self, request: Request, base_id: int) -> BaseWeights:
+        if not may_upload_base_weights(request.user):
+            raise PermissionDenied("Base weights are for project admins and staff.")
+        base = base_weights_for(request.user).filter(pk=base_id).first()
+        if base is None:
+            raise Http404("No such base weights.")
+        return base
+
+    @extend_schema(responses={200: BaseWeightsSerializer})
+    def get(self, request: Request, base_id: int) -> Response:
+        return Response(BaseWeightsSerializer(self._get(request, base_id)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, base_id: int) -> Response:
+        base = self._get(request, base_id)
+        if not request.user.is_staff:
+            raise PermissionDenied("Staff manage the base weights registry.")
+        base.delete()  # runs keep the name's sha256; the file stays for their record
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ArchitecturesApi(APIView):

@@ -154,9 +154,12 @@ def _versus_humans(version, image_ids, detections, bootstrap: int) -> dict | Non
         for label, (found, total) in item.recall_by_height.items():
             recall_by_height[label][0] += found
             recall_by_height[label][1] += total
+    model_recall, human_recall = baseline.model_mean.get("recall_at_precision"), baseline.human_mean.get("recall")
     return {
         "images": len(kept),
         "annotators": len(baseline.annotators),
+        # the headline: how much of what the panel finds the model finds, at the panel's precision
+        "recall_share": _number(model_recall / human_recall) if model_recall is not None and human_recall else None,
         "human_mean": {name: _number(value) for name, value in baseline.human_mean.items()},
         "human_intervals": {name: [_number(v) for v in pair] for name, pair in baseline.human_intervals.items()},
         "model_mean": {name: _number(value) for name, value in baseline.model_mean.items()},

@@ -77,6 +77,37 @@ class RunState(models.TextChoices):
 FINISHED_RUN_STATES = (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
 
 
+class BaseWeights(models.Model):
+    """A starting point for training from outside the project: an Ultralytics `.pt` an
+    operator registered from the server's shell (`manage.py base_weights_add`), or a
+    safetensors state dict a project admin uploaded. Stored under its sha256, checked
+    again before every load."""
+
+    class Format(models.TextChoices):
+        PT = "pt", "Ultralytics .pt (registered by an operator)"
+        SAFETENSORS = "safetensors", "safetensors state dict"
+
+    name = models.CharField(max_length=100, unique=True)
+    format = models.CharField(max_length=16, choices=Format.choices)
+    architecture = models.CharField(max_length=100, help_text="The ultralytics .yaml it belongs to.")
+    classes = models.JSONField(default=list, help_text="Its class names, in the order of its head.")
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField(help_text="Bytes.")
+    file = models.CharField(max_length=255, help_text="Storage name: base-weights/<sha256>.<format>.")
+    source = models.CharField(max_length=500, blank=True, help_text="Where it came from.")
+    is_shared = models.BooleanField(
+        default=False, help_text="Offered to every project admin (operator files); else only to who uploaded it."
+    )
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"base weights {self.name}"
+
+
 class TrainingRun(models.Model):
     """One YOLO training of a snapshot: its settings, its state, its progress epoch by epoch,
     its timings, and its evaluation once it succeeded."""
@@ -84,6 +115,7 @@ class TrainingRun(models.Model):
     class Init(models.TextChoices):
         SCRATCH = "scratch", "From scratch"
         CHAMPION = "champion", "From the champion's weights"
+        BASE = "base", "From base weights"
 
     class Trigger(models.TextChoices):
         MANUAL = "manual", "Started by a person"
@@ -102,6 +134,13 @@ class TrainingRun(models.Model):
     parent_model = models.ForeignKey(
         "ModelVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs_started_from"
     )
+    base_weights = models.ForeignKey(
+        BaseWeights, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs_started_from"
+    )
+    base_weights_sha256 = models.CharField(max_length=64, blank=True, help_text="Of the base weights it started from.")
+    base_start = models.CharField(
+        max_length=300, blank=True, help_text="How the trainer made the first model from the base weights."
+    )
     device = models.CharField(max_length=32, default="auto", help_text="auto, cpu, 0, 0,1, ...")
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
     state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
@@ -117,6 +156,8 @@ class TrainingRun(models.Model):
     train_images = models.PositiveIntegerField(default=0)
     train_seconds = models.FloatField(null=True, blank=True, help_text="Seconds spent training, every attempt.")
     images_per_second = models.FloatField(null=True, blank=True)
+    device_name = models.CharField(max_length=200, blank=True, help_text="What it trained on, e.g. the GPU's name.")
+    peak_gpu_memory_mb = models.FloatField(null=True, blank=True, help_text="Peak GPU memory the training took.")
     timings = models.JSONField(
         default=dict, blank=True, help_text="Seconds: trainer subprocess, ONNX export, evaluation and registry."
     )

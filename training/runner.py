@@ -40,6 +40,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from annotation.models import Project
+from training.base_weights import BaseWeightsChanged, base_weights_copy
 from training.evaluation import coco_figures, detections_predict, ground_truth, model_evaluate, split_images
 from training.models import DatasetSnapshot, ModelVersion, RunState, TrainingRun
 from training.profile import reference_profile_build
@@ -190,10 +191,24 @@ def _train(run: TrainingRun, workdir: Path, heartbeat: _Heartbeat) -> dict:
         "device": "" if run.device == "auto" else run.device,
         "project_dir": str(workdir),
         "name": "train",
-        "workers": min(2, os.cpu_count() or 1),
+        "workers": None,  # the trainer's choice: 2 on the CPU, up to 8 beside a GPU
     }
     if run.init == TrainingRun.Init.CHAMPION and run.parent_model_id:
         spec["model"] = str(_verified_weights(run.parent_model, workdir / "parent.pt"))
+    if run.init == TrainingRun.Init.BASE:
+        base = run.base_weights
+        if base is None:
+            raise RuntimeError("The base weights this run starts from were removed from the registry.")
+        if base.sha256 != run.base_weights_sha256:
+            raise BaseWeightsChanged(f"The base weights {base.name!r} are not the file this run was started with.")
+        path = base_weights_copy(base, workdir / f"base.{base.format}")
+        spec["base"] = {
+            "path": str(path),
+            "format": base.format,
+            "architecture": base.architecture,
+            "classes": base.classes,
+        }
+        spec["labels"] = list(run.project.labels)
     if last.exists() and run.attempts > 1:
         spec["resume_from"] = str(last)
         _log(run, f"attempt {run.attempts}: resuming from last.pt after epoch {run.epoch}")
@@ -237,6 +252,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 
 
 def _supervise(run: TrainingRun, spec_path: Path, heartbeat: _Heartbeat) -> dict:
+    launched_at = time.time()
     process = subprocess.Popen(
         [sys.executable, "-m", "training.trainer", str(spec_path)],
         cwd=ROOT,
@@ -270,6 +286,9 @@ def _supervise(run: TrainingRun, spec_path: Path, heartbeat: _Heartbeat) -> dict
                 elif event["event"] == "start":
                     TrainingRun.objects.filter(pk=run.pk).update(train_images=event["train_images"])
                     run.train_images = event["train_images"]
+                elif event["event"] == "base":
+                    TrainingRun.objects.filter(pk=run.pk).update(base_start=event["how"][:300])
+                    tail.append(f"[quorum] started from base weights {run.base_weights.name}: {event['how']}")
                 elif event["event"] == "done":
                     done = event
                     done["subprocess_seconds"] = time.monotonic() - started
@@ -294,6 +313,8 @@ def _supervise(run: TrainingRun, spec_path: Path, heartbeat: _Heartbeat) -> dict
         reason = error or (tail[-1] if tail else f"the trainer exited with status {process.returncode}")
         raise RuntimeError(f"Training failed: {reason}")
     done["train_seconds"] = seconds_before + done["train_seconds"]
+    # launch to the end of ultralytics' train(): what a plain `YOLO(...).train(...)` is timed by
+    done["train_call_seconds"] = done["trained_at"] - launched_at if done.get("trained_at") else None
     return done
 
 
@@ -417,10 +438,13 @@ def _register(run: TrainingRun, done: dict) -> ModelVersion:
             ultralytics_metrics=done.get("metrics") or {},
             train_seconds=done["train_seconds"],
             images_per_second=images_seen / done["train_seconds"] if done["train_seconds"] else None,
+            device_name=(done.get("device_name") or "")[:200],
+            peak_gpu_memory_mb=done.get("peak_gpu_memory_mb"),
             timings={
                 # this attempt's trainer subprocess, start to "done" (ONNX export included)
                 "subprocess": round(done["subprocess_seconds"], 3),
                 "export": round(done.get("export_seconds", 0.0), 3),
+                "train_call": round(done["train_call_seconds"], 3) if done.get("train_call_seconds") else None,
                 "evaluate_and_register": round(time.monotonic() - started, 3),
             },
         )

@@ -59,6 +59,8 @@ class OnnxDetector:
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         self.session = onnxruntime.InferenceSession(str(path), options, providers=self.providers)
+        # what answers, said where the answer goes: CUDA with onnxruntime-gpu installed, else the CPU
+        self.runtime = f"onnxruntime {self.session.get_providers()[0]}"
         model_input_spec = self.session.get_inputs()[0]
         self.input_name = model_input_spec.name
         # an export with dynamic height and width takes each image's own letterbox rectangle
@@ -83,8 +85,16 @@ class OnnxDetector:
         (kept,) = non_max_suppression(torch.from_numpy(output), conf_thres=conf, iou_thres=iou, max_det=max_det)
         if len(kept):
             kept[:, :4] = scale_boxes(batch.shape[2:], kept[:, :4], rgb.shape[:2])
-        rows = kept[:, :6].numpy().astype(float)
+        rows = _sound(kept[:, :6].numpy().astype(float))
         return rows[np.argsort(-rows[:, 4], kind="stable")]
+
+
+def _sound(rows: np.ndarray) -> np.ndarray:
+    """Rows whose numbers are finite and whose boxes are the right way round: a model's
+    degenerate outputs (NaN from an overflow, a box inverted by letterbox rounding) are not
+    detections."""
+    keep = np.isfinite(rows).all(axis=1) & (rows[:, 2] >= rows[:, 0]) & (rows[:, 3] >= rows[:, 1])
+    return rows[keep]
 
 
 class TorchDetector:
@@ -97,6 +107,7 @@ class TorchDetector:
         if sha256 is not None and file_sha256(path) != sha256:
             raise ModelFileMismatch(f"{path} does not match its sha256 {sha256[:12]}; refusing to load it.")
         self.model = YOLO(str(path), task="detect")
+        self.runtime = "pytorch (ultralytics)"
         self.imgsz = imgsz
         self._lock = threading.Lock()
         self.predict(np.zeros((imgsz, imgsz, 3), dtype=np.uint8))  # warm-up
@@ -111,4 +122,5 @@ class TorchDetector:
         rows = np.hstack([
             boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy()[:, None], boxes.cls.cpu().numpy()[:, None]
         ]).astype(float).reshape(-1, 6)  # fmt: skip
+        rows = _sound(rows)
         return rows[np.argsort(-rows[:, 4], kind="stable")]

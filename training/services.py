@@ -19,6 +19,7 @@ from annotation.models import Project
 from config.celery import send_quietly
 from config.errors import Conflict, ValidationFailed
 from groundtruth.models import ConsensusVersion, ImageConsensus, VersionState
+from training.base_weights import base_weights_for
 from training.models import (
     FINISHED_RUN_STATES,
     ModelStage,
@@ -36,7 +37,7 @@ logger = logging.getLogger(__name__)
 SCALES = "nsmlx"
 IMGSZ_RANGE = (32, 2048)
 EPOCHS_RANGE = (1, 1000)
-BATCH_RANGE = (1, 512)
+BATCH_RANGE = (0, 512)  # 0: sized to the GPU's memory (ultralytics' autobatch); 16 on the CPU
 PATIENCE_RANGE = (0, 1000)
 # The most new ground-truth images a scheduled retraining may wait for.
 RETRAIN_IMAGES_MAX = 10_000_000
@@ -107,6 +108,7 @@ def training_run_create(
     init: str = TrainingRun.Init.SCRATCH,
     device: str = "auto",
     trigger: str = TrainingRun.Trigger.MANUAL,
+    base_weights: int | None = None,
 ) -> TrainingRun:
     """A queued run on a snapshot of the project's current consensus version, sent to the
     `training` queue after commit. Everything is checked before the snapshot is written."""
@@ -125,7 +127,17 @@ def training_run_create(
     if imgsz % 32:
         problems.setdefault("imgsz", []).append("A multiple of 32 (the network's stride).")
     if init not in TrainingRun.Init.values:
-        problems["init"] = ["scratch or champion."]
+        problems["init"] = ["scratch, champion or base."]
+    base = None
+    if init == TrainingRun.Init.BASE:
+        is_id = isinstance(base_weights, int) and 0 < base_weights <= 2**63 - 1
+        base = base_weights_for(user).filter(pk=base_weights).first() if user and is_id else None
+        if base is None:
+            problems["base_weights"] = ["Choose base weights you may use (GET /api/v1/base-weights/)."]
+        else:
+            architecture = base.architecture if base.architecture in architectures() else architecture
+    elif base_weights is not None:
+        problems["base_weights"] = ["Only with init=base."]
     if not device or len(device) > 32 or not all(c.isalnum() or c in ",:" for c in device):
         problems["device"] = ["auto, cpu, mps, or CUDA device numbers such as 0 or 0,1."]
     if problems:
@@ -156,6 +168,8 @@ def training_run_create(
             seed=seed,
             init=init,
             parent_model=parent,
+            base_weights=base,
+            base_weights_sha256=base.sha256 if base else "",
             device=device,
             trigger=trigger,
             created_by=user,

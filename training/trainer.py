@@ -2,9 +2,11 @@
 
 Run as `python -m training.trainer SPEC.json` by `training.runner`; it never imports Django.
 The spec names the dataset yaml, the model to start from (a detection `.yaml` that ships
-with ultralytics, or weights this project wrote), the settings, and the folder to write
-in. Progress goes to stdout as one JSON object per line after the `@quorum ` prefix:
+with ultralytics, weights this project wrote, or `base` weights: a safetensors state dict,
+or an operator's `.pt`, both checked by sha256 before this process starts), the settings,
+and the folder to write in. Progress goes to stdout as one JSON object per line after the `@quorum ` prefix:
 
+- `{"event": "base", "how": "..."}` when it starts from base weights: how the head was made
 - `{"event": "start", "epochs": E, "start_epoch": S, "train_images": N}`
 - `{"event": "epoch", "epoch": i (1-based), "epochs": E, "losses": {...}, "val_losses": {...},
   "map50": .., "map50_95": .., "precision": .., "recall": .., "lr": .., "elapsed": s, "eta": s}`
@@ -51,6 +53,109 @@ def _number(value) -> float | None:
     return number if number == number else None
 
 
+# Names a base's class may have for the project's label (a COCO model's `person` is a pedestrian).
+LABEL_SYNONYMS = {"pedestrian": {"pedestrian", "person", "people"}, "person": {"person", "pedestrian"}}
+
+
+def class_rows(classes: list[str], labels: list[str]) -> list[int] | None:
+    """For each project label, the row of the base's head that already detects it, or None
+    when some label has none (the head is then new)."""
+    lowered = [name.lower() for name in classes]
+    rows = []
+    for label in labels:
+        names = LABEL_SYNONYMS.get(label.lower(), {label.lower()})
+        row = next((index for index, name in enumerate(lowered) if name == label.lower()), None)
+        row = row if row is not None else next((index for index, name in enumerate(lowered) if name in names), None)
+        if row is None:
+            return None
+        rows.append(row)
+    return rows
+
+
+def base_model(base: dict, labels: list[str]):
+    """(the detection model a run starts from, how its head was made) from base weights:
+    the base's head narrowed to the rows of the project's labels where it has them, else
+    every layer whose shape fits and a new head, as ultralytics does for a new data set."""
+    import copy
+
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    if base["format"] == "pt":  # an operator's file, vouched for and checked by sha256
+        from ultralytics import YOLO
+
+        source = YOLO(base["path"]).model.float()
+        cfg = copy.deepcopy(source.yaml)
+    else:
+        from safetensors.torch import load_file
+
+        cfg = base["architecture"]
+        source = DetectionModel(cfg, nc=len(base["classes"]), verbose=False)
+        tensors = {name: t.float() if t.is_floating_point() else t for name, t in load_file(base["path"]).items()}
+        source.load_state_dict(tensors, strict=False)
+    rows = class_rows(base["classes"], labels)
+    if rows is not None:
+        detect = source.model[-1]
+        for branch in (getattr(detect, "cv3", None), getattr(detect, "one2one_cv3", None)):
+            for sequence in branch or ():
+                last = sequence[-1]
+                narrowed = torch.nn.Conv2d(last.in_channels, len(rows), 1)
+                narrowed.weight.data = last.weight.data[rows].clone()
+                narrowed.bias.data = last.bias.data[rows].clone()
+                sequence[-1] = narrowed
+        detect.nc, detect.no = len(rows), len(rows) + detect.reg_max * 4
+        source.yaml["nc"] = len(rows)
+        return source, f"head narrowed to the base's {', '.join(base['classes'][r] for r in rows)}"
+    model = DetectionModel(cfg, nc=len(labels), verbose=False)
+    own = model.state_dict()
+    fitting = {name: t for name, t in source.state_dict().items() if name in own and own[name].shape == t.shape}
+    model.load_state_dict(fitting, strict=False)
+    return model, f"new head; {len(fitting)} of {len(own)} tensors from the base"
+
+
+def _started_trainer(model):
+    """Ultralytics' detection trainer, handed `model` instead of building one."""
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    class StartedTrainer(DetectionTrainer):
+        def get_model(self, cfg=None, weights=None, verbose=True):
+            return model
+
+    return StartedTrainer
+
+
+def _gpu(device: str) -> bool:
+    """Whether this training runs on CUDA: `device` names GPUs, or is auto and one is here."""
+    import torch
+
+    if device.lower() in ("cpu", "mps"):
+        return False
+    return torch.cuda.is_available()
+
+
+def _workers(gpu: bool) -> int:
+    """Dataloader workers: 2 on the CPU (the cores train), up to 8 feeding a GPU."""
+    cores = os.cpu_count() or 1
+    return max(1, min(8, cores - 1)) if gpu else min(2, cores)
+
+
+def _device_name(gpu: bool) -> str:
+    import platform
+
+    import torch
+
+    if gpu:
+        count = torch.cuda.device_count()
+        return f"{torch.cuda.get_device_name(0)}" + (f" x{count}" if count > 1 else "")
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def _peak_gpu_memory_mb(gpu: bool) -> float | None:
+    import torch
+
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1) if gpu else None
+
+
 def train(spec: dict) -> None:
     _offline()
     from ultralytics import YOLO, settings
@@ -92,15 +197,39 @@ def train(spec: dict) -> None:
         )
 
     model = YOLO(spec["resume_from"] if spec.get("resume_from") else spec["model"])
+    trainer_class = None
+    if spec.get("base") and not spec.get("resume_from"):
+        started, how = base_model(spec["base"], spec["labels"])
+        trainer_class = _started_trainer(started)
+        emit("base", how=how)
+
+    def on_pretrain_routine_start(trainer) -> None:
+        # ultralytics trains on the CPU with one thread fewer than the cores (one thread on
+        # two cores); a training worker's cores are the training's
+        if trainer.device.type == "cpu":
+            import torch
+
+            torch.set_num_threads(os.cpu_count() or 1)
+
+    model.add_callback("on_pretrain_routine_start", on_pretrain_routine_start)
     model.add_callback("on_train_start", on_train_start)
     model.add_callback("on_train_batch_end", on_train_batch_end)
     model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
+    gpu = _gpu(spec.get("device") or "")
+    if gpu:
+        # ultralytics checks mixed precision by downloading yolo26n.pt: never here (offline);
+        # torch's CUDA autocast is trusted as is, and the losses show a failure in the first epoch
+        import ultralytics.engine.trainer
+
+        ultralytics.engine.trainer.check_amp = lambda model: True
     arguments = {
         "data": spec["data"],
         "imgsz": spec["imgsz"],
-        "batch": spec["batch"],
+        # 0 asks for a batch sized to the GPU's memory (ultralytics' autobatch); 16 on the CPU
+        "batch": spec["batch"] or (-1 if gpu else 16),
         "device": spec.get("device") or None,
-        "workers": spec.get("workers", 2),
+        "workers": spec["workers"] if spec.get("workers") is not None else _workers(gpu),
+        "amp": True,  # mixed precision where a GPU has it; ultralytics checks it and ignores it on the CPU
         "project": spec["project_dir"],
         "name": spec["name"],
         "exist_ok": True,
@@ -111,10 +240,16 @@ def train(spec: dict) -> None:
         model.train(resume=spec["resume_from"], save_dir=str(Path(spec["project_dir"]) / spec["name"]), **arguments)
     else:
         model.train(
-            epochs=spec["epochs"], patience=spec["patience"], seed=spec["seed"], deterministic=True, **arguments
+            trainer=trainer_class,
+            epochs=spec["epochs"],
+            patience=spec["patience"],
+            seed=spec["seed"],
+            deterministic=True,
+            **arguments,
         )
+    trained_at = time.time()
     trainer = model.trainer
-    seconds = time.time() - (state["started"] or time.time())
+    seconds = trained_at - (state["started"] or trained_at)
     best = Path(trainer.best if Path(trainer.best).exists() else trainer.last)
     metrics = trainer.metrics or {}
     epochs_run = trainer.epoch + 1 - state["start_epoch"]
@@ -125,6 +260,9 @@ def train(spec: dict) -> None:
         onnx = YOLO(str(best)).export(format="onnx", imgsz=spec["imgsz"], simplify=True, dynamic=True, verbose=False)
     emit(
         "done",
+        trained_at=trained_at,
+        device_name=_device_name(gpu),
+        peak_gpu_memory_mb=_peak_gpu_memory_mb(gpu),
         best=str(best),
         last=str(trainer.last),
         onnx=str(onnx) if onnx else None,

@@ -9,5 +9,6 @@ urlpatterns = [
     path("training-runs/<int:run_id>/cancel/", views.run_cancel_page, name="training-run-cancel"),
     path("models/<int:model_id>/", views.model_page, name="model"),
     path("models/<int:model_id>/promote/", views.model_promote_page, name="model-promote"),
+    path("base-weights/", views.base_weights_page, name="base-weights"),
     path("models/<int:model_id>/test-look/", views.model_test_look_page, name="model-test-look"),
 ]

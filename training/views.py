@@ -10,6 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from annotation.models import Role
 from annotation.selectors import project_role, project_with_role, role_at_least
 from config.errors import DomainError, ValidationFailed
+from training.base_weights import base_weights_for, base_weights_upload, may_upload_base_weights
 from training.models import ModelStage, ModelVersion, TrainingPolicy, TrainingRun
 from training.selectors import (
     champion_get,
@@ -39,6 +40,7 @@ RUN_FORM_DEFAULTS = {
     "patience": "20",
     "seed": "0",
     "init": "scratch",
+    "base_weights": "",
     "device": "auto",
 }
 
@@ -65,6 +67,7 @@ def training_page(request: HttpRequest, project_id: int) -> HttpResponse:
                 patience=_int(form["patience"], "patience"),
                 seed=_int(form["seed"], "seed"),
                 init=form["init"],
+                base_weights=_int(form["base_weights"], "base weights") if form["init"] == "base" else None,
                 device=form["device"],
             )
         except DomainError as error:
@@ -86,6 +89,7 @@ def training_page(request: HttpRequest, project_id: int) -> HttpResponse:
         "metrics": TrainingPolicy.Metric.choices,
         "form": form,
         "architectures": architectures(),
+        "base_weights": base_weights_for(request.user) if is_admin else [],
     }
     return render(request, "training/training.html", context)
 
@@ -232,3 +236,33 @@ def _float(value: str, field: str, *, low: float | None = None) -> float:
     if number != number or (low is not None and number < low):
         raise ValidationFailed(f"{field} must be at least {low}.", fields={field: [f"At least {low}."]})
     return number
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def base_weights_page(request: HttpRequest) -> HttpResponse:
+    """The base weights a project admin may start runs from, and a form to upload a
+    safetensors file (project admins and staff)."""
+    if not may_upload_base_weights(request.user):
+        raise PermissionDenied
+    status = 200
+    form = {"name": "", "architecture": "yolo26n.yaml", "classes": "pedestrian"}
+    if request.method == "POST":
+        form = {name: request.POST.get(name, default).strip() for name, default in form.items()}
+        upload = request.FILES.get("file")
+        try:
+            if upload is None:
+                raise ValidationFailed("Choose a .safetensors file.", fields={"file": ["Required."]})
+            base = base_weights_upload(user=request.user, file=upload, size=upload.size, **form)
+        except DomainError as error:
+            messages.error(request, error.message)
+            status = 400
+        else:
+            messages.success(request, f"{base.name} is registered, sha256 {base.sha256}.")
+            return redirect("base-weights")
+    context = {
+        "bases": base_weights_for(request.user).select_related("added_by"),
+        "architectures": architectures(),
+        "form": form,
+    }
+    return render(request, "training/base_weights.html", context, status=status)

@@ -1,6 +1,7 @@
 """Serving tests' models: the session's tiny detector (`tiny_onnx`, tests/conftest.py)
 registered as model versions of a small project."""
 
+import contextlib
 import shutil
 import uuid
 from pathlib import Path
@@ -29,18 +30,33 @@ def register_model(trainable, onnx: Path, *, stage: str = ModelStage.CANDIDATE) 
     )  # fmt: skip
 
 
-@pytest.fixture
-def served(db, tiny_onnx, settings, tmp_path):
-    """A small project with its champion (model 1), and a second candidate (model 2) of the same weights."""
+@contextlib.contextmanager
+def _serving(settings, tmp_path):
+    """Serving settings for one test, the model cache emptied before and after."""
     settings.QUORUM_MODEL_CACHE_DIR = tmp_path / "model-cache"
     settings.QUORUM_PREDICTION_LOG_DEFERRED = False
     cache_clear()
-    trainable = trainable_project(images=8, name="Serve")
-    champion = register_model(trainable, tiny_onnx, stage=ModelStage.CHAMPION)
-    candidate = register_model(trainable, tiny_onnx)
-    yield trainable, champion, candidate
+    yield
     cache_clear()
     shutil.rmtree(tmp_path / "model-cache", ignore_errors=True)
+
+
+@pytest.fixture
+def served(db, tiny_onnx, settings, tmp_path):
+    """A small project with its champion (model 1), and a second candidate (model 2) of the same weights."""
+    with _serving(settings, tmp_path):
+        trainable = trainable_project(images=8, name="Serve")
+        champion = register_model(trainable, tiny_onnx, stage=ModelStage.CHAMPION)
+        candidate = register_model(trainable, tiny_onnx)
+        yield trainable, champion, candidate
+
+
+@pytest.fixture
+def served_detector(db, starter_onnx, settings, tmp_path):
+    """A small project whose champion finds pedestrians (one epoch from the starter checkpoint)."""
+    with _serving(settings, tmp_path):
+        trainable = trainable_project(images=8, name="Detect")
+        yield trainable, register_model(trainable, starter_onnx, stage=ModelStage.CHAMPION)
 
 
 def as_camera(api_client, trainable) -> None:

@@ -42,8 +42,10 @@ def test_a_reviewer_gets_the_champions_boxes_for_an_upload(api_client, served):
 
     assert response.status_code == 200, response.content
     body = response.json()
+    # the runtime says what answered: ONNX Runtime on the CPU here (CUDA with onnxruntime-gpu and a GPU)
     assert body["model"] == {"id": champion.pk, "number": 1, "project": trainable.project.pk,
-                             "architecture": "yolo26n.yaml", "imgsz": IMGSZ}  # fmt: skip
+                             "architecture": "yolo26n.yaml", "imgsz": IMGSZ,
+                             "runtime": "onnxruntime CPUExecutionProvider"}  # fmt: skip
     assert body["chosen_by"] == "champion" and body["rule"] is None and body["latency_ms"] > 0
     width, height = PILImage.open(io.BytesIO(data)).size
     assert body["image"] == {"width": width, "height": height}
@@ -75,8 +77,8 @@ def test_a_stored_image_by_id_and_an_explicit_model(api_client, served):
     assert PredictionLog.objects.get().image == image
 
 
-def test_boxes_of_an_exif_rotated_upload_are_in_the_upright_images_pixels(api_client, served):
-    trainable, champion, _ = served
+def test_boxes_of_an_exif_rotated_upload_are_in_the_upright_images_pixels(api_client, served_detector):
+    trainable, champion = served_detector
     # given the scene stored sideways (pixels turned a quarter) with EXIF orientation 6
     upright = PILImage.open(io.BytesIO(scene_jpeg(trainable)))
     exif = PILImage.Exif()
@@ -93,10 +95,15 @@ def test_boxes_of_an_exif_rotated_upload_are_in_the_upright_images_pixels(api_cl
     assert (boxes[:, [0, 2]] <= upright.width + 0.01).all() and (boxes[:, [1, 3]] <= upright.height + 0.01).all()
     # and equals what the model sees of the upright picture (up to JPEG noise: same boxes, close scores)
     direct = detector_for(champion).predict(np.asarray(upright.convert("RGB")), conf=LOW_CONF)
-    strong = direct[direct[:, 4] > 0.05]
+    # the boxes the model is sure of (it starts from the starter checkpoint: it finds
+    # pedestrians), each found again in the answer; there must be some to compare. The upload
+    # went through a second JPEG encoding, so a box moves by a pixel or two (IoU about 0.8 on
+    # a small figure); in the sideways frame the same box would overlap nothing.
+    strong = direct[direct[:, 4] > 0.25]
+    assert len(strong) >= 1, direct[:10, 4]
     for box in strong[:, :4]:
         overlap = _iou(box, boxes)
-        assert overlap.max() > 0.9
+        assert overlap.max() > 0.7, overlap.max()
 
 
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -99,7 +99,7 @@ def test_anonymous_gets_nothing(api_client, trainable):
         ({"imgsz": 150}, "imgsz", "multiple of 32"),
         ({"imgsz": 16}, "imgsz", "Between 32 and 2048"),
         ({"epochs": 0}, "epochs", "Between 1 and 1000"),
-        ({"batch": 0}, "batch", "Between 1 and 512"),
+        ({"batch": -1}, "batch", "Between 0 and 512"),
         ({"device": "cuda; rm -rf /"}, "device", "auto, cpu"),
         ({"init": "yesterday"}, "init", "valid choice"),
         ({"epochs": "many"}, "epochs", "valid integer"),

@@ -1,0 +1,45 @@
+"""`make run`'s first model: the demo project as `make run` makes it (300 synthetic scenes,
+five simulated annotators on 70% of the slots), its first run with the demo's training
+settings (from the starter checkpoint), on the CPU: at the humans' precision it finds at
+least half of what the panel finds on the validation split."""
+
+import pytest
+
+from annotation.models import Project
+from annotation.simulation import panel_simulate
+from annotation.synthetic_data import synthetic_images_add
+from ops.services import DEMO_PROJECT_NAME, DEMO_TRAINING, demo_accounts_ensure, demo_training_ensure
+from training.models import RunState, TrainingRun
+from training.runner import training_run_execute
+from training.starter import STARTER_NAME
+
+pytestmark = [pytest.mark.django_db, pytest.mark.demo_model]
+
+
+def test_the_demo_s_first_model_finds_at_least_half_of_what_the_panel_finds(settings, tmp_path):
+    settings.QUORUM_TRAINING_DIR = tmp_path / "training"
+    demo_accounts_ensure(secrets_file=tmp_path / "demo-accounts.json")
+    project = Project.objects.get(name=DEMO_PROJECT_NAME)
+    synthetic_images_add(project=project, count=300, seed=0)  # as rundev seeds it
+    panel_simulate(project=project, annotators=5, fraction=0.7)
+    run = demo_training_ensure(project=project)
+    # the demo's settings, started from the starter checkpoint that this checkout ships
+    assert run.init == TrainingRun.Init.BASE and run.base_weights.name == STARTER_NAME
+    assert (run.epochs, run.imgsz, run.architecture) == (
+        DEMO_TRAINING["epochs"],
+        DEMO_TRAINING["imgsz"],
+        "yolo26n.yaml",
+    )
+    done = training_run_execute(run_id=run.pk, worker="pytest")
+    print("\nval mAP50 by epoch:", [entry["map50"] for entry in done.history])
+    assert done.state == RunState.SUCCEEDED, (done.error, done.log_tail[-2000:])
+    human = done.evaluation["human"]
+    model_recall, panel_recall = human["model_mean"]["recall_at_precision"], human["human_mean"]["recall"]
+    print(
+        f"\ndemo model: recall {model_recall:.3f} at the humans' precision {human['human_mean']['precision']:.3f}, "
+        f"panel recall {panel_recall:.3f}, share {human['recall_share']:.3f}; "
+        f"AP50 {done.evaluation['coco']['ap50']:.3f}; "
+        f"{done.train_seconds:.0f} s training on {done.device_name}"
+    )
+    assert human["recall_share"] == pytest.approx(model_recall / panel_recall)
+    assert human["recall_share"] >= 0.5
