@@ -22,6 +22,7 @@ from groundtruth.models import ConsensusVersion, ImageConsensus, VersionState
 from training.base_weights import base_weights_for
 from training.models import (
     FINISHED_RUN_STATES,
+    BaseWeights,
     ModelStage,
     ModelVersion,
     PromotionDecision,
@@ -131,7 +132,9 @@ def training_run_create(
     base = None
     if init == TrainingRun.Init.BASE:
         is_id = isinstance(base_weights, int) and 0 < base_weights <= 2**63 - 1
-        base = base_weights_for(user).filter(pk=base_weights).first() if user and is_id else None
+        # a run nobody started (the demo, a schedule) may use the shared ones
+        usable = base_weights_for(user) if user is not None else BaseWeights.objects.filter(is_shared=True)
+        base = usable.filter(pk=base_weights).first() if is_id else None
         if base is None:
             problems["base_weights"] = ["Choose base weights you may use (GET /api/v1/base-weights/)."]
         else:

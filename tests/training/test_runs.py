@@ -212,6 +212,8 @@ def test_make_run_queues_one_short_demo_training_after_computing_the_ground_trut
     panel_simulate(project=project, annotators=3, fraction=1.0)
     run = demo_training_ensure(project=project)
     assert run.state == RunState.QUEUED and (run.epochs, run.imgsz) == (DEMO_TRAINING["epochs"], DEMO_TRAINING["imgsz"])
+    # from the starter checkpoint, registered as shared base weights, though nobody is signed in
+    assert run.init == TrainingRun.Init.BASE and run.base_weights.is_shared and run.created_by is None
     assert run.snapshot.consensus_version.state == "done" and run.snapshot.consensus_version.is_current
     assert demo_training_ensure(project=project) is None  # once
     assert TrainingRun.objects.filter(project=project).count() == 1
