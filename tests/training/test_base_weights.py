@@ -150,6 +150,9 @@ def test_a_pickle_is_refused_everywhere_a_file_goes_in_and_never_unpickled(admin
 @pytest.fixture
 def street(db, settings, tmp_path):
     settings.QUORUM_TRAINING_DIR = tmp_path / "training"
+    # runs execute in this process, inside the test's transaction: the heartbeat thread's own
+    # connection cannot see the run on PostgreSQL, and would take it for lost if it beat
+    settings.QUORUM_TRAINING_HEARTBEAT_SECONDS = 3600
     return trainable_project(images=24)
 
 
