@@ -29,11 +29,16 @@ from pathlib import Path
 from _setup import django_test_database
 
 PLAIN = """
-import json, sys, time
+import json, os, sys, time
+import torch
 from ultralytics import YOLO, settings
 settings.update({"sync": False})
 spec = json.loads(sys.argv[1])
-YOLO(spec["model"]).train(data=spec["data"], imgsz=spec["imgsz"], epochs=spec["epochs"], batch=spec["batch"],
+model = YOLO(spec["model"])
+# the same threads as Quorum's trainer: every core on the CPU (ultralytics alone takes one fewer)
+model.add_callback("on_pretrain_routine_start",
+    lambda trainer: torch.set_num_threads(os.cpu_count() or 1) if trainer.device.type == "cpu" else None)
+model.train(data=spec["data"], imgsz=spec["imgsz"], epochs=spec["epochs"], batch=spec["batch"],
     patience=spec["patience"], seed=spec["seed"], deterministic=True, device=spec["device"] or None,
     workers=spec["workers"], project=spec["project_dir"], name="plain", exist_ok=True, plots=False)
 print("@trained " + repr(time.time()), flush=True)
