@@ -19,6 +19,7 @@ process dies with its parent (the Celery worker): a training that nobody watches
 worth its GPU.
 """
 
+import functools
 import json
 import os
 import sys
@@ -113,15 +114,32 @@ def base_model(base: dict, labels: list[str]):
     return model, f"new head; {len(fitting)} of {len(own)} tensors from the base"
 
 
-def _started_trainer(model):
-    """Ultralytics' detection trainer, handed `model` instead of building one."""
+def _quorum_trainer(model=None):
+    """Ultralytics' detection trainer, handed `model` (when given) instead of building one,
+    and checking mixed precision without a download. A local class: for several GPUs
+    ultralytics pickles it (cloudpickle, by value) into each DDP process, so both hold there."""
     from ultralytics.models.yolo.detect import DetectionTrainer
 
-    class StartedTrainer(DetectionTrainer):
+    class QuorumTrainer(DetectionTrainer):
         def get_model(self, cfg=None, weights=None, verbose=True):
-            return model
+            return model if model is not None else super().get_model(cfg=cfg, weights=weights, verbose=verbose)
 
-    return StartedTrainer
+        def _setup_train(self, *args, **kwargs):
+            if self.device.type == "cuda":
+                # ultralytics checks mixed precision by downloading yolo26n.pt: never here (offline);
+                # torch's CUDA autocast is trusted as is, and the losses show a failure in the first
+                # epoch. Elsewhere ultralytics' own check turns it off without a download.
+                import ultralytics.engine.trainer
+
+                ultralytics.engine.trainer.check_amp = lambda model: True
+            return super()._setup_train(*args, **kwargs)
+
+    return QuorumTrainer
+
+
+def _ddp_rank() -> int:
+    """This process's rank in ultralytics' DDP (several GPUs), -1 outside it."""
+    return int(os.environ.get("RANK", -1))
 
 
 def _gpu(device: str) -> bool:
@@ -164,18 +182,27 @@ def train(spec: dict) -> None:
     parent = os.getppid()
     state = {"stopping": False, "started": None, "start_epoch": 0, "train_images": 0}
 
+    # With several GPUs ultralytics trains in DDP processes of its own, each with a copy of
+    # these callbacks: rank 0 reports (start, epochs, done), the others stay quiet.
     def on_train_start(trainer) -> None:
         state["started"] = time.time()
         state["start_epoch"] = trainer.start_epoch
         state["train_images"] = len(trainer.train_loader.dataset)
-        emit("start", epochs=trainer.epochs, start_epoch=trainer.start_epoch, train_images=state["train_images"])
+        if _ddp_rank() in (-1, 0):
+            emit("start", epochs=trainer.epochs, start_epoch=trainer.start_epoch, train_images=state["train_images"])
 
     def on_train_batch_end(trainer) -> None:
-        if os.getppid() != parent:  # the worker died: do not train for nobody
+        # the worker died: do not train for nobody (a DDP process's parent is torch's launcher)
+        if _ddp_rank() == -1 and os.getppid() != parent:
             os._exit(3)
+        if _ddp_rank() != -1:
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os._exit(3)
 
     def on_fit_epoch_end(trainer) -> None:
-        if state["stopping"]:
+        if state["stopping"] or _ddp_rank() > 0:
             return  # the final validation of best.pt, reported with "done"
         state["stopping"] = bool(trainer.stop)
         epoch = trainer.epoch + 1
@@ -197,11 +224,11 @@ def train(spec: dict) -> None:
         )
 
     model = YOLO(spec["resume_from"] if spec.get("resume_from") else spec["model"])
-    trainer_class = None
+    started = None
     if spec.get("base") and not spec.get("resume_from"):
         started, how = base_model(spec["base"], spec["labels"])
-        trainer_class = _started_trainer(started)
         emit("base", how=how)
+    trainer_class = _quorum_trainer(started)
 
     def on_pretrain_routine_start(trainer) -> None:
         # ultralytics trains on the CPU with one thread fewer than the cores (one thread on
@@ -216,12 +243,13 @@ def train(spec: dict) -> None:
     model.add_callback("on_train_batch_end", on_train_batch_end)
     model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
     gpu = _gpu(spec.get("device") or "")
-    if gpu:
-        # ultralytics checks mixed precision by downloading yolo26n.pt: never here (offline);
-        # torch's CUDA autocast is trusted as is, and the losses show a failure in the first epoch
-        import ultralytics.engine.trainer
+    report_done = functools.partial(_report_done, spec=spec, state=state, gpu=gpu)
 
-        ultralytics.engine.trainer.check_amp = lambda model: True
+    def on_train_end(trainer) -> None:
+        if _ddp_rank() == 0:  # DDP's rank 0 holds the trained state; its launcher does not
+            report_done(trainer)
+
+    model.add_callback("on_train_end", on_train_end)
     arguments = {
         "data": spec["data"],
         "imgsz": spec["imgsz"],
@@ -237,7 +265,12 @@ def train(spec: dict) -> None:
         "verbose": True,
     }
     if spec.get("resume_from"):
-        model.train(resume=spec["resume_from"], save_dir=str(Path(spec["project_dir"]) / spec["name"]), **arguments)
+        model.train(
+            resume=spec["resume_from"],
+            save_dir=str(Path(spec["project_dir"]) / spec["name"]),
+            trainer=trainer_class,
+            **arguments,
+        )
     else:
         model.train(
             trainer=trainer_class,
@@ -247,8 +280,15 @@ def train(spec: dict) -> None:
             deterministic=True,
             **arguments,
         )
+    if not getattr(model.trainer, "ddp", False):  # else rank 0 reported it
+        report_done(model.trainer)
+
+
+def _report_done(trainer, *, spec: dict, state: dict, gpu: bool) -> None:
+    """The "done" event: where the weights are, their ONNX export, the figures."""
+    from ultralytics import YOLO
+
     trained_at = time.time()
-    trainer = model.trainer
     seconds = trained_at - (state["started"] or trained_at)
     best = Path(trainer.best if Path(trainer.best).exists() else trainer.last)
     metrics = trainer.metrics or {}
