@@ -17,12 +17,13 @@ mostly (by weight) flagged their box as an ignore region become ignore regions.
 Pure numpy; boxes are n x 4 absolute pixel xyxy.
 """
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from boxes.geometry import as_boxes, iou_matrix_unchecked, iou_pairs
+from boxes.reliability import Reliability
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def consolidate(
     *,
     iou_threshold: float = 0.5,
     quorum: float | None = None,
-    weights: "Mapping[Hashable, float] | Reliability | None" = None,  # Reliability is defined below
+    weights: Mapping[Hashable, float] | Reliability | None = None,
     fuse: str = "median",
     ignored: Mapping[Hashable, np.ndarray] | None = None,
 ) -> Consensus:
@@ -100,9 +101,11 @@ def consolidate(
     means "saw it, found nobody"). `quorum` is in annotators (or in summed weight when
     `weights` are given); by default a strict majority of those who saw the image.
     `ignored` marks, per annotator, which of their boxes are ignore regions. With a
-    `Reliability` (from `estimate_reliability`) as `weights`, a cluster is kept when the
-    evidence for a pedestrian outweighs the evidence against (see there), and members are
-    fused with weights 1 / boundary noise."""
+    `Reliability` (from `boxes.reliability.estimate_reliability`) as `weights`, a cluster
+    is kept when its posterior of being a pedestrian passes one half: the prior odds, each
+    member's log((1 - miss) / false alarm), each annotator who saw the image but drew
+    nothing there log(miss / (1 - false alarm)); members are fused with weights 1 /
+    boundary noise. A `Reliability` whose weighting was not `used` gives the plain majority."""
     return consolidate_image(
         annotations, iou_threshold=iou_threshold, quorum=quorum, weights=weights, fuse=fuse, ignored=ignored
     ).consensus
@@ -125,7 +128,7 @@ def consolidate_image(
     *,
     iou_threshold: float = 0.5,
     quorum: float | None = None,
-    weights: "Mapping[Hashable, float] | Reliability | None" = None,
+    weights: Mapping[Hashable, float] | Reliability | None = None,
     fuse: str = "median",
     ignored: Mapping[Hashable, np.ndarray] | None = None,
 ) -> ImageWork:
@@ -134,6 +137,8 @@ def consolidate_image(
         raise ValueError("fuse must be 'median' or 'mean'")
     annotators = tuple(sorted(annotations, key=repr))
     reliability = weights if isinstance(weights, Reliability) else None
+    if reliability is not None and not reliability.used:
+        reliability = weights = None  # it did not fit better than one shared rate: plain majority
     if reliability is not None:
         rates = {a: reliability.annotators.get(a) for a in annotators}
         weight_of = [1.0 / max(r.boundary_noise, 0.02) if r else 1.0 for r in rates.values()]
@@ -175,7 +180,7 @@ def consolidate_image(
         for position, k in enumerate(order)
     ]
     if reliability is not None:
-        evidence = _evidence(labels, owner, len(clusters), annotators, rates)
+        evidence = _evidence(labels, owner, len(clusters), annotators, rates) + reliability.prior_evidence
         strength = evidence
         reaches = evidence > 0
     else:
@@ -446,110 +451,3 @@ def _weighted_medians(labels: np.ndarray, values: np.ndarray, weights: np.ndarra
     midpoint = (np.abs(reached - half) <= 1e-12 * np.abs(half)) & (index + 1 < ends)
     following = sorted_values[np.minimum(index + 1, len(sorted_values) - 1)]
     return np.where(midpoint, (sorted_values[index] + following) / 2, sorted_values[index])
-
-
-# --- Annotator reliability ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AnnotatorReliability:
-    """One annotator's rates, measured against the (weighted) consensus of a whole project."""
-
-    false_positive_rate: float  # share of their boxes that are not real pedestrians
-    miss_rate: float  # share of real pedestrians they did not box
-    boundary_noise: float  # mean 1 - IoU of their boxes with the consensus boxes they matched
-    images: int
-
-    @property
-    def evidence_for(self) -> float:
-        """Log-likelihood ratio a box of theirs adds for "a pedestrian is here"."""
-        return float(np.log((1 - self.miss_rate) / self.false_positive_rate))
-
-    @property
-    def evidence_against(self) -> float:
-        """Log-likelihood ratio their not boxing anything there adds (negative)."""
-        return float(np.log(self.miss_rate / (1 - self.false_positive_rate)))
-
-
-@dataclass(frozen=True)
-class Reliability:
-    """Per-annotator rates from `estimate_reliability`; `consolidate(weights=...)` takes it."""
-
-    annotators: dict[Hashable, AnnotatorReliability]
-    iterations: int
-    converged: bool
-
-    def ranking(self) -> list[Hashable]:
-        """Annotators from the most to the least reliable (by the evidence a box of theirs carries)."""
-        return sorted(self.annotators, key=lambda a: (-self.annotators[a].evidence_for, repr(a)))
-
-
-def estimate_reliability(
-    images: Sequence[Mapping[Hashable, np.ndarray]],
-    *,
-    iou_threshold: float = 0.5,
-    max_iterations: int = 20,
-    tolerance: float = 1e-4,
-) -> Reliability:
-    """Estimate each annotator's false-positive rate, miss rate and boundary noise over a
-    whole project by alternating, in the spirit of Branson, Van Horn and Perona, "Lean
-    Crowdsourcing: Combining Humans and Machines in an Online System" (CVPR 2017):
-
-    1. consolidate every image with the current reliabilities (plain strict majority on
-       the first pass);
-    2. score each annotator against that consensus on the images they saw: their boxes
-       matched to a kept box are true positives, the others false positives; kept boxes
-       they did not match are misses; rates use add-one smoothing so that no rate is 0 or 1;
-    3. repeat until no rate moves by more than `tolerance`.
-
-    With reliabilities, `consolidate` keeps a cluster when the log-likelihood ratio of "a
-    pedestrian is here" is positive: each member adds log((1 - miss) / fp), each annotator
-    who saw the image but drew nothing there adds log(miss / (1 - fp)). So a careful
-    annotator's lone box can outweigh two careless misses. Deterministic.
-    """
-    from boxes.matching import match_blocks
-
-    annotators = sorted({a for image in images for a in image}, key=repr)
-    position = {annotator: i for i, annotator in enumerate(annotators)}
-    reliability: Reliability | None = None
-    previous = None
-    iterations = 0
-    converged = False
-    for iterations in range(1, max_iterations + 1):
-        # per annotator: tp, fp, fn, kept boxes on their images, IoU sum of their matches, images
-        counts = np.zeros((len(annotators), 6))
-        for image in images:
-            work = consolidate_image(image, iou_threshold=iou_threshold, weights=reliability)
-            local = np.array([position[a] for a in work.consensus.annotators], dtype=int)
-            kept = work.consensus.boxes
-            # each annotator's boxes matched one to one to the kept boxes
-            tp, iou_sum = match_blocks(
-                iou_matrix_unchecked(work.boxes, kept),
-                work.owner,
-                np.zeros(len(kept), dtype=int),
-                groups=(len(local), 1),
-                iou_threshold=iou_threshold,
-            )
-            drawn = np.bincount(work.owner, minlength=len(local))
-            counts[local] += np.column_stack(
-                [tp[:, 0], drawn - tp[:, 0], len(kept) - tp[:, 0], np.full(len(local), len(kept)), iou_sum[:, 0],
-                 np.ones(len(local))]
-            )  # fmt: skip
-        counts = {annotator: counts[i].tolist() for i, annotator in enumerate(annotators)}
-        rates = {}
-        for annotator, (tp, fp, fn, kept_total, iou_sum, seen) in counts.items():
-            rates[annotator] = AnnotatorReliability(
-                false_positive_rate=(fp + 1) / (tp + fp + 2),
-                miss_rate=(fn + 1) / (kept_total + 2),
-                boundary_noise=1.0 - iou_sum / tp if tp else 1.0,
-                images=int(seen),
-            )
-        reliability = Reliability(annotators=rates, iterations=iterations, converged=False)
-        vector = np.array([[r.false_positive_rate, r.miss_rate, r.boundary_noise] for r in rates.values()])
-        if previous is not None and np.abs(vector - previous).max() <= tolerance:
-            converged = True
-            break
-        previous = vector
-    return Reliability(
-        annotators=reliability.annotators if reliability else {}, iterations=iterations, converged=converged
-    )

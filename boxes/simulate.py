@@ -44,6 +44,9 @@ PROFILES = {
         HabitProfile(name="sloppy", jitter=0.08, miss_rate=0.1, false_positives=0.3, seconds_mean=10, seconds_sd=3),
         # deliberately poor: what the reliability estimate and gold tasks must catch
         HabitProfile(name="poor", jitter=0.12, miss_rate=0.45, false_positives=1.5, seconds_mean=5, seconds_sd=2),
+        HabitProfile(name="average", jitter=0.04, miss_rate=0.05, false_positives=0.2, seconds_mean=20),
+        # fast and thin: a third of the pedestrians left out, hardly a box around nothing
+        HabitProfile(name="hasty", jitter=0.05, miss_rate=0.35, seconds_mean=8, seconds_sd=3),
     )
 }
 

@@ -11,7 +11,7 @@ from django.db.models import Avg, Count, Max
 
 from annotation.models import Annotation, AnnotationKind, Image
 from boxes.baseline import human_baseline
-from boxes.consensus import Reliability
+from boxes.reliability import Reliability
 from groundtruth.models import AgreementReport, BoxSource, ConsensusVersion, GroundTruthBox, ImageState
 from groundtruth.selectors import Panel, gold_scores
 
@@ -67,6 +67,7 @@ def agreement_report_build(
         "dataset": _dataset(report, states),
         "baseline": _baseline(baseline, names),
         "annotators": _annotators(baseline, annotations, image_ids, annotator_ids, names, reliability, version),
+        "reliability": _reliability(reliability),
         "pairwise": _pairwise(report, names),
         "iou_histogram": _iou_histogram(member_ious),
         "by_condition": _by_condition(image_ids, conditions, report, states),
@@ -166,10 +167,28 @@ def _annotators(baseline, annotations, image_ids, annotator_ids, names, reliabil
                     "false_positive_rate": rates.false_positive_rate,
                     "miss_rate": rates.miss_rate,
                     "boundary_noise": rates.boundary_noise,
+                    "false_alarm_rate": rates.false_alarm_rate,
+                    "intervals": rates.intervals,
+                    "gold_images": rates.gold_images,
                 },
             }
         )
     return rows
+
+
+def _reliability(reliability: Reliability | None) -> dict | None:
+    """How the weighting went: whether it was used and why, and the fit behind it."""
+    if reliability is None:
+        return None
+    return {
+        "used": reliability.used,
+        "reason": reliability.reason,
+        "prior": reliability.prior,
+        "log_likelihood": reliability.log_likelihood,
+        "criterion": reliability.criterion,
+        "iterations": reliability.iterations,
+        "converged": reliability.converged,
+    }
 
 
 def _pairwise(report, names: dict) -> dict:

@@ -6,6 +6,7 @@ project's current version is kept up to date image by image: when an image recei
 k-th submission, `image_consensus_update` recomputes that image only.
 """
 
+import dataclasses
 import logging
 import time
 from datetime import timedelta
@@ -21,8 +22,9 @@ from django.utils import timezone
 from annotation.assignments import image_boxes_check
 from annotation.models import Annotation, AnnotationKind, AnnotationSource, Box, Image, Membership, Project
 from boxes.agreement import measure
-from boxes.consensus import AnnotatorReliability, ImageWork, Reliability, consolidate_image, estimate_reliability
+from boxes.consensus import ImageWork, consolidate_image
 from boxes.geometry import iou_pairs
+from boxes.reliability import AnnotatorReliability, Reliability, estimate_reliability
 from config.celery import send_quietly
 from config.errors import Conflict, ValidationFailed
 from groundtruth.models import (
@@ -35,7 +37,7 @@ from groundtruth.models import (
     VersionState,
 )
 from groundtruth.reports import agreement_report_build
-from groundtruth.selectors import Panel, panels
+from groundtruth.selectors import Panel, gold_references, panels
 
 logger = logging.getLogger(__name__)
 
@@ -107,11 +109,17 @@ def consensus_version_compute(*, version_id: int) -> ConsensusVersion | None:
         image_ids = sorted(by_image)
         annotations = [{a: boxes for a, (boxes, _) in by_image[i].items()} for i in image_ids]
         timings["load"], clock = time.perf_counter() - clock, time.perf_counter()
-        reliability = (
-            estimate_reliability(annotations, iou_threshold=version.iou_threshold)
-            if (version.reliability_weighted and annotations)
-            else None
-        )
+        reliability = None
+        if version.reliability_weighted and annotations:
+            # gold images anchor the estimate: there the truth of a candidate is observed
+            references = gold_references(project=version.project)
+            gold = {
+                index: truth[~ignored]
+                for index, image_id in enumerate(image_ids)
+                if image_id in references
+                for truth, ignored in [references[image_id]]
+            }
+            reliability = estimate_reliability(annotations, iou_threshold=version.iou_threshold, gold=gold)
         prepared: dict[int, tuple] = {}
 
         def consolidator(index: int, image: dict) -> ImageWork:
@@ -387,23 +395,34 @@ def _reliability_json(reliability: Reliability | None) -> dict:
     if reliability is None:
         return {}
     return {
-        str(annotator): {
-            "false_positive_rate": rates.false_positive_rate,
-            "miss_rate": rates.miss_rate,
-            "boundary_noise": rates.boundary_noise,
-            "images": rates.images,
-        }
-        for annotator, rates in reliability.annotators.items()
+        "annotators": {
+            str(annotator): dataclasses.asdict(rates) for annotator, rates in reliability.annotators.items()
+        },
+        "prior": reliability.prior,
+        "log_likelihood": reliability.log_likelihood,
+        "used": reliability.used,
+        "reason": reliability.reason,
+        "criterion": reliability.criterion,
+        "iterations": reliability.iterations,
+        "converged": reliability.converged,
     }
 
 
 def _reliability_from_json(data: dict) -> Reliability | None:
+    """The version's estimate, for its incremental updates (an image's k-th submission).
+    Versions made before the soft EM stored the annotators' rates alone."""
     if not data:
         return None
+    annotators = data.get("annotators", data)
     return Reliability(
-        annotators={int(annotator): AnnotatorReliability(**rates) for annotator, rates in data.items()},
-        iterations=0,
-        converged=True,
+        annotators={int(annotator): AnnotatorReliability(**rates) for annotator, rates in annotators.items()},
+        iterations=data.get("iterations", 0),
+        converged=data.get("converged", True),
+        prior=data.get("prior", 0.5),
+        log_likelihood=data.get("log_likelihood"),
+        used=data.get("used", True),
+        reason=data.get("reason", ""),
+        criterion=data.get("criterion", {}),
     )
 
 

@@ -1,11 +1,31 @@
-"""estimate_reliability: the EM finds the poor annotator, and weighted consensus beats everyone."""
+"""estimate_reliability: a soft EM over candidate boxes (boxes.reliability), checked on
+Quorum's own simulated panels against their known truth."""
+
+import dataclasses
 
 import numpy as np
 import pytest
 
-from boxes.consensus import consolidate, estimate_reliability
+from boxes.consensus import consolidate
 from boxes.matching import match
-from tests.boxes.panels import simulated_project
+from boxes.reliability import estimate_reliability
+from boxes.simulate import PROFILES, simulate_annotator
+from tests.boxes.panels import HEIGHT, WIDTH, simulated_project
+
+
+def panel(names: list[str], *, count: int, seed: int) -> tuple[list[np.ndarray], list[dict]]:
+    """Like `simulated_project`, with annotators keyed "habit#i" so a habit may repeat."""
+    rng = np.random.default_rng(seed)
+    truths, images = [], []
+    for _ in range(count):
+        n = int(rng.integers(1, 9))
+        heights = np.exp(rng.uniform(np.log(30), np.log(300), n))
+        x, y = rng.uniform(0, WIDTH - heights * 0.4), rng.uniform(0, HEIGHT - heights)
+        truth = np.column_stack([x, y, x + heights * 0.4, y + heights])
+        truths.append(truth)
+        drawn = [simulate_annotator(truth, profile=PROFILES[n], rng=rng, width=WIDTH, height=HEIGHT) for n in names]
+        images.append({f"{name}#{i}": result.boxes for i, (name, result) in enumerate(zip(names, drawn, strict=True))})
+    return truths, images
 
 
 def f1_against(truths, predictions) -> float:
@@ -17,34 +37,131 @@ def f1_against(truths, predictions) -> float:
     return 2 * tp / (n_pred + n_truth)
 
 
+def true_rates(truths, images, annotator) -> tuple[float, float]:
+    """(share of their boxes matching no true box, share of true boxes they did not match)."""
+    matched = drawn = real = 0
+    for truth, image in zip(truths, images, strict=True):
+        matched += match(image[annotator], truth).count
+        drawn += len(image[annotator])
+        real += len(truth)
+    return 1 - matched / drawn, 1 - matched / real
+
+
+PANELS = [
+    # k = 3: the panels whose weighted consensus fell below the plain majority with the hard EM
+    ["careful", "loose", "hasty"],
+    ["average", "sloppy", "hasty"],
+    ["careful", "tight", "shifted"],
+    ["sloppy", "poor", "hasty"],
+    # k = 5 and 7
+    ["average", "hasty", "sloppy", "poor", "careful"],
+    ["careful", "loose", "tight", "shifted", "sloppy"],
+    ["average", "average", "hasty", "hasty", "sloppy", "sloppy", "poor"],
+    ["careful", "tight", "poor", "trigger-happy", "loose", "sloppy", "misses-occluded"],
+]
+
+
+@pytest.mark.parametrize("names", PANELS, ids=["-".join(names) for names in PANELS])
+def test_the_weighted_consensus_is_at_least_the_majority_and_the_best_annotator(names):
+    truths, images = panel(names, count=300, seed=len(names) * 7 + 1)
+    reliability = estimate_reliability(images, bootstrap=0)
+    assert reliability.converged
+    singles = {a: f1_against(truths, [image[a] for image in images]) for a in images[0]}
+    plain = f1_against(truths, [consolidate(image).boxes for image in images])
+    weighted = f1_against(truths, [consolidate(image, weights=reliability).boxes for image in images])
+    assert weighted >= plain - 1e-12
+    assert weighted >= max(singles.values()) - 0.005
+
+
 @pytest.mark.parametrize(
     "names",
-    [
-        ["careful", "loose", "poor", "misses-small", "shifted"],
-        ["careful", "tight", "poor", "trigger-happy", "loose", "sloppy", "misses-occluded"],
-    ],
+    [["careful", "loose", "hasty"], ["average", "hasty", "sloppy", "poor", "careful"]],
+    ids=["k3", "k5"],
 )
-def test_em_ranks_the_poor_annotator_last_and_weighted_consensus_is_at_least_the_best(names):
-    truths, images = simulated_project(names, seed=len(names), count=200)
-    reliability = estimate_reliability(images)
-    assert reliability.converged
-    assert reliability.ranking()[-1] == "poor"
-    assert reliability.annotators["poor"].miss_rate > reliability.annotators["careful"].miss_rate
-    singles = {name: f1_against(truths, [image[name] for image in images]) for name in names}
-    weighted = f1_against(truths, [consolidate(image, weights=reliability).boxes for image in images])
-    assert weighted >= max(singles.values())
+def test_each_annotator_s_rates_come_out_near_those_measured_against_the_truth(names):
+    truths, images = panel(names, count=300, seed=len(names) * 7 + 1)
+    reliability = estimate_reliability(images, bootstrap=100)
+    for annotator, rates in reliability.annotators.items():
+        false_positive, miss = true_rates(truths, images, annotator)
+        for name, estimate, truth in (
+            ("false_positive_rate", rates.false_positive_rate, false_positive),
+            ("miss_rate", rates.miss_rate, miss),
+        ):
+            low, high = rates.intervals[name]
+            assert low <= estimate <= high
+            assert abs(estimate - truth) <= 0.05 or low <= truth <= high, (annotator, name, estimate, truth)
+
+
+def test_the_hard_em_s_worst_panel_no_longer_copies_one_annotator():
+    # "average" was given a false-positive rate of 0.447 (true 0.041) and "hasty" a miss
+    # rate of 0.001 (true 0.352) by the hard EM
+    truths, images = panel(["average", "sloppy", "hasty"], count=300, seed=22)
+    reliability = estimate_reliability(images, bootstrap=0)
+    assert reliability.used
+    _, average_miss = true_rates(truths, images, "average#0")
+    _, hasty_miss = true_rates(truths, images, "hasty#2")
+    assert reliability.annotators["average#0"].false_positive_rate < 0.1
+    assert abs(reliability.annotators["hasty#2"].miss_rate - hasty_miss) < 0.05
+    assert abs(reliability.annotators["average#0"].miss_rate - average_miss) < 0.05
+
+
+def test_gold_images_are_observed_truth_and_are_counted():
+    truths, images = panel(["average", "tight", "hasty"], count=200, seed=5)
+    anchored = estimate_reliability(images, gold={index: truths[index] for index in range(30)}, bootstrap=0)
+    free = estimate_reliability(images, bootstrap=0)
+    assert all(rates.gold_images == 30 for rates in anchored.annotators.values())
+    assert all(rates.gold_images == 0 for rates in free.annotators.values())
+    # where every image is gold no posterior is inferred: the rates are those against the truth
+    everything = estimate_reliability(images, gold=dict(enumerate(truths)), bootstrap=0)
+    for annotator, rates in everything.annotators.items():
+        false_positive, miss = true_rates(truths, images, annotator)
+        assert rates.false_positive_rate == pytest.approx(false_positive, abs=0.015)
+        assert rates.miss_rate == pytest.approx(miss, abs=0.015)
+
+
+def test_indistinguishable_annotators_keep_the_plain_majority_and_say_so():
+    _, images = panel(["careful", "careful", "careful"], count=200, seed=4)
+    reliability = estimate_reliability(images, bootstrap=0)
+    assert not reliability.used
+    assert "plain majority" in reliability.reason
+    assert reliability.criterion["bic_weighted"] >= reliability.criterion["bic_plain"]
+    for image in images:
+        np.testing.assert_array_equal(consolidate(image, weights=reliability).boxes, consolidate(image).boxes)
+
+
+def test_an_estimate_not_used_weighs_nothing():
+    _, images = simulated_project(["careful", "loose", "poor"], seed=3, count=60)
+    reliability = dataclasses.replace(estimate_reliability(images, bootstrap=0), used=False)
+    for image in images[:20]:
+        np.testing.assert_array_equal(consolidate(image, weights=reliability).boxes, consolidate(image).boxes)
 
 
 def test_a_careful_lone_box_outweighs_two_careless_misses():
     # reliabilities learnt on a project the three share with two other annotators
     _, images = simulated_project(["careful", "loose", "shifted", "poor", "sloppy"], seed=9, count=200)
-    reliability = estimate_reliability(images)
+    reliability = estimate_reliability(images, bootstrap=0)
     image = {"careful": np.array([[100.0, 100.0, 140.0, 200.0]]), "poor": np.zeros((0, 4)), "sloppy": np.zeros((0, 4))}
     assert len(consolidate(image).boxes) == 0  # a head count drops it
     assert len(consolidate(image, weights=reliability).boxes) == 1  # the evidence keeps it
+    assert reliability.ranking()[-1] == "poor"
 
 
-def test_estimate_is_deterministic():
+def test_the_estimate_is_deterministic_in_any_annotator_order():
     _, images = simulated_project(["careful", "loose", "poor"], seed=3, count=60)
-    first, second = estimate_reliability(images), estimate_reliability(images)
-    assert first.annotators == second.annotators and first.iterations == second.iterations
+    first = estimate_reliability(images, bootstrap=20)
+    again = estimate_reliability(images, bootstrap=20)
+    reordered = estimate_reliability([dict(reversed(list(image.items()))) for image in images], bootstrap=20)
+    assert first == again == reordered
+    for image in images:
+        np.testing.assert_array_equal(
+            consolidate(image, weights=first).boxes,
+            consolidate(dict(reversed(list(image.items()))), weights=reordered).boxes,
+        )
+
+
+def test_no_boxes_and_one_annotator_weigh_nothing():
+    empty = estimate_reliability([{"a": np.zeros((0, 4)), "b": np.zeros((0, 4))}])
+    assert not empty.used and empty.annotators["a"].images == 1
+    _, images = simulated_project(["careful"], seed=1, count=20)
+    alone = estimate_reliability(images, bootstrap=0)
+    assert not alone.used and alone.reason == "one annotator: nothing to weigh"

@@ -104,3 +104,40 @@ def test_an_annotator_sees_their_own_row_of_the_report_and_nobody_else(report_da
     assert mine["agreement"]["f1"] == row["f1"] and mine["habits"]["edge_offsets_heights"]["top"] > 0
     text = json.dumps(mine)
     assert not any(name["name"] in text for name in data["baseline"]["annotators"])
+
+
+def test_the_weighting_is_explained_with_intervals_and_gold_anchors(db):
+    """A weighted version on a project with gold images: the report says whether the weighting
+    was used and why, each annotator's rates come with intervals and their gold anchors, and
+    the stored estimate reads back whole for the version's incremental updates."""
+    from annotation.models import SyntheticTruth
+    from groundtruth.services import _reliability_from_json, gold_set
+
+    project = Project.objects.create(name="Anchored", overlap_k=3, split_seed=7, gold_rate=0.2)
+    synthetic_images_add(project=project, count=30, seed=12)
+    reviewer = MembershipFactory(project=project, user__username="anchor-lead", role="reviewer").user
+    gold_images = list(project.images.order_by("pk")[:6])
+    for image in gold_images:
+        truth = SyntheticTruth.objects.get(image=image)
+        boxes = [{"x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3], "label": "pedestrian"} for b in truth.boxes]
+        gold_set(image=image, reviewer=reviewer, boxes=boxes)
+    panel_simulate(project=project, annotators=3, fraction=1.0, seed=4)
+    version = consensus_version_create(project=project, user=reviewer, reliability_weighted=True)
+    version = consensus_version_compute(version_id=version.pk)
+    data = AgreementReport.objects.get(version=version).data
+    assert isinstance(data["reliability"]["used"], bool) and data["reliability"]["reason"]
+    assert data["reliability"]["criterion"]["starts"] == 4  # the majority and each annotator's view
+    by_panel = panels(project=project)
+    gold_ids = {image.pk for image in gold_images}
+    for row in data["annotators"]:
+        rates = row["reliability"]
+        for name in ("false_positive_rate", "miss_rate"):
+            low, high = rates["intervals"][name]
+            assert low <= rates[name] <= high
+        assert rates["gold_images"] == sum(row["id"] in by_panel[i] for i in gold_ids if i in by_panel)
+    assert any(row["reliability"]["gold_images"] > 0 for row in data["annotators"])
+    stored = ConsensusVersion.objects.get(pk=version.pk).reliability
+    restored = _reliability_from_json(stored)
+    assert restored.used == data["reliability"]["used"]
+    assert restored.prior == pytest.approx(data["reliability"]["prior"])
+    assert {str(a) for a in restored.annotators} == set(stored["annotators"])
