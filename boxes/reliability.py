@@ -25,8 +25,9 @@ Whether the per-annotator model is worth using: it is compared with one rate pai
 by everyone (under which the plain majority is the rule) by BIC, -2 log-likelihood + the
 number of parameters x log(candidates). When the per-annotator model does not have the
 lower BIC, `used` is False and `consolidate` keeps the plain strict majority; `reason`
-says why. Intervals: `bootstrap` resamples of the images (seeded), each fitted from the
-estimate, give 95% percentile intervals of every annotator's rates.
+says why, and the rates are then each annotator's against that majority. Intervals:
+`bootstrap` resamples of the images (seeded), each fitted again from the estimate, give
+95% percentile intervals of every annotator's rates.
 
 Deterministic: annotators are ordered by repr, images in their given order.
 """
@@ -164,8 +165,14 @@ def estimate_reliability(
             ),
         )
 
-    figures = _figures(candidates, weights, best["posterior"])
-    intervals = _bootstrap(candidates, best, bootstrap, seed, len(images), max_iterations) if bootstrap else None
+    # the rates people read: from the fit when it weighs the consensus, else against the plain
+    # majority that makes it (a fit that is not used may be degenerate: one annotator "perfect")
+    known = ~np.isnan(candidates.fixed)
+    read = best["posterior"] if used else np.where(known, candidates.fixed, _starts(candidates)[0])
+    figures = _figures(candidates, weights, read)
+    intervals = (
+        _bootstrap(candidates, read, bootstrap, seed, len(images), max_iterations, refit=used) if bootstrap else None
+    )
     rates = {
         annotator: AnnotatorReliability(
             false_positive_rate=float(figures["false_positive_rate"][i]),
@@ -378,17 +385,21 @@ def _figures(candidates: _Candidates, weights, posterior) -> dict:
     }
 
 
-def _bootstrap(candidates: _Candidates, best: dict, resamples: int, seed: int, image_count: int, max_iterations):
+def _bootstrap(candidates: _Candidates, posterior, resamples: int, seed: int, image_count: int, max_iterations,
+               *, refit: bool):  # fmt: skip
     """95% percentile intervals of each annotator's rates over resamples of the images,
-    each fitted from the estimate's posteriors."""
+    each fitted again from `posterior` (`refit`), or read with it as it is."""
     rng = np.random.default_rng(seed)
     fp, miss = [], []
     for _ in range(resamples):
         counts = np.bincount(rng.integers(0, image_count, image_count), minlength=image_count)
         weights = counts[candidates.image].astype(float)
-        fit = _fit(candidates, weights, best["posterior"], pooled=False, max_iterations=min(max_iterations, 100),
-                   tolerance=1e-7)  # fmt: skip
-        figures = _figures(candidates, weights, fit["posterior"])
+        if refit:
+            fit = _fit(candidates, weights, posterior, pooled=False, max_iterations=min(max_iterations, 100),
+                       tolerance=1e-7)  # fmt: skip
+            figures = _figures(candidates, weights, fit["posterior"])
+        else:
+            figures = _figures(candidates, weights, posterior)
         fp.append(figures["false_positive_rate"])
         miss.append(figures["miss_rate"])
     return {
