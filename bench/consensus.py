@@ -8,10 +8,11 @@ fusion (Solovyev et al., 2021), which only fuses. Also prints each method's F1 a
 simulated truth (WBF boxes kept when a majority of annotators are in them).
 
 Then the annotators' reliability (boxes.reliability, a soft EM) on simulated panels with
-known truth, k = 3, 5 and 7, four habit mixes each (400 images): F1 against the truth of
+known truth, k = 3, 5 and 7, seventeen habit mixes (400 images): F1 against the truth of
 the plain majority, the weighted consensus, the best single annotator, the weighted
 consensus with rates measured against the truth (every image gold: the ceiling), and the
-hard EM Quorum used before (bench/_hard_em.py). Then the time of the estimate on the
+hard EM Quorum used before (bench/_hard_em.py); and the largest gap of an annotator's
+estimated rates from those measured against the truth. Then the time of the estimate on the
 10,000-image project, soft (with and without its 200 bootstrap resamples) against the hard
 EM, 3 runs each (median [range]). Targets: on every panel the weighted consensus is at
 least the plain majority's F1 and the best annotator's minus 0.005; the soft estimate takes
@@ -80,13 +81,16 @@ def wbf_all(images: list[dict]) -> list[np.ndarray]:
 
 MIXES = {
     3: [["careful", "loose", "hasty"], ["average", "sloppy", "hasty"], ["careful", "tight", "shifted"],
-        ["sloppy", "poor", "hasty"]],
+        ["sloppy", "poor", "hasty"], ["average", "hasty", "trigger-happy"], ["misses-small", "sloppy", "careful"],
+        ["average", "loose", "misses-occluded"], ["average", "average", "poor"]],
     5: [["average", "hasty", "sloppy", "poor", "careful"], ["careful", "loose", "tight", "shifted", "sloppy"],
-        ["average", "average", "hasty", "sloppy", "poor"], ["misses-small", "misses-occluded", "hasty", "loose", "tight"]],
+        ["average", "average", "hasty", "sloppy", "poor"], ["misses-small", "misses-occluded", "hasty", "loose", "tight"],
+        ["trigger-happy", "trigger-happy", "hasty", "hasty", "average"]],
     7: [["average", "average", "hasty", "hasty", "sloppy", "sloppy", "poor"],
         ["careful", "tight", "poor", "trigger-happy", "loose", "sloppy", "misses-occluded"],
         ["hasty", "hasty", "hasty", "sloppy", "sloppy", "poor", "poor"],
-        ["average", "loose", "tight", "shifted", "misses-small", "trigger-happy", "hasty"]],
+        ["average", "loose", "tight", "shifted", "misses-small", "trigger-happy", "hasty"],
+        ["careful", "average", "hasty", "trigger-happy", "sloppy", "misses-small", "loose"]],
 }  # fmt: skip
 
 
@@ -111,7 +115,10 @@ def reliability_table(count: int) -> list[str]:
 
     missed = []
     print(f"\nReliability on simulated panels ({count} images each), F1 against the truth:")
-    print(f"{'k':>2}  {'panel':58}{'plain':>7}{'soft EM':>9}{'used':>6}{'best one':>10}{'ceiling':>9}{'hard EM':>9}")
+    print(
+        f"{'k':>2}  {'panel':58}{'plain':>7}{'soft EM':>9}{'used':>6}{'best one':>10}{'ceiling':>9}{'hard EM':>9}"
+        f"{'rate error':>12}"
+    )
     for k, mixes in MIXES.items():
         for names in mixes:
             truths, images = panel(names, count, seed=len(names) * 7 + 1)
@@ -124,11 +131,24 @@ def reliability_table(count: int) -> list[str]:
             weighted = f1_against(truths, [consolidate(image, weights=soft).boxes for image in images])
             top = f1_against(truths, [consolidate(image, weights=ceiling).boxes for image in images])
             old = f1_against(truths, [consolidate(image, weights=hard).boxes for image in images])
+            error = max(rate_error(truths, images, a, rates) for a, rates in soft.annotators.items())
             print(f"{k:>2}  {', '.join(names):58}{plain:7.3f}{weighted:9.3f}{'yes' if soft.used else 'no':>6}"
-                  f"{best:10.3f}{top:9.3f}{old:9.3f}")  # fmt: skip
+                  f"{best:10.3f}{top:9.3f}{old:9.3f}{error:12.3f}")  # fmt: skip
             if weighted < plain - 1e-12 or weighted < best - 0.005:
                 missed.append(f"{', '.join(names)}: soft EM {weighted:.3f} against plain {plain:.3f}, best {best:.3f}")
     return missed
+
+
+def rate_error(truths, images, annotator, rates) -> float:
+    """The larger gap of the annotator's estimated false-positive and miss rates from those
+    measured against the truth (boxes matched one to one at IoU 0.5)."""
+    matched = drawn = real = 0
+    for truth, image in zip(truths, images, strict=True):
+        matched += match(image[annotator], truth).count
+        drawn += len(image[annotator])
+        real += len(truth)
+    false_positive, miss = 1 - matched / max(drawn, 1), 1 - matched / max(real, 1)
+    return max(abs(rates.false_positive_rate - false_positive), abs(rates.miss_rate - miss))
 
 
 def timed(function, repeats: int = 3) -> list[float]:

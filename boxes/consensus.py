@@ -7,7 +7,11 @@ Candidate pairs are merged greedily from the highest IoU down; ties are broken b
 boxes' coordinates, so the result depends neither on the order of the annotators nor on
 the order of their boxes. A cluster is kept when its support (distinct annotators, or their
 summed weights when `weights` are given) reaches the quorum, by default a strict majority
-of the annotators who saw the image; clusters below it are reported as `uncertain`, for
+of the annotators who saw the image. One pedestrian boxed too far apart for complete
+linkage (one annotator draws loose, another shifts) can come out as two or three parts
+with no annotator in common whose fused boxes overlap at the threshold: parts are judged
+together (their support summed), and the strongest part stands for them. Clusters
+below the quorum are reported as `uncertain`, for
 review, not dropped silently. Each kept cluster is fused edge by edge (weighted median by
 default, weighted mean as an option) and reports its support, a score (support /
 annotators x mean IoU of the members to the fused box), and its spread (per-edge standard
@@ -102,10 +106,10 @@ def consolidate(
     `weights` are given); by default a strict majority of those who saw the image.
     `ignored` marks, per annotator, which of their boxes are ignore regions. With a
     `Reliability` (from `boxes.reliability.estimate_reliability`) as `weights`, a cluster
-    is kept when its posterior of being a pedestrian passes one half: the prior odds, each
-    member's log((1 - miss) / false alarm), each annotator who saw the image but drew
-    nothing there log(miss / (1 - false alarm)); members are fused with weights 1 /
-    boundary noise. A `Reliability` whose weighting was not `used` gives the plain majority."""
+    is kept when its posterior of being a pedestrian, under that estimate's model, passes
+    the estimate's `keep_above` (one half for estimates stored before it); members are
+    fused with weights 1 / boundary noise. A `Reliability` whose weighting was not `used`
+    gives the plain majority."""
     return consolidate_image(
         annotations, iou_threshold=iou_threshold, quorum=quorum, weights=weights, fuse=fuse, ignored=ignored
     ).consensus
@@ -179,13 +183,21 @@ def consolidate_image(
         )
         for position, k in enumerate(order)
     ]
+    who = [frozenset(a for a, _ in cluster.members) for cluster in clusters]
+    real = np.array([not cluster.is_ignore for cluster in clusters], dtype=bool)
+    split = _split_parts(fused["box"][order], who, real, iou_threshold)
+    group = _part_of(split, len(clusters))
     if reliability is not None:
-        evidence = _evidence(labels, owner, len(clusters), annotators, rates) + reliability.prior_evidence
-        strength = evidence
-        reaches = evidence > 0
+        evidence = _evidence_authored if reliability.coincidence is not None else _evidence
+        extra = (reliability.coincidence,) if reliability.coincidence is not None else ()
+        strength = evidence(labels, owner, len(clusters), annotators, rates, *extra) + reliability.prior_evidence
+        # a split pedestrian's parts are judged together: every member's evidence
+        joint = evidence(group[labels], owner, len(split), annotators, rates, *extra) + reliability.prior_evidence
+        reaches = joint[group] > reliability.keep_above
     else:
         strength = np.array([cluster.weight for cluster in clusters])
-        reaches = strength >= quorum - 1e-12
+        joint = np.array([strength[part].sum() for part in split])
+        reaches = joint[group] >= quorum - 1e-12
     kept, uncertain, ignore = [], [], []
     for position, cluster in enumerate(clusters):
         if cluster.is_ignore:
@@ -249,10 +261,15 @@ def leave_one_out_references(
             continue
         order = mine[np.lexsort(fused["box"][mine].T[::-1])]
         strength = fused["weight"][order]
-        kept = np.flatnonzero(strength >= quorum - 1e-12).tolist()
         in_copy = copy == position
         relabel = np.full(offset, -1)
         relabel[order] = np.arange(len(order))
+        who: list[set] = [set() for _ in order]
+        for label, member in zip(relabel[labels[in_copy]], owner[box_index[in_copy]], strict=True):
+            who[label].add(int(member))
+        split = _split_parts(fused["box"][order], who, np.ones(len(order), dtype=bool), iou_threshold)
+        joint = np.array([strength[part].sum() for part in split])
+        kept = np.flatnonzero(joint[_part_of(split, len(order))] >= quorum - 1e-12).tolist()
         kept, _ = _split_duplicates(
             kept,
             fused["box"][order],
@@ -272,6 +289,43 @@ def _members(labels, count, owner, index_in_owner, annotators) -> list[tuple]:
     for label, who, index in zip(labels.tolist(), owner.tolist(), index_in_owner.tolist(), strict=True):
         members[label].append((annotators[who], index))
     return [tuple(group) for group in members]
+
+
+def _split_parts(boxes: np.ndarray, who: list, real: np.ndarray, threshold: float) -> list[np.ndarray]:
+    """Clusters that are parts of one pedestrian: complete linkage can split one person's
+    boxes in two or three clusters with no annotator in common (one draws loose, one shifts),
+    none of which reaches the quorum alone. Parts are grouped from the best overlap of their
+    fused boxes down, while every pair of a group overlaps at the threshold and no annotator
+    is in two of them; every other cluster is a group of its own."""
+    count = len(boxes)
+    groups = [{k} for k in range(count)]
+    if count < 2:
+        return [np.array(sorted(g)) for g in groups]
+    overlap = iou_matrix_unchecked(boxes, boxes)
+    close = (overlap >= threshold) & real[:, None] & real[None, :]
+    np.fill_diagonal(close, False)
+    first, second = np.nonzero(np.triu(close, 1))
+    if not len(first):
+        return [np.array(sorted(g)) for g in groups]
+    group_of = list(range(count))
+    owners = [set(w) for w in who]
+    for i, j in sorted(zip(first.tolist(), second.tolist(), strict=True), key=lambda p: (-overlap[p], p)):
+        a, b = group_of[i], group_of[j]
+        if a == b or owners[a] & owners[b] or not all(close[x, y] for x in groups[a] for y in groups[b]):
+            continue
+        groups[a] |= groups[b]
+        owners[a] |= owners[b]
+        for k in groups[b]:
+            group_of[k] = a
+        groups[b] = set()
+    return [np.array(sorted(g)) for g in groups if g]
+
+
+def _part_of(parts: list[np.ndarray], count: int) -> np.ndarray:
+    position = np.zeros(count, dtype=int)
+    for index, part in enumerate(parts):
+        position[part] = index
+    return position
 
 
 def _split_duplicates(kept, boxes, support, labels, owner, strength, threshold) -> tuple[list[int], list[int]]:
@@ -307,11 +361,37 @@ def _split_duplicates(kept, boxes, support, labels, owner, strength, threshold) 
 
 def _evidence(labels, owner, count: int, annotators: tuple, rates: Mapping) -> np.ndarray:
     """Log-likelihood ratio of "a pedestrian is here", per cluster, from who boxed it and
-    who did not: every annotator who saw the image adds their evidence against, and each
-    member swaps it for their evidence for."""
+    who did not, each annotator independently (estimates stored before the authored model,
+    which hold no `coincidence`): every annotator who saw the image adds their evidence
+    against, and each member swaps it for their evidence for."""
     against = np.array([rates[a].evidence_against if rates[a] else -1.0 for a in annotators])
     swing = np.array([rates[a].evidence_for if rates[a] else 1.0 for a in annotators]) - against
     return against.sum() + np.bincount(labels, weights=swing[owner], minlength=count)
+
+
+def _evidence_authored(labels, owner, count: int, annotators: tuple, rates: Mapping, coincidence: float):
+    """Log-likelihood ratio of "a pedestrian is here", per cluster, under the model of
+    `boxes.reliability`: a real pedestrian is boxed by each annotator who saw the image
+    with their own chance, given that someone boxed it; a spurious candidate was started by
+    one of its members (in proportion to the spurious boxes each starts per image) and
+    joined by each other annotator with the chance `coincidence`."""
+    known = [rates[a] for a in annotators]
+    sens = np.array([1 - r.miss_rate if r else 0.5 for r in known])
+    start = np.array([r.spurious_per_image if r and r.spurious_per_image is not None else 1.0 for r in known])
+    viewers = len(annotators)
+    member = np.zeros((count, viewers))
+    member[labels, owner] = 1.0
+    voters = member.sum(axis=1)
+    nobody = float(np.log1p(-sens).sum())
+    real = member @ np.log(sens) + (1 - member) @ np.log1p(-sens) - np.log(-np.expm1(min(nobody, -1e-12)))
+    with np.errstate(divide="ignore"):
+        spurious = (
+            np.log(member @ start)
+            - np.log(start.sum())
+            + np.maximum(voters - 1, 0) * np.log(coincidence)
+            + (viewers - voters) * np.log1p(-coincidence)
+        )
+    return real - spurious
 
 
 def _cluster_labels(owner: np.ndarray, boxes: np.ndarray, ious: np.ndarray, threshold: float) -> np.ndarray:

@@ -168,6 +168,7 @@ def _annotators(baseline, annotations, image_ids, annotator_ids, names, reliabil
                     "miss_rate": rates.miss_rate,
                     "boundary_noise": rates.boundary_noise,
                     "false_alarm_rate": rates.false_alarm_rate,
+                    "spurious_per_image": rates.spurious_per_image,
                     "intervals": rates.intervals,
                     "gold_images": rates.gold_images,
                 },
@@ -188,6 +189,8 @@ def _reliability(reliability: Reliability | None) -> dict | None:
         "criterion": reliability.criterion,
         "iterations": reliability.iterations,
         "converged": reliability.converged,
+        # the posterior a cluster must pass to be kept (0.5 for estimates made before the cut)
+        "keep_above": float(1 / (1 + np.exp(-reliability.keep_above))),
     }
 
 

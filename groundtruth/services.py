@@ -405,6 +405,8 @@ def _reliability_json(reliability: Reliability | None) -> dict:
         "criterion": reliability.criterion,
         "iterations": reliability.iterations,
         "converged": reliability.converged,
+        "coincidence": reliability.coincidence,
+        "keep_above": reliability.keep_above,
     }
 
 
@@ -423,6 +425,8 @@ def _reliability_from_json(data: dict) -> Reliability | None:
         used=data.get("used", True),
         reason=data.get("reason", ""),
         criterion=data.get("criterion", {}),
+        coincidence=data.get("coincidence"),  # None: an estimate made before the authored model
+        keep_above=data.get("keep_above", 0.0),
     )
 
 

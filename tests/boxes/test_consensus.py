@@ -263,3 +263,39 @@ def test_leave_one_out_references_on_simulated_panels():
         got = leave_one_out_references(image)
         for annotator, boxes in leave_one_out_by_hand(image).items():
             np.testing.assert_array_equal(got[annotator], boxes)
+
+
+def split_pedestrian() -> dict:
+    """One 40 x 100 pedestrian boxed by seven: three a little to the left, three a little
+    to the right (every box overlaps its own side's at IoU >= 0.5, but the outermost pair
+    only at 25 / 55 = 0.45, so complete linkage makes two clusters of three), one nothing."""
+
+    def box(dx):
+        return [100.0 + dx, 100.0, 140.0 + dx, 200.0]
+
+    image = {name: np.array([box(dx)]) for name, dx in zip("abcdef", [-7, -6, -5, 6, 7, 8], strict=True)}
+    image["g"] = np.zeros((0, 4))
+    return image
+
+
+def test_a_pedestrian_split_in_two_parts_is_judged_on_both():
+    image = split_pedestrian()
+    consensus = consolidate(image)
+    assert len(consensus.clusters) == 2 and all(c.support == 3 for c in consensus.clusters)
+    # neither part reaches the majority of seven alone; together they are six of seven
+    assert len(consensus.boxes) == 1
+    assert {a for a, _ in consensus.kept[0].members} == {"a", "b", "c"}  # the first of equals stands for both
+    assert len(consensus.uncertain) == 1
+    # the human baseline's leave-one-out references judge parts the same way
+    references = leave_one_out_references(image)
+    assert len(references["g"]) == 1 and len(references["a"]) == 1
+
+
+def test_parts_that_share_an_annotator_are_two_pedestrians():
+    image = split_pedestrian()
+    # "a" boxed both figures and "d" neither: two people standing close, three boxes each
+    image["a"] = np.array([[93.0, 100.0, 133.0, 200.0], [106.0, 100.0, 146.0, 200.0]])
+    image["d"] = np.zeros((0, 4))
+    consensus = consolidate(image)
+    assert sorted(c.support for c in consensus.clusters) == [3, 3]
+    assert len(consensus.boxes) == 0
