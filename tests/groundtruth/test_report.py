@@ -141,3 +141,6 @@ def test_the_weighting_is_explained_with_intervals_and_gold_anchors(db):
     assert restored.used == data["reliability"]["used"]
     assert restored.prior == pytest.approx(data["reliability"]["prior"])
     assert {str(a) for a in restored.annotators} == set(stored["annotators"])
+    # an image's k-th submission is consolidated with the version's own model and cut
+    assert restored.coincidence is not None and restored.keep_above == pytest.approx(stored["keep_above"])
+    assert all(rates.spurious_per_image is not None for rates in restored.annotators.values())
