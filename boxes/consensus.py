@@ -183,9 +183,9 @@ def consolidate_image(
         )
         for position, k in enumerate(order)
     ]
-    who = [frozenset(a for a, _ in cluster.members) for cluster in clusters]
-    real = np.array([not cluster.is_ignore for cluster in clusters], dtype=bool)
-    split = _split_parts(fused["box"][order], who, real, iou_threshold)
+    real = ~fused["ignore"][order]
+    split = _split_parts(fused["box"][order], lambda: [{a for a, _ in c.members} for c in clusters], real,
+                         iou_threshold)  # fmt: skip
     group = _part_of(split, len(clusters))
     if reliability is not None:
         evidence = _evidence_authored if reliability.coincidence is not None else _evidence
@@ -296,19 +296,20 @@ def _split_parts(boxes: np.ndarray, who: list, real: np.ndarray, threshold: floa
     boxes in two or three clusters with no annotator in common (one draws loose, one shifts),
     none of which reaches the quorum alone. Parts are grouped from the best overlap of their
     fused boxes down, while every pair of a group overlaps at the threshold and no annotator
-    is in two of them; every other cluster is a group of its own."""
+    is in two of them; every other cluster is a group of its own. `who`: each cluster's
+    annotators, or a function that gives them (called only when two clusters overlap)."""
     count = len(boxes)
-    groups = [{k} for k in range(count)]
     if count < 2:
-        return [np.array(sorted(g)) for g in groups]
+        return [np.array([k]) for k in range(count)]
     overlap = iou_matrix_unchecked(boxes, boxes)
     close = (overlap >= threshold) & real[:, None] & real[None, :]
     np.fill_diagonal(close, False)
     first, second = np.nonzero(np.triu(close, 1))
     if not len(first):
-        return [np.array(sorted(g)) for g in groups]
+        return [np.array([k]) for k in range(count)]
+    groups = [{k} for k in range(count)]
     group_of = list(range(count))
-    owners = [set(w) for w in who]
+    owners = [set(w) for w in (who() if callable(who) else who)]
     for i, j in sorted(zip(first.tolist(), second.tolist(), strict=True), key=lambda p: (-overlap[p], p)):
         a, b = group_of[i], group_of[j]
         if a == b or owners[a] & owners[b] or not all(close[x, y] for x in groups[a] for y in groups[b]):

@@ -188,7 +188,7 @@ def estimate_reliability(
     # majority that makes it (a fit that is not used may be degenerate: one annotator "perfect")
     known = ~np.isnan(candidates.fixed)
     read = best["posterior"] if used else np.where(known, candidates.fixed, _starts(candidates)[0])
-    figures = _figures(candidates, weights, read)
+    figures = _figures(candidates, weights, read, best["sens"] if used else None)
     intervals = (
         _bootstrap(candidates, read, bootstrap, seed, len(images), max_iterations, refit=used) if bootstrap else None
     )
@@ -368,7 +368,7 @@ def _starts(candidates: _Candidates) -> list[np.ndarray]:
 
 def _fit(candidates: _Candidates, weights, posterior, *, pooled: bool, max_iterations: int, tolerance: float) -> dict:
     """EM from an initial posterior: the M step first, then E and M until converged (the
-    log-likelihood gains less than `tolerance`, relative), then one last M and E step.
+    log-likelihood changes by less than `tolerance`, relative), then one last M and E step.
     `pooled`: one miss rate and one start rate for everyone (the plain majority's model)."""
     known = ~np.isnan(candidates.fixed)
     posterior = np.where(known, candidates.fixed, posterior)
@@ -379,13 +379,13 @@ def _fit(candidates: _Candidates, weights, posterior, *, pooled: bool, max_itera
     converged = False
     iterations = 0
     for iterations in range(1, max_iterations + 1):  # noqa: B007 (reported)
-        sens, start, prior = _maximise(counts, weights, posterior, start, pooled, sens, candidates.fixed)
+        sens, start, prior = _maximise(counts, weights, posterior, start, sens, candidates.fixed, pooled)
         posterior, log_likelihood = _expect(counts, weights, sens, start, prior, known, candidates.fixed)
         if abs(log_likelihood - previous) <= tolerance * max(1.0, abs(log_likelihood)):
             converged = True
             break
         previous = log_likelihood
-    sens, start, prior = _maximise(counts, weights, posterior, start, pooled, sens, candidates.fixed)
+    sens, start, prior = _maximise(counts, weights, posterior, start, sens, candidates.fixed, pooled)
     posterior, log_likelihood = _expect(counts, weights, sens, start, prior, known, candidates.fixed)
     return {
         "sens": sens,
@@ -423,18 +423,23 @@ class _Counts:
         )
 
 
-def _maximise(counts: _Counts, weights, posterior, start, pooled: bool, sens_before=None, fixed=None):
-    """Each annotator's chance of boxing a real pedestrian; the spurious candidates they
+def _stands_for(counts: _Counts, sens, fixed) -> np.ndarray:
+    """How many real pedestrians each candidate stands for: 1 / (1 - P(all who saw it
+    miss)), since those nobody boxed are no candidates (on gold images they are rows of
+    their own, so a gold row stands for itself)."""
+    nobody = np.exp(counts.seen @ np.log1p(-sens))
+    return np.where(np.isnan(fixed) & (counts.voters > 0), 1.0 / np.maximum(1.0 - nobody, 1e-9), 1.0)
+
+
+def _maximise(counts: _Counts, weights, posterior, start, sens, fixed, pooled: bool):
+    """Each annotator's chance of boxing a real pedestrian (each candidate counting for
+    the pedestrians it stands for under the current `sens`); the spurious candidates they
     start per image they saw (each spurious one shared among its voters in proportion to
     their current rates: who started it is not observed); the prior. One pseudo-count
     each way (half a spurious candidate for the start rates) so no rate is 0 or 1."""
     real = posterior * weights
     spurious = (1.0 - posterior) * weights
-    # a candidate seen by S stands for 1 / (1 - P(all of S miss)) pedestrians: those
-    # nobody boxed are no candidates (on gold images they are rows of their own)
-    nobody = np.exp(counts.seen @ np.log1p(-sens_before))
-    inflate = np.where(np.isnan(fixed) & (counts.voters > 0), 1.0 / np.maximum(1.0 - nobody, 1e-9), 1.0)
-    hits, chances = real @ counts.boxed, (real * inflate) @ counts.seen
+    hits, chances = real @ counts.boxed, (real * _stands_for(counts, sens, fixed)) @ counts.seen
     if pooled:
         hits, chances = np.full_like(hits, hits.sum()), np.full_like(chances, chances.sum())
     sens = (hits + 1.0) / (chances + 2.0)
@@ -475,14 +480,17 @@ def _expect(counts: _Counts, weights, sens, start, prior, known, fixed):
     return posterior, float(weights @ per_row)
 
 
-def _figures(candidates: _Candidates, weights, posterior) -> dict:
+def _figures(candidates: _Candidates, weights, posterior, sens=None) -> dict:
     """The rates people read: share of an annotator's boxes that are not real, share of
-    the real candidates on their images that they missed, boundary noise on the real ones."""
+    the real pedestrians on their images that they missed (with `sens`, the fit's, counting
+    those nobody boxed as the fit does), boundary noise on the real ones."""
     boxed = candidates.seen * candidates.votes
     real = posterior * weights
     drawn = weights @ boxed
     false = ((1.0 - posterior) * weights) @ boxed
-    chances = real @ candidates.seen
+    chances = (real * (1.0 if sens is None else _stands_for(_Counts.of(candidates), sens, candidates.fixed))) @ (
+        candidates.seen
+    )
     hits = real @ boxed
     noise = real @ (candidates.noise * boxed)
     return {
@@ -504,7 +512,7 @@ def _bootstrap(candidates: _Candidates, posterior, resamples: int, seed: int, im
         if refit:
             fit = _fit(candidates, weights, posterior, pooled=False, max_iterations=min(max_iterations, 100),
                        tolerance=1e-7)  # fmt: skip
-            figures = _figures(candidates, weights, fit["posterior"])
+            figures = _figures(candidates, weights, fit["posterior"], fit["sens"])
         else:
             figures = _figures(candidates, weights, posterior)
         fp.append(figures["false_positive_rate"])
