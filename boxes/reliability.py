@@ -71,7 +71,7 @@ class AnnotatorReliability:
     miss_rate: float  # share of the real pedestrians, on images they saw, that they did not box
     boundary_noise: float  # mean 1 - IoU of their boxes with the fused boxes of the real ones
     images: int
-    false_alarm_rate: float | None = None  # chance they box a spurious candidate (the model's rate)
+    false_alarm_rate: float | None = None  # share of the spurious candidates on their images that they boxed
     gold_images: int = 0  # images with gold boxes among theirs: rates there are observed
     intervals: dict | None = None  # rate name -> [low, high], 95% over bootstrap resamples of images
     spurious_per_image: float | None = None  # boxes around nothing they start, per image (the authored model)
