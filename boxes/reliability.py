@@ -44,6 +44,7 @@ annotator's rates.
 Deterministic: annotators are ordered by repr, images in their given order.
 """
 
+import functools
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -125,6 +126,11 @@ class _Candidates:
     image: np.ndarray  # R: index of the image
     fixed: np.ndarray  # R: 1 or 0 where gold says, nan elsewhere
     noise: np.ndarray  # R x A: 1 - IoU of the annotator's box with the candidate's fused box
+
+    @functools.cached_property
+    def counts(self) -> "_Counts":
+        """The arrays every EM step reads: made once, not once per fit and resample."""
+        return _Counts.of(self)
 
 
 def estimate_reliability(
@@ -372,7 +378,7 @@ def _fit(candidates: _Candidates, weights, posterior, *, pooled: bool, max_itera
     `pooled`: one miss rate and one start rate for everyone (the plain majority's model)."""
     known = ~np.isnan(candidates.fixed)
     posterior = np.where(known, candidates.fixed, posterior)
-    counts = _Counts.of(candidates)
+    counts = candidates.counts
     start = np.ones(counts.boxed.shape[1])
     sens = np.full(counts.boxed.shape[1], 0.5)
     previous = -np.inf
@@ -488,7 +494,7 @@ def _figures(candidates: _Candidates, weights, posterior, sens=None) -> dict:
     real = posterior * weights
     drawn = weights @ boxed
     false = ((1.0 - posterior) * weights) @ boxed
-    chances = (real * (1.0 if sens is None else _stands_for(_Counts.of(candidates), sens, candidates.fixed))) @ (
+    chances = (real * (1.0 if sens is None else _stands_for(candidates.counts, sens, candidates.fixed))) @ (
         candidates.seen
     )
     hits = real @ boxed
