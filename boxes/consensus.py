@@ -207,6 +207,10 @@ def consolidate_image(
     kept, duplicates = _split_duplicates(
         kept, fused["box"][order], fused["support"][order], labels, owner, strength, iou_threshold
     )
+    if reliability is not None:
+        kept, surplus = _crowd_cap(kept, fused["box"][order], fused["support"][order], boxes, owner, strength,
+                                   iou_threshold)  # fmt: skip
+        duplicates += surplus
     uncertain = sorted(uncertain + duplicates)
     consensus = Consensus(
         annotators=annotators,
@@ -327,6 +331,37 @@ def _part_of(parts: list[np.ndarray], count: int) -> np.ndarray:
     for index, part in enumerate(parts):
         position[part] = index
     return position
+
+
+def _crowd_cap(kept, fused, support, boxes, owner, strength, threshold) -> tuple[list[int], list[int]]:
+    """Two people nearly on top of each other, boxed twice by everyone, can come out of
+    complete linkage as three or four clusters, each a mix of both; weighed by reliability,
+    three careful annotators' boxes keep a fragment that a majority would not. So where
+    kept clusters overlap at the threshold (chained), no more are kept than the most boxes
+    one annotator drew there (overlapping one of them at the threshold); the weakest go to
+    the uncertain ones."""
+    if len(kept) < 2:
+        return kept, []
+    kept = np.array(kept)
+    overlap = iou_matrix_unchecked(fused[kept], fused[kept]) >= threshold
+    if not (overlap.sum() > len(kept)):
+        return kept.tolist(), []
+    component = np.arange(len(kept))
+    for _ in range(len(kept)):  # chained overlaps: each takes the smallest label it reaches
+        component = np.where(overlap, component[None, :], len(kept)).min(axis=1)
+    near = iou_matrix_unchecked(boxes, fused[kept]) >= threshold  # box x kept cluster
+    dropped: list[int] = []
+    for label in np.unique(component):
+        members = np.flatnonzero(component == label)
+        if len(members) < 2:
+            continue
+        drawn = near[:, members].any(axis=1)
+        most = int(np.bincount(owner[drawn], minlength=int(owner.max()) + 1).max()) if drawn.any() else 0
+        if len(members) > most:
+            ranked = sorted(members, key=lambda i: (-strength[kept[i]], -support[kept[i]], tuple(fused[kept[i]])))
+            dropped += ranked[most:]
+    accepted = [int(k) for i, k in enumerate(kept) if i not in set(dropped)]
+    return accepted, [int(kept[i]) for i in dropped]
 
 
 def _split_duplicates(kept, boxes, support, labels, owner, strength, threshold) -> tuple[list[int], list[int]]:

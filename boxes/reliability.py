@@ -27,7 +27,15 @@ It stops when the log-likelihood changes by less than `tolerance` (relative), or
 so that a panel of three is not copied from whoever it started from. Images with gold
 boxes anchor it: there a candidate's truth is observed (matched to a gold box or not), a
 gold box no annotator drew is a candidate everyone who saw the image missed, and those
-posteriors are fixed.
+posteriors are fixed. Fixing thirty images' posteriors barely moves rates that four
+hundred others decide, so gold also corrects the rates people read, as prediction-powered
+inference does (Angelopoulos et al., Science 2023): the EM is fitted once more with gold
+forgotten, and each annotator's rates are that fit's over all their images plus the gap,
+on their gold images, between their rates measured against the gold boxes (matched one to
+one at the threshold) and that fit's there. Where the EM misjudges someone (a poor
+annotator's misses taken for another's habit, say) the gap is the misjudgement, measured;
+where it does not, the gap is small and its noise small, since both sides count the same
+boxes. The intervals resample the gold images with the rest.
 
 Whether the per-annotator model is worth using: it is compared with one miss rate and
 one start rate shared by everyone (under which the vote count decides, as the plain
@@ -195,9 +203,13 @@ def estimate_reliability(
     known = ~np.isnan(candidates.fixed)
     read = best["posterior"] if used else np.where(known, candidates.fixed, _starts(candidates)[0])
     figures = _figures(candidates, weights, read, best["sens"] if used else None)
-    intervals = (
-        _bootstrap(candidates, read, bootstrap, seed, len(images), max_iterations, refit=used) if bootstrap else None
-    )
+    anchor = _Anchor.of(images, annotators, gold, candidates, iou_threshold, used, best) if gold else None
+    if anchor is not None:
+        figures |= anchor.rates(np.ones(len(images)), max_iterations=max_iterations, tolerance=tolerance)
+    intervals = None
+    if bootstrap:
+        intervals = _bootstrap(candidates, read, bootstrap, seed, len(images), max_iterations, refit=used,
+                               anchor=anchor)  # fmt: skip
     spurious = (1.0 - read) * weights
     alarm = (spurious @ (candidates.seen * candidates.votes) + 1.0) / (spurious @ candidates.seen + 2.0)
     rates = {
@@ -507,15 +519,18 @@ def _figures(candidates: _Candidates, weights, posterior, sens=None) -> dict:
 
 
 def _bootstrap(candidates: _Candidates, posterior, resamples: int, seed: int, image_count: int, max_iterations,
-               *, refit: bool):  # fmt: skip
+               *, refit: bool, anchor: "_Anchor | None" = None):  # fmt: skip
     """95% percentile intervals of each annotator's rates over resamples of the images,
-    each fitted again from `posterior` (`refit`), or read with it as it is."""
+    each fitted again from `posterior` (`refit`), or read with it as it is; with an
+    `anchor`, its gold-corrected rates."""
     rng = np.random.default_rng(seed)
     fp, miss = [], []
     for _ in range(resamples):
         counts = np.bincount(rng.integers(0, image_count, image_count), minlength=image_count)
         weights = counts[candidates.image].astype(float)
-        if refit:
+        if anchor is not None:
+            figures = anchor.rates(counts.astype(float), max_iterations=min(max_iterations, 100), tolerance=1e-7)
+        elif refit:
             fit = _fit(candidates, weights, posterior, pooled=False, max_iterations=min(max_iterations, 100),
                        tolerance=1e-7)  # fmt: skip
             figures = _figures(candidates, weights, fit["posterior"], fit["sens"])
@@ -539,3 +554,77 @@ def _f1_cut(posterior) -> float:
     k = int(np.argmax(f1))
     cut = (p[k] + p[k + 1]) / 2 if k + 1 < len(p) else p[k] / 2
     return float(np.log(cut / (1 - cut)))
+
+
+@dataclass
+class _Anchor:
+    """What gold corrects the rates with: the candidates with gold forgotten (`free`, the
+    rows of the full candidates that someone boxed: `rows`), which images are gold, and
+    each annotator's boxes on each gold image matched against the gold boxes."""
+
+    free: _Candidates
+    rows: np.ndarray
+    golden: np.ndarray  # image count: 1 where the image has gold boxes
+    matched: np.ndarray  # image count x A: their boxes matched one to one to a gold box
+    drawn: np.ndarray  # image count x A: their boxes (gold images they saw)
+    real: np.ndarray  # image count x A: gold boxes (gold images they saw)
+    anchored: np.ndarray  # A: True where the annotator saw a gold image
+    refit: bool  # the free fit is the EM from `start`; else `start` is read as it is (the plain majority)
+    start: np.ndarray  # the free fit's initial posterior, a row per free candidate
+
+    @classmethod
+    def of(cls, images, annotators, gold, candidates: _Candidates, iou_threshold: float, used: bool, best: dict):
+        """`used`: whether the weighted model is; `best`, its fit (the free fit starts from it)."""
+        from boxes.matching import match
+
+        rows = np.flatnonzero(candidates.votes.sum(axis=1) > 0)
+        free = _Candidates(
+            votes=candidates.votes[rows],
+            seen=candidates.seen[rows],
+            image=candidates.image[rows],
+            fixed=np.full(len(rows), np.nan),
+            noise=candidates.noise[rows],
+        )
+        count, width = len(images), len(annotators)
+        golden = np.zeros(count)
+        matched, drawn, real = np.zeros((count, width)), np.zeros((count, width)), np.zeros((count, width))
+        for index, truth in gold.items():
+            if index >= count:
+                continue
+            golden[index] = 1.0
+            truth = as_boxes(truth)
+            for column, annotator in enumerate(annotators):
+                if annotator in images[index]:
+                    boxes = as_boxes(images[index][annotator])
+                    matched[index, column] = match(boxes, truth, iou_threshold=iou_threshold).count
+                    drawn[index, column] = len(boxes)
+                    real[index, column] = len(truth)
+        start = best["posterior"][rows] if used else _starts(free)[0]
+        anchored = (drawn + real).sum(axis=0) > 0
+        return cls(free, rows, golden, matched, drawn, real, anchored, used, start)
+
+    def rates(self, image_weights, *, max_iterations: int, tolerance: float) -> dict:
+        """The false-positive and miss rates with the images weighted (a bootstrap's counts,
+        or ones): the free fit's over everything, plus the gap on gold between the rates
+        measured against the gold boxes and the free fit's there."""
+        weights = image_weights[self.free.image]
+        if self.refit:
+            fit = _fit(self.free, weights, self.start, pooled=False, max_iterations=max_iterations, tolerance=tolerance)
+            posterior, sens = fit["posterior"], fit["sens"]
+        else:
+            posterior, sens = self.start, None
+        everywhere = _figures(self.free, weights, posterior, sens)
+        on_gold = _figures(self.free, weights * self.golden[self.free.image], posterior, sens)
+        gold_weights = image_weights * self.golden
+        matched, drawn, real = gold_weights @ self.matched, gold_weights @ self.drawn, gold_weights @ self.real
+        measured = {
+            "false_positive_rate": (drawn - matched + 1.0) / (drawn + 2.0),
+            "miss_rate": (real - matched + 1.0) / (real + 2.0),
+        }
+        return {
+            name: np.where(
+                self.anchored, np.clip(everywhere[name] + measured[name] - on_gold[name], 1e-3, 1 - 1e-3),
+                everywhere[name],
+            )
+            for name in measured
+        }  # fmt: skip

@@ -299,3 +299,45 @@ def test_parts_that_share_an_annotator_are_two_pedestrians():
     consensus = consolidate(image)
     assert sorted(c.support for c in consensus.clusters) == [3, 3]
     assert len(consensus.boxes) == 0
+
+
+def test_two_people_on_top_of_each_other_are_two_boxes_however_the_clusters_fall():
+    from boxes.reliability import COINCIDENCE, AnnotatorReliability, Reliability
+
+    # from a simulated panel of seven: two pedestrians at IoU 0.85, boxed twice by six of
+    # the seven; complete linkage makes four clusters of them, each a mix of both
+    drawn = {
+        "average": [[786, 303, 836, 451], [773, 294, 862, 464]],
+        "loose": [[781, 277, 852, 465], [786, 285, 862, 478]],
+        "tight": [[785, 303, 843, 448], [786, 302, 853, 457]],
+        "shifted": [[794, 307, 856, 464], [791, 298, 866, 476]],
+        "misses-small": [[788, 301, 853, 452], [784, 294, 855, 468]],
+        "trigger-happy": [[773, 301, 840, 460], [778, 295, 853, 460]],
+        "hasty": [[776, 297, 852, 460]],
+    }
+    image = {name: np.array(boxes, dtype=float) for name, boxes in drawn.items()}
+    truth = np.array([[783, 297, 847, 457], [781, 291, 852, 467]], dtype=float)
+    # the rates the soft EM estimated for this panel (400 images)
+    estimated = {"average": (0.048, 0.188), "loose": (0.001, 0.001), "tight": (0.003, 0.014),
+                 "shifted": (0.001, 0.001), "misses-small": (0.079, 0.001), "trigger-happy": (0.001, 0.797),
+                 "hasty": (0.342, 0.014)}  # fmt: skip
+    fitted = {
+        name: AnnotatorReliability(
+            false_positive_rate=0.01, miss_rate=miss, boundary_noise=0.1, images=400, spurious_per_image=start
+        )
+        for name, (miss, start) in estimated.items()
+    }
+    reliability = Reliability(
+        annotators=fitted,
+        iterations=1,
+        converged=True,
+        prior=0.815,
+        coincidence=COINCIDENCE,
+    )
+    plain, weighted = consolidate(image), consolidate(image, weights=reliability)
+    assert len(weighted.clusters) == 4
+    # three careful annotators' boxes make a third cluster strong enough to keep, but no
+    # annotator drew three boxes there: two are kept, as the majority keeps, both real
+    assert len(weighted.boxes) == len(plain.boxes) == 2
+    assert match(weighted.boxes, truth).count == 2
+    assert len(weighted.uncertain) == 2
