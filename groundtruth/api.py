@@ -47,7 +47,13 @@ class ConsensusInputSerializer(serializers.Serializer):
         required=False, allow_null=True, default=None, help_text="Share of annotators; empty: strict majority."
     )
     fuse = serializers.ChoiceField(choices=["median", "mean"], default="median")
-    reliability_weighted = serializers.BooleanField(default=False)
+    reliability_weighted = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Weight annotators by their estimated reliability. Empty: yes for projects with 3 or more "
+        "annotators per image and no quorum; false for the plain majority.",
+    )
     accept_f1 = serializers.FloatField(default=0.8, min_value=0.0, max_value=1.0)
     include_not_blind = serializers.BooleanField(
         default=False,

@@ -45,6 +45,13 @@ CODE_VERSION = "boxes-consensus-1"
 FUSE_METHODS = ("median", "mean")
 
 
+def weighting_by_default(*, project: Project, quorum: float | None = None) -> bool:
+    """Whether a new version weighs annotators by their estimated reliability unless told:
+    yes for panels of three or more (where the estimate is identifiable and, on simulated
+    panels, at least the plain majority and the best annotator), when no quorum is set."""
+    return project.overlap_k >= 3 and quorum is None
+
+
 def consensus_version_create(
     *,
     project: Project,
@@ -52,12 +59,15 @@ def consensus_version_create(
     iou_threshold: float = 0.5,
     quorum: float | None = None,
     fuse: str = "median",
-    reliability_weighted: bool = False,
+    reliability_weighted: bool | None = None,
     accept_f1: float = 0.8,
     include_not_blind: bool = False,
 ) -> ConsensusVersion:
     """A new pending version, computed by a task on the `groundtruth` queue after commit.
-    ValidationFailed (400) for a parameter out of range; nothing is created then."""
+    `reliability_weighted` None: `weighting_by_default`. ValidationFailed (400) for a
+    parameter out of range; nothing is created then."""
+    if reliability_weighted is None:
+        reliability_weighted = weighting_by_default(project=project, quorum=quorum)
     problems = {}
     if not 0.05 <= iou_threshold <= 0.95:
         problems["iou_threshold"] = ["Must lie between 0.05 and 0.95."]

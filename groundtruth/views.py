@@ -23,7 +23,7 @@ from groundtruth.selectors import (
     suggestion_bias,
     suggestions_taken,
 )
-from groundtruth.services import consensus_version_create, gold_pause_clear
+from groundtruth.services import consensus_version_create, gold_pause_clear, weighting_by_default
 
 
 @login_required
@@ -32,8 +32,8 @@ def consensus_page(request: HttpRequest, project_id: int) -> HttpResponse:
     """The project's consensus versions, and a form for a new one."""
     project = project_with_role(project_id=project_id, user=request.user, required=Role.REVIEWER)
     form = {
-        "iou_threshold": "0.5", "quorum": "", "fuse": "median", "reliability_weighted": False, "accept_f1": "0.8",
-        "include_not_blind": False,
+        "iou_threshold": "0.5", "quorum": "", "fuse": "median",
+        "reliability_weighted": weighting_by_default(project=project), "accept_f1": "0.8", "include_not_blind": False,
     }  # fmt: skip
     status = 200
     if request.method == "POST":
@@ -80,6 +80,11 @@ def report_page(request: HttpRequest, version_id: int) -> HttpResponse:
         context["heatmap"] = charts.heatmap(data["pairwise"]["annotators"], data["pairwise"]["f1"])
         context["histogram"] = charts.histogram(data["iou_histogram"]["edges"], data["iou_histogram"]["counts"])
         baseline = {row["id"]: row for row in data["baseline"]["annotators"]}
+        # a bin nobody's images reached is absent from an annotator's row: a "-" in its column
+        context["baseline_rows"] = [
+            (row, [row["recall_by_height"].get(label) for label in height_labels()])
+            for row in data["baseline"]["annotators"]
+        ]
         context["people"] = [(row, baseline.get(row["id"])) for row in data["annotators"]]
         by_height = data["by_height"]
         context["heights"] = [(label, by_height[label]) for label in height_labels() if label in by_height]

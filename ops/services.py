@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from annotation.models import Membership, Project, Role
+from annotation.models import Image, Membership, Project, Role, SyntheticTruth
 from groundtruth.models import ConsensusVersion, VersionState
-from groundtruth.services import consensus_version_compute, consensus_version_create
+from groundtruth.selectors import panels
+from groundtruth.services import consensus_version_compute, consensus_version_create, gold_set
 from ops.models import WorkerHeartbeat
 from training.models import TrainingRun
 from training.services import training_run_create
@@ -99,6 +101,34 @@ def demo_accounts_ensure(*, secrets_file: Path) -> list[DemoAccount]:
     secrets_file.write_text(json.dumps(stored, indent=2))
     secrets_file.chmod(0o600)
     return accounts
+
+
+# Gold tasks the demo starts with: enough to anchor the weighted consensus's rates (the
+# estimate corrects each annotator's rates by the gap measured on them) and to fill the
+# annotators' gold scores.
+DEMO_GOLD_IMAGES = 30
+
+
+def demo_gold_ensure(*, project: Project, count: int = DEMO_GOLD_IMAGES) -> int:
+    """Make `count` of the project's fully annotated images gold tasks, their reference
+    boxes the synthetic truth Quorum drew them from (crowds as ignore regions), chosen by a
+    fixed seed. Once: a project that has gold images keeps them. Returns how many are gold."""
+    if project.images.filter(is_gold=True).exists():
+        return project.images.filter(is_gold=True).count()
+    admin = get_user_model().objects.filter(username="admin").first()
+    complete = sorted(panels(project=project))
+    known = list(SyntheticTruth.objects.filter(image_id__in=complete).order_by("image_id"))
+    picked = np.random.default_rng(0).choice(len(known), min(count, len(known)), replace=False)
+    chosen = [known[int(i)] for i in sorted(picked)]
+    label = project.labels[0]
+    for truth in chosen:
+        boxes = [
+            {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "label": label, "is_ignored": ignored}
+            for regions, ignored in ((truth.boxes, False), (truth.ignore, True))
+            for x1, y1, x2, y2 in regions
+        ]
+        gold_set(image=Image.objects.get(pk=truth.image_id), reviewer=admin, boxes=boxes)
+    return len(chosen)
 
 
 # A few minutes on two CPU cores for the demo's few hundred images, from the starter

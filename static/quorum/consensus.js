@@ -1,6 +1,18 @@
 // The consensus page: while a version is pending or running, ask its API every few seconds
 // and reload the page once it is done or failed (the counts and the report link are drawn
-// by the server).
+// by the server). In the form, a quorum typed unticks reliability weighting.
+(function () {
+  "use strict";
+  // a quorum and reliability weighting exclude each other: typing a quorum unticks the weighting
+  const quorum = document.querySelector("#new-version input[name=quorum]");
+  const weighted = document.querySelector("#new-version input[name=reliability_weighted]");
+  if (quorum && weighted) {
+    quorum.addEventListener("input", () => {
+      if (quorum.value.trim() !== "") weighted.checked = false;
+    });
+  }
+})();
+
 (function () {
   "use strict";
   const LIVE = new Set(["pending", "running"]);

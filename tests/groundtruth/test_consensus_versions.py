@@ -137,6 +137,43 @@ def test_the_api_starts_lists_and_shows_versions(api_client, people, django_capt
 
 
 @pytest.mark.parametrize(
+    ("k", "payload", "weighted"),
+    [
+        (3, {}, True),  # panels of three or more: weighted unless told
+        (5, {"reliability_weighted": None}, True),
+        (3, {"reliability_weighted": False}, False),  # the plain majority, one field away
+        (3, {"quorum": 0.6}, False),  # a quorum is a plain rule: no weighting with it
+        (2, {}, False),  # two annotators: the estimate is not identifiable
+        (2, {"reliability_weighted": True}, True),
+    ],
+)
+def test_weighting_is_the_default_for_panels_of_three_or_more(api_client, people, k, payload, weighted):
+    Project.objects.filter(pk=people.project.pk).update(overlap_k=k)
+    api_client.force_authenticate(people.reviewer)
+    response = api_client.post(reverse("api-project-consensus", args=[people.project.pk]), payload, format="json")
+    assert response.status_code == 202, response.content
+    assert response.json()["reliability_weighted"] is weighted
+    assert ConsensusVersion.objects.get().reliability_weighted is weighted
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_the_form_ticks_weighting_for_panels_of_three_and_unticked_it_keeps_the_plain_majority(client, people, k):
+    Project.objects.filter(pk=people.project.pk).update(overlap_k=k)
+    client.force_login(people.reviewer)
+    url = reverse("project-consensus", args=[people.project.pk])
+    page = client.get(url).content.decode()
+    box = page[page.index('name="reliability_weighted"') :].split(">", 1)[0]
+    assert ("checked" in box) is (k >= 3)
+    # an unticked box sends nothing: that is the plain majority, whatever k is
+    response = client.post(url, {"iou_threshold": "0.5", "quorum": "", "fuse": "median", "accept_f1": "0.8"})
+    assert response.status_code == 302
+    assert ConsensusVersion.objects.get().reliability_weighted is False
+    client.post(url, {"iou_threshold": "0.5", "quorum": "", "fuse": "median", "accept_f1": "0.8",
+                      "reliability_weighted": "on"})  # fmt: skip
+    assert ConsensusVersion.objects.get(number=2).reliability_weighted is True
+
+
+@pytest.mark.parametrize(
     ("payload", "field"),
     [
         ({"iou_threshold": 1.5}, "iou_threshold"),

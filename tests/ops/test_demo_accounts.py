@@ -62,3 +62,29 @@ def test_command_prints_every_login(tmp_path, settings, capsys):
     stored = json.loads((tmp_path / "demo-accounts.json").read_text())
     for username, password in stored.items():
         assert username in out and password in out
+
+
+def test_the_demo_starts_with_gold_tasks_from_its_known_truth_on_fully_annotated_images(tmp_path):
+    from annotation.models import AnnotationKind, Box, SyntheticTruth
+    from annotation.simulation import panel_simulate
+    from annotation.synthetic_data import synthetic_images_add
+    from groundtruth.selectors import gold_references, panels
+    from ops.services import demo_gold_ensure
+
+    demo_accounts_ensure(secrets_file=tmp_path / "demo-accounts.json")
+    project = Project.objects.get(name=DEMO_PROJECT_NAME)
+    synthetic_images_add(project=project, count=24, seed=0, size=(160, 128))
+    panel_simulate(project=project, annotators=3, fraction=0.6)
+    complete = set(panels(project=project))
+    assert demo_gold_ensure(project=project, count=5) == 5
+    gold = set(project.images.filter(is_gold=True).values_list("pk", flat=True))
+    assert len(gold) == 5 and gold <= complete  # every annotator of the panel is anchored by some
+    references = gold_references(project=project)
+    for image_id in gold:
+        truth = SyntheticTruth.objects.get(image_id=image_id)
+        boxes, ignored = references[image_id]
+        assert boxes[~ignored].tolist() == [[float(v) for v in box] for box in truth.boxes]
+        assert boxes[ignored].tolist() == [[float(v) for v in box] for box in truth.ignore]
+    # once: a second `make run` keeps the gold it has
+    assert demo_gold_ensure(project=project, count=9) == 5
+    assert Box.objects.filter(annotation__kind=AnnotationKind.GOLD).values("annotation").distinct().count() == 5

@@ -1,5 +1,5 @@
 """`make run`'s first model: the demo project as `make run` makes it (300 synthetic scenes,
-five simulated annotators on 70% of the slots), its first run with the demo's training
+five simulated annotators on 70% of the slots, 30 gold images), its first run with the demo's training
 settings (from the starter checkpoint), on the CPU: at the humans' precision it finds at
 least half of what the panel finds on the validation split."""
 
@@ -8,7 +8,15 @@ import pytest
 from annotation.models import Project
 from annotation.simulation import panel_simulate
 from annotation.synthetic_data import synthetic_images_add
-from ops.services import DEMO_PROJECT_NAME, DEMO_TRAINING, demo_accounts_ensure, demo_training_ensure
+from groundtruth.models import AgreementReport
+from ops.services import (
+    DEMO_GOLD_IMAGES,
+    DEMO_PROJECT_NAME,
+    DEMO_TRAINING,
+    demo_accounts_ensure,
+    demo_gold_ensure,
+    demo_training_ensure,
+)
 from training.models import RunState, TrainingRun
 from training.runner import training_run_execute
 from training.starter import STARTER_NAME
@@ -25,7 +33,17 @@ def test_the_demo_s_first_model_finds_at_least_half_of_what_the_panel_finds(sett
     project = Project.objects.get(name=DEMO_PROJECT_NAME)
     synthetic_images_add(project=project, count=300, seed=0)  # as rundev seeds it
     panel_simulate(project=project, annotators=5, fraction=0.7)
+    assert demo_gold_ensure(project=project) == DEMO_GOLD_IMAGES
     run = demo_training_ensure(project=project)
+    # its ground truth: the weighted consensus, each annotator's rates anchored by gold images
+    report = AgreementReport.objects.get(version=run.snapshot.consensus_version).data
+    assert run.snapshot.consensus_version.reliability_weighted and report["reliability"]["used"]
+    for row in report["annotators"]:
+        rates = row["reliability"]
+        assert rates["gold_images"] > 0 and set(rates["intervals"]) == {"false_positive_rate", "miss_rate"}
+        for name in ("false_positive_rate", "miss_rate"):
+            low, high = rates["intervals"][name]
+            assert low <= rates[name] <= high
     # the demo's settings, started from the starter checkpoint that this checkout ships
     assert run.init == TrainingRun.Init.BASE and run.base_weights.name == STARTER_NAME
     assert (run.epochs, run.imgsz, run.architecture) == (

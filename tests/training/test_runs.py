@@ -215,6 +215,7 @@ def test_make_run_queues_one_short_demo_training_after_computing_the_ground_trut
     # from the starter checkpoint, registered as shared base weights, though nobody is signed in
     assert run.init == TrainingRun.Init.BASE and run.base_weights.is_shared and run.created_by is None
     assert run.snapshot.consensus_version.state == "done" and run.snapshot.consensus_version.is_current
+    assert run.snapshot.consensus_version.reliability_weighted  # the default for a panel of three
     assert demo_training_ensure(project=project) is None  # once
     assert TrainingRun.objects.filter(project=project).count() == 1
 

@@ -21,7 +21,7 @@ from annotation.synthetic_data import synthetic_images_add
 from config.celery import app
 from ops.management.commands.demo_accounts import demo_accounts_file, demo_accounts_text
 from ops.models import WorkerHeartbeat
-from ops.services import DEMO_PROJECT_NAME, demo_accounts_ensure, demo_training_ensure
+from ops.services import DEMO_PROJECT_NAME, demo_accounts_ensure, demo_gold_ensure, demo_training_ensure
 from ops.tasks import worker_heartbeat_task
 
 
@@ -128,6 +128,8 @@ class Command(BaseCommand):
         self._say(
             f"Simulated annotators submitted {run.submitted} of the {project.images.count() * project.overlap_k} slots."
         )
+        gold = demo_gold_ensure(project=project)
+        self._say(f"{gold} fully annotated images are gold tasks, their reference boxes the scenes' known truth.")
 
     def _say(self, text: str) -> None:
         # Flushed at once: the children write to the same terminal (or pipe) meanwhile.
