@@ -24,6 +24,7 @@
     scale: 1, ox: 0, oy: 0, dpr: window.devicePixelRatio || 1,
     drag: null, spaceDown: false, mouse: null, version: 0, dirty: false, saving: false,
     saveTimer: null, activeMs: 0, lastInput: Date.now(), lastTick: Date.now(), suggestions: [],
+    display: { brightness: 1, contrast: 1, gamma: 1 },
   };
 
   function csrfToken() {
@@ -95,7 +96,9 @@
     ctx.fillRect(0, 0, rect.width, rect.height);
     if (!state.image) return;
     ctx.imageSmoothingEnabled = state.scale < 2;
+    ctx.filter = displayFilter();
     ctx.drawImage(state.image, state.ox, state.oy, state.image.width * state.scale, state.image.height * state.scale);
+    ctx.filter = "none";
     // a model's suggestions (only where the project allows them): dashed, until taken with u
     ctx.strokeStyle = "#c084fc";
     ctx.lineWidth = 1.5;
@@ -164,6 +167,42 @@
     return null;
   }
 
+  // --- how the image is shown (brightness, contrast, gamma): the drawing only ---------------
+  const DISPLAY_KEYS = { b: "brightness", c: "contrast", g: "gamma" };
+  const DISPLAY_STEP = Math.pow(2, 0.25);
+  const displayForm = document.getElementById("display");
+  const gammaFuncs = document.querySelectorAll("#display-gamma feFuncR, #display-gamma feFuncG, #display-gamma feFuncB");
+
+  function displayFilter() {
+    const d = state.display;
+    const parts = [];
+    if (d.gamma !== 1) parts.push("url(#display-gamma)");
+    if (d.brightness !== 1) parts.push("brightness(" + d.brightness + ")");
+    if (d.contrast !== 1) parts.push("contrast(" + d.contrast + ")");
+    return parts.length ? parts.join(" ") : "none";
+  }
+
+  function setDisplay(name, value) {
+    const v = Math.min(Math.max(Math.round(value * 100) / 100, 0.25), 4);
+    state.display[name] = v;
+    // gamma > 1 lightens the mid-tones: each channel c becomes c^(1 / gamma)
+    if (name === "gamma") gammaFuncs.forEach(function (f) { f.setAttribute("exponent", String(1 / v)); });
+    if (displayForm) displayForm.elements[name].value = String(Math.log2(v)); // the sliders are in doublings
+    draw();
+  }
+
+  if (displayForm) {
+    ["brightness", "contrast", "gamma"].forEach(function (name) {
+      displayForm.elements[name].addEventListener("input", function (event) {
+        setDisplay(name, Math.pow(2, Number(event.target.value)));
+      });
+    });
+    document.getElementById("display-reset").addEventListener("click", function () {
+      ["brightness", "contrast", "gamma"].forEach(function (name) { setDisplay(name, 1); });
+      canvas.focus();
+    });
+  }
+
   // --- edits and history -----------------------------------------------------------------
   function snapshot() { return JSON.stringify(state.boxes); }
   // An undo step holds the suggestions too, so that undoing u gives them back.
@@ -218,9 +257,13 @@
     const [ix, iy] = toImage(p.x, p.y);
     if (found) {
       state.selected = found.index;
-      remember();
       const b = state.boxes[found.index];
-      state.drag = { kind: found.edges ? "resize" : "move", edges: found.edges, ix: ix, iy: iy, start: Object.assign({}, b) };
+      // the undo step is taken now but kept only if the box moves: a click that selects a
+      // box changes nothing, so it leaves both undo and redo as they were
+      state.drag = {
+        kind: found.edges ? "resize" : "move", edges: found.edges, ix: ix, iy: iy, start: Object.assign({}, b),
+        before: step(),
+      };
     } else {
       state.selected = -1;
       state.drag = { kind: "draw", x0: ix, y0: iy, x: ix, y: iy };
@@ -276,9 +319,12 @@
       Object.assign(b, fixed);
       clampBox(b);
       if (sameBox(b, d.start)) {
-        state.history.pop(); // a click without a move changes nothing
         draw();
-      } else { changed(); }
+      } else {
+        state.history.push(d.before);
+        state.future = [];
+        changed();
+      }
     }
   });
 
@@ -307,6 +353,15 @@
     if (event.key === "?") { help.hidden = !help.hidden; return; }
     if (event.key === "Escape") { state.selected = -1; help.hidden = true; draw(); return; }
     if (key === "f" && !event.ctrlKey && !event.metaKey) { fit(); return; }
+    if (DISPLAY_KEYS[key] && !event.ctrlKey && !event.metaKey && !event.altKey) {
+      const name = DISPLAY_KEYS[key];
+      setDisplay(name, state.display[name] * (event.shiftKey ? 1 / DISPLAY_STEP : DISPLAY_STEP));
+      return;
+    }
+    if (event.key === "0" && !event.ctrlKey && !event.metaKey) {
+      ["brightness", "contrast", "gamma"].forEach(function (name) { setDisplay(name, 1); });
+      return;
+    }
     if (key === "u" && !event.ctrlKey && !event.metaKey && state.suggestions.length) {
       useSuggestions();
       return;
@@ -495,6 +550,13 @@
       return (performance.now() - started) / count;
     },
     saveNow: saveDraft,
+    display: function () { return Object.assign({}, state.display); },
+    // The drawn colour at an image point (r, g, b), as the annotator sees it.
+    pixel: function (x, y) {
+      const [sx, sy] = toScreen(x, y);
+      const data = ctx.getImageData(Math.round(sx * state.dpr), Math.round(sy * state.dpr), 1, 1).data;
+      return [data[0], data[1], data[2]];
+    },
   };
   window.addEventListener("resize", function () { resize(); fit(); });
   resize();

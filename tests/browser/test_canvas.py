@@ -249,3 +249,60 @@ def test_suggestions_are_shown_only_where_allowed_and_taken_boxes_are_marked(bro
     marks = [(round(b.x1), b.is_from_suggestion) for b in annotation.boxes.order_by("pk")]
     assert marks == [(50, True), (200, False)]
     assert errors == []
+
+
+def test_a_click_that_selects_a_box_keeps_the_redo_stack(browser, live_server, project):
+    page, errors = open_canvas(browser, live_server, project)
+    drag(page, (50, 60), (150, 260))
+    drag(page, (200, 50), (280, 230))
+    page.keyboard.press("Control+z")  # the second box is undone: redo could bring it back
+    assert page.evaluate("window.quorumCanvas.boxes().length") == 1
+    page.mouse.click(*screen(page, 100, 160))  # select the first box, moving nothing
+    assert page.evaluate("window.quorumCanvas.boxes()[0]")["x1"] == pytest.approx(50, abs=1)
+    page.keyboard.press("Control+Shift+z")
+    assert page.evaluate("window.quorumCanvas.boxes().length") == 2
+    # a click changes nothing to undo either: one undo takes back the redone box, the next the first
+    page.mouse.click(*screen(page, 100, 160))
+    page.keyboard.press("Control+z")
+    assert page.evaluate("window.quorumCanvas.boxes().length") == 1
+    # and a real move is one undo step that clears redo
+    drag(page, (100, 160), (120, 170))
+    assert page.evaluate("window.quorumCanvas.boxes()[0]")["x1"] == pytest.approx(70, abs=1)
+    page.keyboard.press("Control+Shift+z")
+    assert page.evaluate("window.quorumCanvas.boxes().length") == 1
+    page.keyboard.press("Control+z")
+    assert page.evaluate("window.quorumCanvas.boxes()[0]")["x1"] == pytest.approx(50, abs=1)
+    assert errors == []
+
+
+def test_brightness_contrast_and_gamma_change_the_display_and_nothing_stored(browser, live_server, project):
+    page, errors = open_canvas(browser, live_server, project)
+    drag(page, (50, 60), (150, 260))
+    page.evaluate("window.quorumCanvas.saveNow()")
+    boxes = page.evaluate("window.quorumCanvas.boxes()")
+    point = (300, 40)  # outside the box: the image itself
+    before = page.evaluate("([x, y]) => window.quorumCanvas.pixel(x, y)", list(point))
+    page.mouse.click(*screen(page, 350, 200))  # the canvas has the keys; clicking off a box selects none
+    for _ in range(4):
+        page.keyboard.press("b")
+    brighter = page.evaluate("([x, y]) => window.quorumCanvas.pixel(x, y)", list(point))
+    assert page.evaluate("window.quorumCanvas.display().brightness") == pytest.approx(2.0, abs=0.01)
+    assert sum(brighter) > sum(before)
+    page.keyboard.press("0")
+    assert page.evaluate("([x, y]) => window.quorumCanvas.pixel(x, y)", list(point)) == before
+    for _ in range(4):
+        page.keyboard.press("Shift+G")  # darker mid-tones
+    darker = page.evaluate("([x, y]) => window.quorumCanvas.pixel(x, y)", list(point))
+    assert sum(darker) < sum(before)
+    # the slider does what the key does
+    page.locator("#display input[name=contrast]").fill("1")  # one doubling
+    assert page.evaluate("window.quorumCanvas.display().contrast") == 2
+    page.click("#display-reset")
+    assert page.evaluate("window.quorumCanvas.display()") == {"brightness": 1, "contrast": 1, "gamma": 1}
+    # the boxes, and the draft the server holds, are as they were
+    assert page.evaluate("window.quorumCanvas.boxes()") == boxes
+    assignment = Assignment.objects.get(annotator__username="anna", state="leased")
+    assert [(b["x1"], b["y1"], b["x2"], b["y2"]) for b in assignment.draft] == [
+        (b["x1"], b["y1"], b["x2"], b["y2"]) for b in boxes
+    ]
+    assert errors == []

@@ -114,6 +114,13 @@ def test_make_run_serves_signs_in_runs_a_task_shows_no_technical_page_and_stops_
         # then it says where it runs, that the worker ran a task, and which accounts to use
         assert f"Quorum is running at http://127.0.0.1:{port}/" in output, output[-4000:]
         assert re.search(r"Worker \S+ ran a test task from the 'default' queue", output), output[-4000:]
+        # and the worker's chatter went to its log file, not over the accounts
+        worker_log = (tmp_path / "var" / "log" / "worker.log").read_text()
+        assert "ops.tasks.worker_heartbeat_task" in worker_log and "ready." in worker_log
+        assert "ops.tasks.worker_heartbeat_task" not in output and "ready." not in output, [
+            line for line in lines if "worker_heartbeat_task" in line or "ready." in line
+        ]
+        assert (tmp_path / "var" / "log" / "beat.log").exists()
         accounts = json.loads((tmp_path / "var" / "demo-accounts.json").read_text())
         assert set(accounts) == {"admin", "reviewer", "annotator1", "annotator2", "annotator3"}
         for username, password in accounts.items():
@@ -150,3 +157,30 @@ def test_make_run_serves_signs_in_runs_a_task_shows_no_technical_page_and_stops_
     assert [child.pid for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE] == []
     rest = process.stdout.read()
     assert "stopped; stopping the rest" not in rest, rest[-3000:]  # none of the three had died before
+
+
+def test_the_worker_s_log_goes_to_its_file_and_only_warnings_reach_the_console(tmp_path, capsys):
+    from ops.management.commands.rundev import _pump
+
+    lines = [
+        "[2026-12-04 18:53:51,565: INFO/MainProcess] Task ops.tasks.worker_heartbeat_task received\n",
+        " -------------- celery@host v5\n",
+        "/x/celery/platforms.py:893: SecurityWarning: You're running the worker with superuser privileges\n",
+        "    _warn_or_raise_security_error(egid, euid, gid, uid,\n",
+        "2026-12-04 18:50:51,166 WARNING kombu.connection: No hostname was supplied.\n",
+        "    . ops.tasks.worker_heartbeat_task\n",
+        "[2026-12-04 18:53:51,900: WARNING/MainProcess] No hostname was supplied.\n",
+        " -------------- [queues]\n",
+        "[2026-12-04 18:53:52,001: INFO/MainProcess] celery@host ready.\n",
+        "[2026-12-04 18:53:53,002: ERROR/ForkPoolWorker-1] Task training.tasks.run failed\n",
+        "Traceback (most recent call last):\n",
+        '  File "x.py", line 1, in <module>\n',
+        "ValueError: no images\n",
+        "[2026-12-04 18:53:54,003: INFO/MainProcess] Task ops.tasks.beat succeeded\n",
+        "Traceback (most recent call last):\n",
+        "KeyError: 'x'\n",
+    ]
+    _pump(iter(lines), tmp_path / "worker.log")
+    assert (tmp_path / "worker.log").read_text() == "".join(lines)
+    shown = [lines[2], lines[4], lines[6], *lines[9:13], *lines[14:]]
+    assert capsys.readouterr().out == "".join(shown)

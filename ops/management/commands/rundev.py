@@ -1,13 +1,19 @@
 """Run Quorum on one machine: migrate, demo accounts, then web server, worker and beat.
 
 The three processes run until Ctrl-C (or SIGTERM), which stops them all; if one of them
-dies, the others are stopped too and the command exits non-zero.
+dies, the others are stopped too and the command exits non-zero. The worker's and beat's
+logs go to var/log/worker.log and var/log/beat.log; their warnings and errors (with any
+traceback) still reach the console, so that the accounts and links printed at the start
+stay on screen.
 """
 
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
@@ -64,7 +70,18 @@ class Command(BaseCommand):
                 "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME,
             ],
         }  # fmt: skip
-        processes = {name: subprocess.Popen(command, cwd=settings.BASE_DIR) for name, command in commands.items()}
+        logs = Path(settings.VAR_DIR) / "log"
+        logs.mkdir(parents=True, exist_ok=True)
+        processes = {}
+        for name, command in commands.items():
+            if name == "web":
+                processes[name] = subprocess.Popen(command, cwd=settings.BASE_DIR)
+                continue
+            process = subprocess.Popen(
+                command, cwd=settings.BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+            )
+            threading.Thread(target=_pump, args=(process.stdout, logs / f"{name}.log"), daemon=True).start()
+            processes[name] = process
         self._stopping = False
 
         def stop(signum, frame) -> None:
@@ -77,6 +94,7 @@ class Command(BaseCommand):
         # Said last, so it is not lost above the workers' start-up banners.
         self._say(self.style.SUCCESS(f"\nQuorum is running at http://{addrport}/  (Ctrl-C stops it)"))
         self._say(demo_accounts_text(accounts, secrets_file=secrets_file))
+        self._say(f"Worker and beat logs: {logs / 'worker.log'}, {logs / 'beat.log'} (their warnings show here too)")
         demo = Project.objects.get(name=DEMO_PROJECT_NAME)
         self._say(
             f"Demo project: http://{addrport}/projects/{demo.pk}/ "
@@ -158,3 +176,34 @@ class Command(BaseCommand):
                 return
             time.sleep(0.5)
         self._say_error("The worker did not run the test task within a minute; see its log above.")
+
+
+# A log record's first line, as Celery writes it: "[2026-12-04 18:53:51,565: WARNING/MainProcess] ..."
+RECORD = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,]+: (\w+)/")
+LOUD = {"WARNING", "ERROR", "CRITICAL"}
+LEVEL = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|Warning:")
+
+
+def _pump(stream, path: Path) -> None:
+    """Copy a child's output to `path`, line by line, and echo to the console its warning and
+    error records, any traceback (to its last line), and any other line that names a
+    warning or an error (Python's own warnings, a library's log line in its own format).
+    The start-up banner and the info records stay in the file."""
+    in_traceback = False
+    with path.open("a", encoding="utf-8") as log:
+        for line in stream:
+            log.write(line)
+            log.flush()
+            record = RECORD.match(line)
+            if record:
+                in_traceback, show = False, record.group(1) in LOUD
+            elif in_traceback:
+                show = True
+                in_traceback = line[:1].isspace()  # "SomeError: why" ends it
+            elif line.startswith("Traceback"):
+                in_traceback = show = True
+            else:
+                show = bool(LEVEL.search(line))
+            if show:
+                sys.stdout.write(line)
+                sys.stdout.flush()
