@@ -356,7 +356,8 @@ def _crowd_cap(kept, fused, support, boxes, owner, strength, threshold) -> tuple
         if len(members) < 2:
             continue
         drawn = near[:, members].any(axis=1)
-        most = int(np.bincount(owner[drawn], minlength=int(owner.max()) + 1).max()) if drawn.any() else 0
+        # at least one: a kept cluster always stands for someone
+        most = max(int(np.bincount(owner[drawn], minlength=int(owner.max()) + 1).max()) if drawn.any() else 0, 1)
         if len(members) > most:
             ranked = sorted(members, key=lambda i: (-strength[kept[i]], -support[kept[i]], tuple(fused[kept[i]])))
             dropped += ranked[most:]

@@ -109,6 +109,7 @@ def demo_accounts_ensure(*, secrets_file: Path) -> list[DemoAccount]:
 DEMO_GOLD_IMAGES = 30
 
 
+@transaction.atomic
 def demo_gold_ensure(*, project: Project, count: int = DEMO_GOLD_IMAGES) -> int:
     """Make `count` of the project's fully annotated images gold tasks, their reference
     boxes the synthetic truth Quorum drew them from (crowds as ignore regions), chosen by a
