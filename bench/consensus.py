@@ -8,7 +8,7 @@ fusion (Solovyev et al., 2021), which only fuses. Also prints each method's F1 a
 simulated truth (WBF boxes kept when a majority of annotators are in them).
 
 Then the annotators' reliability (boxes.reliability, a soft EM) on simulated panels with
-known truth, k = 3, 5 and 7, seventeen habit mixes (400 images): F1 against the truth of
+known truth, k = 3, 5 and 7, eighteen habit mixes (400 images): F1 against the truth of
 the plain majority, the weighted consensus, the best single annotator, the weighted
 consensus with rates measured against the truth (every image gold: the ceiling), and the
 hard EM Quorum used before (bench/_hard_em.py); the largest gap of an annotator's
