@@ -347,8 +347,11 @@ def _crowd_cap(kept, fused, support, boxes, owner, strength, threshold) -> tuple
     if not (overlap.sum() > len(kept)):
         return kept.tolist(), []
     component = np.arange(len(kept))
-    for _ in range(len(kept)):  # chained overlaps: each takes the smallest label it reaches
-        component = np.where(overlap, component[None, :], len(kept)).min(axis=1)
+    while True:  # chained overlaps: each takes the smallest label it reaches
+        reached = np.where(overlap, component[None, :], len(kept)).min(axis=1)
+        if (reached == component).all():
+            break
+        component = reached
     near = iou_matrix_unchecked(boxes, fused[kept]) >= threshold  # box x kept cluster
     dropped: list[int] = []
     for label in np.unique(component):
@@ -359,10 +362,15 @@ def _crowd_cap(kept, fused, support, boxes, owner, strength, threshold) -> tuple
         # at least one: a kept cluster always stands for someone
         most = max(int(np.bincount(owner[drawn], minlength=int(owner.max()) + 1).max()) if drawn.any() else 0, 1)
         if len(members) > most:
-            ranked = sorted(members, key=lambda i: (-strength[kept[i]], -support[kept[i]], tuple(fused[kept[i]])))
-            dropped += ranked[most:]
-    accepted = [int(k) for i, k in enumerate(kept) if i not in set(dropped)]
+            dropped += _strongest_first(members, kept, strength, support, fused)[most:]
+    gone = set(dropped)
+    accepted = [int(k) for i, k in enumerate(kept) if i not in gone]
     return accepted, [int(kept[i]) for i in dropped]
+
+
+def _strongest_first(positions, kept, strength, support, boxes) -> list[int]:
+    """Positions into `kept`, its clusters strongest first (ties: more support, then the box)."""
+    return sorted(positions, key=lambda i: (-strength[kept[i]], -support[kept[i]], tuple(boxes[kept[i]])))
 
 
 def _split_duplicates(kept, boxes, support, labels, owner, strength, threshold) -> tuple[list[int], list[int]]:
@@ -385,10 +393,7 @@ def _split_duplicates(kept, boxes, support, labels, owner, strength, threshold) 
     who = who[kept]
     shares = (who.astype(int) @ who.T.astype(int)) > 0
     clash = overlap & ~shares
-    ordered = sorted(
-        range(len(kept)),
-        key=lambda i: (-strength[kept[i]], -support[kept[i]], tuple(boxes[kept[i]])),
-    )
+    ordered = _strongest_first(range(len(kept)), kept, strength, support, boxes)
     accepted: list[int] = []
     duplicates: list[int] = []
     for i in ordered:
