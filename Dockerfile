@@ -15,7 +15,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 # Dependencies first, so that code changes do not reinstall torch.
-RUN mkdir config boxes annotation groundtruth training serving ops \
+RUN mkdir config boxes ops projects datasets groundtruth annotation transfer training serving demo \
     && pip install -c constraints.txt "torch==2.14.1" "torchvision==0.29.1" \
     && pip install -c constraints.txt .
 COPY . .

@@ -38,15 +38,18 @@ install-gpu: install
 	$(PY) -m pip uninstall -y onnxruntime
 	$(PY) -m pip install "onnxruntime-gpu==1.31.1"
 
+# ruff, and the layering contract in pyproject.toml ([tool.importlinter]: each app imports
+# only the layers below it, and no two modules of an app import each other).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# Lint, migrations in step with the models, then the test suite. Uses DATABASE_URL and
+# Lint (ruff and the layers), migrations in step with the models, then the test suite. Uses DATABASE_URL and
 # CELERY_BROKER_URL when they are set; REQUIRE_SERVICES=1 makes a missing service fail.
 test: lint
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-make-test-secret} $(PY) manage.py makemigrations --check --dry-run

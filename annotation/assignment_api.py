@@ -17,11 +17,11 @@ from annotation.assignments import (
     assignment_skip,
     assignment_submit,
 )
-from annotation.imaging import stored_file_open
 from annotation.models import Assignment, Suggestion
-from annotation.permissions import IsProjectAnnotator, ProjectApiMixin
 from config.errors import DomainError
 from config.parsers import BoundedJSONField
+from datasets.imaging import stored_file_open
+from projects.permissions import IsProjectAnnotator, ProjectApiMixin
 
 
 class PreconditionRequired(DomainError):

@@ -17,20 +17,14 @@ from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from annotation.models import (
-    Annotation,
-    AnnotationKind,
-    AnnotationSource,
-    Assignment,
-    AssignmentState,
-    Box,
-    Image,
-    Project,
-    Role,
-)
-from annotation.selectors import project_role, role_at_least
-from boxes.validation import boxes_check
+from annotation.models import Assignment, AssignmentState
 from config.errors import Conflict, PreconditionFailed, ValidationFailed
+from datasets.models import Image
+from groundtruth.models import Annotation, AnnotationSource
+from groundtruth.records import BOX_FIELDS, annotation_record, image_boxes_check
+from groundtruth.selectors import gold_pause_reason
+from projects.models import Project, Role
+from projects.selectors import project_role, role_at_least
 
 # Candidates looked at per attempt; a caller whose candidates are all locked by others
 # looks further down the queue.
@@ -123,8 +117,6 @@ def assignment_lease_next(*, project: Project, user: AbstractBaseUser) -> Assign
     if live is not None:
         return live
     if project.gold_pause_after:
-        from groundtruth.selectors import gold_pause_reason
-
         reason = gold_pause_reason(project=project, user=user)
         if reason is not None:
             raise Conflict(reason, code="paused")
@@ -209,21 +201,6 @@ def _check_boxes(assignment: Assignment, boxes: object):
     return image_boxes_check(image=assignment.image, boxes=boxes)
 
 
-def image_boxes_check(*, image: Image, boxes: object) -> list:
-    """`boxes` (the canvas's dicts) checked against `image` and its project's labels; a
-    ValidationFailed (400) listing every invalid box otherwise. Submissions, adjudications
-    and gold references all go through it."""
-    checked, problems, whole = boxes_check(boxes, width=image.width, height=image.height, labels=image.project.labels)
-    if whole:
-        raise ValidationFailed(f"Invalid boxes: {whole}.", fields={"boxes": [whole]})
-    if problems:
-        raise ValidationFailed(
-            f"{len(problems)} box(es) are invalid; nothing was saved.",
-            fields={"boxes": [{"index": p.index, "errors": list(p.messages)} for p in problems]},
-        )
-    return checked
-
-
 def _active_seconds(assignment: Assignment, reported: float | None) -> float:
     """The client's count of active seconds, never less than before nor more than wall time."""
     if reported is None:
@@ -288,35 +265,16 @@ def assignment_submit(
             others = current.image.assignments.exclude(pk=current.pk).filter(_holding_slot(now))
             if others.count() >= project.overlap_k:
                 raise Conflict("Your lease ran out and the image went to others; take the next task.", code="expired")
-        previous = Annotation.objects.filter(
-            image=current.image, annotator=current.annotator, kind=AnnotationKind.SUBMISSION, is_current=True
-        ).first()
-        if previous is not None:
-            previous.is_current = False
-            previous.save(update_fields=["is_current"])
-        annotation = Annotation.objects.create(
+        annotation = annotation_record(
             image=current.image,
             annotator=current.annotator,
-            kind=AnnotationKind.SUBMISSION,
+            boxes=checked,
             source=source,
-            revision=previous.revision + 1 if previous else 1,
-            supersedes=previous,
             is_blind=is_blind,
             active_seconds=_active_seconds(current, active_seconds),
         )
-        Box.objects.bulk_create(
-            Box(annotation=annotation, **{field: getattr(box, field) for field in BOX_FIELDS}) for box in checked
-        )
         current.state, current.annotation, current.finished_at = AssignmentState.SUBMITTED, annotation, now
         current.is_blind = is_blind
-        if is_blind:
-            Image.objects.filter(pk=current.image_id).update(submitted_count=F("submitted_count") + 1)
-            if Image.objects.filter(pk=current.image_id, submitted_count__gte=project.overlap_k).exists():
-                # the k-th submission: the current consensus version takes this image in
-                from groundtruth.services import image_consensus_enqueue
-
-                image_id, project_id = current.image_id, project.pk
-                transaction.on_commit(lambda: image_consensus_enqueue(image_id=image_id, project_id=project_id))
         current.draft = boxes
         current.active_seconds = annotation.active_seconds
         current.save(update_fields=["state", "annotation", "finished_at", "draft", "active_seconds", "is_blind"])
@@ -343,9 +301,6 @@ def _box_key(box) -> tuple:
     return tuple(
         round(value, 3) if isinstance(value, float) else value for value in (getattr(box, f) for f in BOX_FIELDS)
     )
-
-
-BOX_FIELDS = ("x1", "y1", "x2", "y2", "label", "is_occluded", "is_truncated", "is_ignored", "is_from_suggestion")
 
 
 def assignment_skip(*, assignment: Assignment, reason: str) -> Assignment:

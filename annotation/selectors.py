@@ -1,100 +1,13 @@
-"""Reads of projects and memberships, always scoped to the requesting user."""
+"""Reads of the panel's work: an annotator's own figures."""
 
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import PermissionDenied
-from django.db.models import Count, QuerySet
-from django.shortcuts import get_object_or_404
+from django.db.models import Avg, Count
+from django.utils import timezone
 
-from annotation.models import ROLE_RANK, Annotation, AnnotationKind, Image, Membership, Project, Role
-
-
-@dataclass(frozen=True)
-class ProjectWithRole:
-    project: Project
-    role: Role
-
-
-def project_list(*, user: AbstractBaseUser) -> QuerySet[Project]:
-    """Projects `user` may see: every project for staff, their memberships' otherwise."""
-    if not user.is_authenticated:
-        return Project.objects.none()
-    if user.is_staff:
-        return Project.objects.all()
-    return Project.objects.filter(memberships__user=user)
-
-
-def project_get(*, project_id: int, user: AbstractBaseUser) -> Project:
-    """The project with `project_id` if `user` may see it; Http404 otherwise, whether or not it exists."""
-    return get_object_or_404(project_list(user=user), pk=project_id)
-
-
-def project_role(*, project: Project, user: AbstractBaseUser) -> Role | None:
-    """The role of `user` in `project`: admin for staff, their membership's role, or None."""
-    if not user.is_authenticated:
-        return None
-    if user.is_staff:
-        return Role.ADMIN
-    role = Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
-    return Role(role) if role else None
-
-
-def role_at_least(role: Role | None, required: Role) -> bool:
-    return role is not None and ROLE_RANK[role] >= ROLE_RANK[required]
-
-
-def project_with_role(*, project_id: int, user: AbstractBaseUser, required: Role) -> Project:
-    """For pages: the project (404 to whoever may not see it), PermissionDenied (403) when
-    the user's role in it is below `required`."""
-    project = project_get(project_id=project_id, user=user)
-    if not role_at_least(project_role(project=project, user=user), required):
-        raise PermissionDenied
-    return project
-
-
-def projects_with_roles(*, user: AbstractBaseUser) -> list[ProjectWithRole]:
-    """Every project `user` may see with their role in it, for the home page."""
-    if not user.is_authenticated:
-        return []
-    if user.is_staff:
-        return [ProjectWithRole(project=p, role=Role.ADMIN) for p in Project.objects.all()]
-    memberships = Membership.objects.filter(user=user).select_related("project").order_by("project__name")
-    return [ProjectWithRole(project=m.project, role=Role(m.role)) for m in memberships]
-
-
-def membership_list(*, project: Project) -> QuerySet[Membership]:
-    """Members of `project`; the caller has already checked the requester may read them."""
-    return Membership.objects.filter(project=project).select_related("user").order_by("user__username")
-
-
-def membership_get(*, project: Project, user_id: int) -> Membership:
-    return get_object_or_404(Membership, project=project, user_id=user_id)
-
-
-def image_list(*, project: Project, split: str | None = None, conditions: dict | None = None) -> QuerySet[Image]:
-    """Images of `project`, optionally of one split and with the given conditions."""
-    images = Image.objects.filter(project=project).order_by("pk")
-    if split:
-        images = images.filter(split=split)
-    for dimension, value in (conditions or {}).items():
-        images = images.filter(**{f"conditions__{dimension}": value})
-    return images
-
-
-def image_get(*, image_id: int, user: AbstractBaseUser) -> Image:
-    """The image if `user` may see its project; Http404 otherwise, whether or not it exists."""
-    return get_object_or_404(
-        Image.objects.select_related("project").filter(project__in=project_list(user=user)), pk=image_id
-    )
-
-
-def image_split_counts(*, project: Project) -> dict[str, int]:
-    """How many images each split of `project` holds (train, val, test, in that order)."""
-    counts = dict.fromkeys(("train", "val", "test"), 0)
-    for row in Image.objects.filter(project=project).values("split").annotate(total=Count("pk")):
-        counts[row["split"]] = row["total"]
-    return counts
+from groundtruth.models import Annotation, AnnotationKind
+from projects.models import Project
 
 
 @dataclass(frozen=True)
@@ -106,9 +19,6 @@ class AnnotatorStats:
 
 def annotator_stats(*, project: Project, user: AbstractBaseUser) -> AnnotatorStats:
     """The caller's own figures in `project`: submissions today and overall, mean active time."""
-    from django.db.models import Avg
-    from django.utils import timezone
-
     mine = Annotation.objects.filter(
         image__project=project, annotator=user, kind=AnnotationKind.SUBMISSION, is_current=True
     )

@@ -1,26 +1,16 @@
 """Pages: the role-aware home page, a project's page and the account page."""
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST
+from django.shortcuts import render
 
 from annotation.assignments import assignment_is_blind
-from annotation.models import ApiToken, Role
-from annotation.selectors import (
-    annotator_stats,
-    image_split_counts,
-    membership_list,
-    project_get,
-    project_role,
-    projects_with_roles,
-    role_at_least,
-)
-from annotation.services import api_token_revoke, api_token_rotate
+from annotation.selectors import annotator_stats
 from config.errors import Conflict
+from datasets.selectors import image_split_counts
 from groundtruth.selectors import current_version_summary
+from projects.models import Role
+from projects.selectors import membership_list, project_get, project_role, projects_with_roles, role_at_least
 
 
 @login_required
@@ -53,37 +43,6 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "ground_truth": current_version_summary(project=project) if is_reviewer else None,
     }
     return render(request, "annotation/project_detail.html", context)
-
-
-@never_cache
-@login_required
-@require_http_methods(["GET"])
-def account(request: HttpRequest) -> HttpResponse:
-    """The caller's account: their API token (a new one shown once, never cached)."""
-    token = ApiToken.objects.filter(user=request.user).first()
-    return render(
-        request, "annotation/account.html", {"token": token, "new_key": request.session.pop("new_token", None)}
-    )
-
-
-@login_required
-@require_POST
-def account_token_create(request: HttpRequest) -> HttpResponse:
-    token = api_token_rotate(user=request.user)
-    # Shown once, on the next page view, then forgotten by the session.
-    request.session["new_token"] = token.key
-    messages.success(request, "A new API token was created; any earlier token no longer works.")
-    return redirect("account")
-
-
-@login_required
-@require_POST
-def account_token_revoke(request: HttpRequest) -> HttpResponse:
-    if api_token_revoke(user=request.user):
-        messages.success(request, "Your API token was revoked.")
-    else:
-        messages.info(request, "You had no API token.")
-    return redirect("account")
 
 
 @login_required

@@ -8,8 +8,8 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 
 from boxes.consensus import consolidate_image
+from boxes.estimates import AnnotatorReliability, Reliability
 from boxes.geometry import iou_matrix_unchecked
-from boxes.reliability import AnnotatorReliability, Reliability
 
 
 def hard_em_reliability(

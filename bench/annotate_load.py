@@ -71,8 +71,9 @@ django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from django.contrib.auth import get_user_model
-from annotation.services import api_token_rotate
-from annotation.models import Image, Membership, Project, Role
+from projects.services import api_token_rotate
+from datasets.models import Image
+from projects.models import Membership, Project, Role
 User = get_user_model()
 out = {"projects": [], "tokens": []}
 users = [User.objects.create(username=f"load{i:03d}") for i in range(60)]
@@ -92,7 +93,7 @@ print(json.dumps(out))
 COUNT = """
 import sys, django
 django.setup()
-from annotation.models import Annotation
+from groundtruth.models import Annotation
 print(Annotation.objects.filter(image__project_id=int(sys.argv[1])).count())
 """
 

@@ -17,7 +17,8 @@ SIZES = (2_500, 10_000)
 
 
 def fill(project, annotator, count: int, start: int) -> None:
-    from annotation.models import Annotation, AnnotationKind, AnnotationSource, Box, Image
+    from datasets.models import Image
+    from groundtruth.models import Annotation, AnnotationKind, AnnotationSource, Box
 
     images = Image.objects.bulk_create(
         Image(
@@ -50,7 +51,7 @@ def fill(project, annotator, count: int, start: int) -> None:
 
 
 def streamed(project, source) -> tuple[float, int]:
-    from annotation.exports import export_coco
+    from transfer.exports import export_coco
 
     started = time.perf_counter()
     size = sum(len(piece) for piece in export_coco(project=project, source=source))
@@ -58,7 +59,8 @@ def streamed(project, source) -> tuple[float, int]:
 
 
 def in_memory(project, annotator) -> tuple[float, int]:
-    from annotation.models import Box, Image
+    from datasets.models import Image
+    from groundtruth.models import Box
 
     started = time.perf_counter()
     images = list(Image.objects.filter(project=project).order_by("pk").values("pk", "original_name", "width", "height"))
@@ -97,9 +99,10 @@ def peak(function, *args) -> int:
 
 def main() -> None:
     with django_test_database():
-        from annotation.exports import ExportSource
-        from annotation.models import AnnotationKind, Project
+        from groundtruth.models import AnnotationKind
+        from projects.models import Project
         from tests.factories import UserFactory
+        from transfer.exports import ExportSource
 
         annotator = UserFactory(username="bench-annotator")
         project = Project.objects.create(name="export bench")

@@ -21,7 +21,7 @@ SIZE = (1920, 1080)
 
 def make_jpegs(*, with_exif: bool = False) -> list[bytes]:
     """200 distinct street-like JPEGs: a few rendered scenes with a little different noise each."""
-    from annotation.synthetic import render_scene
+    from demo.synthetic import render_scene
 
     conditions = {"weather": "sun", "setting": "street"}
     bases = [np.asarray(render_scene(seed=s, conditions=conditions, size=SIZE).image, dtype=np.int16) for s in range(4)]
@@ -52,8 +52,8 @@ def api_rate(files: list[bytes], *, name: str) -> float:
     from django.core.files.uploadedfile import SimpleUploadedFile
     from django.test import Client
 
-    from annotation.models import Image as ImageRow
-    from annotation.models import Membership, Project, Role
+    from datasets.models import Image as ImageRow
+    from projects.models import Membership, Project, Role
     from tests.factories import UserFactory
 
     project = Project.objects.create(name=name)

@@ -47,8 +47,9 @@ import json, sys
 import django
 django.setup()
 from django.contrib.auth import get_user_model
-from annotation.models import Image, Membership, Project, Role
-from annotation.services import api_token_rotate
+from datasets.models import Image
+from projects.models import Membership, Project, Role
+from projects.services import api_token_rotate
 User = get_user_model()
 annotators, runs, images = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 users = [User.objects.create(username=f"team{i:03d}") for i in range(annotators)]
@@ -72,7 +73,7 @@ STORED = """
 import json, sys, django
 django.setup()
 from django.conf import settings
-from annotation.models import Image
+from datasets.models import Image
 rows = list(Image.objects.filter(project_id=int(sys.argv[1])).values_list("pk", "file"))
 files = [str(p.relative_to(settings.MEDIA_ROOT)) for p in (settings.MEDIA_ROOT / "images" / sys.argv[1]).rglob("*") if p.is_file()]
 print(json.dumps({"ids": sorted(pk for pk, _ in rows), "rows": sorted(f for _, f in rows), "files": sorted(files)}))
@@ -81,7 +82,7 @@ print(json.dumps({"ids": sorted(pk for pk, _ in rows), "rows": sorted(f for _, f
 COUNT = """
 import sys, django
 django.setup()
-from annotation.models import Annotation
+from groundtruth.models import Annotation
 print(Annotation.objects.filter(image__project_id=int(sys.argv[1])).count())
 """
 

@@ -63,11 +63,12 @@ def main() -> None:
         logging.getLogger("training").setLevel(logging.WARNING)
         from django.conf import settings
 
-        from annotation.models import Project
-        from annotation.simulation import panel_simulate
-        from annotation.synthetic_data import synthetic_images_add
-        from groundtruth.services import consensus_version_compute, consensus_version_create
-        from ops.services import DEMO_PROJECT_NAME, demo_accounts_ensure, demo_training_settings
+        from demo.services import DEMO_PROJECT_NAME, demo_accounts_ensure, demo_training_settings
+        from demo.simulation import panel_simulate
+        from demo.synthetic_data import synthetic_images_add
+        from groundtruth.computing import consensus_version_compute
+        from groundtruth.services import consensus_version_create
+        from projects.models import Project
         from training.runner import training_run_execute
         from training.services import training_run_create
 

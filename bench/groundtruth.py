@@ -25,8 +25,10 @@ def fill(count: int):
     """A project with `count` images, each annotated by the five simulated annotators."""
     from django.contrib.auth import get_user_model
 
-    from annotation.models import Annotation, Box, Image, Project
     from boxes.simulate import PROFILES, simulate_annotator
+    from datasets.models import Image
+    from groundtruth.models import Annotation, Box
+    from projects.models import Project
 
     project = Project.objects.create(name="Bench", overlap_k=len(PANEL))
     users = [get_user_model().objects.create(username=f"bench-{name}") for name in PANEL]
@@ -69,8 +71,7 @@ def main() -> None:
 
         logging.getLogger("celery").setLevel(logging.WARNING)
 
-        from annotation.models import Box
-        from groundtruth.models import ConsensusVersion
+        from groundtruth.models import Box, ConsensusVersion
         from groundtruth.services import consensus_version_create
         from groundtruth.tasks import consensus_version_compute_task, image_consensus_update_task
 

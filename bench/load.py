@@ -44,10 +44,12 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from django.contrib.auth import get_user_model
-from annotation.services import api_token_rotate
-from annotation.models import Image, Membership, Project, Role
+from projects.services import api_token_rotate
+from datasets.models import Image
+from projects.models import Membership, Project, Role
 from groundtruth.models import ConsensusVersion
-from groundtruth.services import consensus_version_compute, consensus_version_create
+from groundtruth.computing import consensus_version_compute
+from groundtruth.services import consensus_version_create
 from serving.services import api_client_create
 from training.models import DatasetSnapshot, ModelVersion, TrainingRun
 from training.runtime import file_sha256
@@ -80,7 +82,8 @@ COUNTS = """
 import json, sys, django
 django.setup()
 from django.db.models import Count
-from annotation.models import Annotation, Image
+from groundtruth.models import Annotation
+from datasets.models import Image
 from groundtruth.models import ImageConsensus
 from serving.models import PredictionLog
 project = int(sys.argv[1])
@@ -96,7 +99,7 @@ print(json.dumps({
 
 def scene_jpeg() -> bytes:
     sys.path.insert(0, str(ROOT))
-    from annotation.synthetic import condition_cycle, render_scene
+    from demo.synthetic import condition_cycle, render_scene
 
     buffer = io.BytesIO()
     render_scene(seed=7, conditions=condition_cycle()[0], size=(320, 240)).image.save(buffer, format="JPEG")

@@ -50,7 +50,7 @@ from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from django.core.files.storage import default_storage
 from django.core.files import File
-from annotation.models import Project
+from projects.models import Project
 from groundtruth.models import ConsensusVersion
 from serving.services import api_client_create
 from training.models import DatasetSnapshot, ModelVersion, TrainingRun
@@ -82,7 +82,7 @@ def train_model(folder: Path, imgsz: int) -> tuple[Path, Path]:
 
 
 def scenes(count: int) -> list[bytes]:
-    from annotation.synthetic import condition_cycle, render_scene
+    from demo.synthetic import condition_cycle, render_scene
 
     conditions = condition_cycle()
     out = []
@@ -125,7 +125,7 @@ def main() -> None:
     from PIL import Image
     from ultralytics import YOLO
 
-    from annotation.imaging import decode_upright_rgb
+    from datasets.imaging import decode_upright_rgb
     from training.runtime import OnnxDetector
 
     gunicorn = None

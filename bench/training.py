@@ -69,10 +69,11 @@ def main() -> None:
         from django.conf import settings
         from django.core.files.storage import default_storage
 
-        from annotation.models import Project
-        from annotation.simulation import panel_simulate
-        from annotation.synthetic_data import synthetic_images_add
-        from groundtruth.services import consensus_version_compute, consensus_version_create
+        from demo.simulation import panel_simulate
+        from demo.synthetic_data import synthetic_images_add
+        from groundtruth.computing import consensus_version_compute
+        from groundtruth.services import consensus_version_create
+        from projects.models import Project
         from training.models import TrainingRun
         from training.runner import training_run_execute
         from training.services import training_run_create

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from boxes.estimates import Reliability
 from boxes.geometry import as_boxes, iou_matrix_unchecked, iou_pairs
-from boxes.reliability import Reliability
 
 
 @dataclass(frozen=True)

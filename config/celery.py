@@ -2,7 +2,6 @@
 
 import logging
 import os
-from importlib import import_module
 
 from celery import Celery
 from celery.app.routes import MapRoute
@@ -24,15 +23,14 @@ def _allocator_tune(**_) -> None:
     allocator_tune()
 
 
-def send_quietly(task_path: str, *args) -> None:
-    """Send the task at `task_path` ("app.tasks.name") with `args`. A broker that is down is
-    logged, not raised: the row that asked for the work is saved, and a sweep or the
-    reaper sends it again."""
-    module, name = task_path.rsplit(".", 1)
+def send_quietly(task, *args) -> None:
+    """Send `task` (the task function itself) with `args`. A broker that is down is logged,
+    not raised: the row that asked for the work is saved, and a sweep or the reaper sends
+    it again."""
     try:
-        getattr(import_module(module), name).delay(*args)
+        task.delay(*args)
     except Exception:  # noqa: BLE001 - see the docstring
-        logger.warning("Could not enqueue %s%s; send it again once the broker is back.", task_path, args)
+        logger.warning("Could not enqueue %s%s; send it again once the broker is back.", task.name, args)
 
 
 class QueueTimeLimits:

@@ -69,11 +69,16 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Quorum's apps, lowest layer first (DESIGN.md; the import contract in pyproject.toml)
     "ops",
-    "annotation",
+    "projects",
+    "datasets",
     "groundtruth",
+    "annotation",
+    "transfer",
     "training",
     "serving",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -266,7 +271,7 @@ CONTENT_SECURITY_POLICY = (
 REST_FRAMEWORK = {
     # Token first, so that an anonymous API call answers 401 with WWW-Authenticate.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "annotation.authentication.ApiTokenAuthentication",
+        "projects.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -345,6 +350,7 @@ CELERY_TASK_ROUTES = {
     "serving.tasks.drift_reports_compute_task": {"queue": "default"},
     "serving.tasks.prediction_logs_prune_task": {"queue": "default"},
     "serving.tasks.*": {"queue": "inference"},
+    "datasets.tasks.*": {"queue": "default"},
     "annotation.tasks.*": {"queue": "default"},
     "ops.tasks.*": {"queue": "default"},
 }
@@ -376,7 +382,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
     },
     "image-thumbnails-sweep": {
-        "task": "annotation.tasks.image_thumbnails_sweep_task",
+        "task": "datasets.tasks.image_thumbnails_sweep_task",
         "schedule": 600.0,
     },
     "assignment-leases-expire": {
@@ -384,7 +390,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
     },
     "image-orphans-delete": {
-        "task": "annotation.tasks.image_orphans_delete_task",
+        "task": "datasets.tasks.image_orphans_delete_task",
         "schedule": 3600.0,
     },
     "consensus-versions-sweep": {

@@ -5,18 +5,23 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from annotation.sign_in import sign_in_throttled
 from config.api_docs import ApiDocsView
 from ops.views import favicon, healthz
+from projects.sign_in import sign_in_throttled
 
 api_v1 = [
+    path("", include("projects.api_urls")),
+    path("", include("datasets.api_urls")),
     path("", include("annotation.api_urls")),
+    path("", include("transfer.api_urls")),
     path("", include("groundtruth.api_urls")),
     path("", include("training.api_urls")),
     path("", include("serving.api_urls")),
 ]
 
 urlpatterns = [
+    path("", include("projects.urls")),
+    path("", include("datasets.urls")),
     path("", include("annotation.urls")),
     path("", include("groundtruth.urls")),
     path("", include("training.urls")),

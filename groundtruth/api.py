@@ -13,12 +13,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.permissions import IsProjectAnnotator, IsProjectReviewer, ProjectApiMixin
-from annotation.selectors import image_get
 from config.api_docs import PAGE_PARAMETERS, paginated
 from config.errors import Conflict, ValidationFailed
 from config.pagination import Pagination
 from config.parsers import BoundedJSONField
+from datasets.selectors import image_get
 from groundtruth.models import AgreementReport, ConsensusVersion
 from groundtruth.selectors import (
     adjudication_view,
@@ -39,6 +38,7 @@ from groundtruth.services import (
     gold_set,
     gold_unset,
 )
+from projects.permissions import IsProjectAnnotator, IsProjectReviewer, ProjectApiMixin
 
 
 class ConsensusInputSerializer(serializers.Serializer):

@@ -1,11 +1,105 @@
-"""Ground truth: versioned consensus results. Raw annotations are never modified; each
-version is computed from them with its own parameters, and a project has one current
-version that later submissions keep up to date image by image."""
+"""Ground truth: every person's recorded boxes (annotations, immutable, corrected by new
+revisions) and the versioned consensus computed from them. Each version has its own
+parameters, and a project has one current version that later submissions keep up to date
+image by image."""
 
 from django.conf import settings
 from django.db import models
 
-from annotation.models import Image, Project
+from datasets.models import Image
+from projects.models import Project
+
+
+class AnnotationKind(models.TextChoices):
+    SUBMISSION = "submission", "Annotator's submission"
+    GOLD = "gold", "Gold reference"
+
+
+class AnnotationSource(models.TextChoices):
+    PANEL = "panel", "Drawn in Quorum"
+    IMPORT = "import", "Imported"
+    SIMULATED = "simulated", "Simulated annotator"
+
+
+class Annotation(models.Model):
+    """One person's complete, submitted set of boxes for one image; immutable once written.
+
+    A correction is a new revision that supersedes the old one, which is kept. A gold
+    reference is an annotation of kind "gold": the boxes an annotator's work on a gold image
+    is scored against.
+    """
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations")
+    kind = models.CharField(max_length=16, choices=AnnotationKind.choices, default=AnnotationKind.SUBMISSION)
+    source = models.CharField(max_length=16, choices=AnnotationSource.choices, default=AnnotationSource.PANEL)
+    revision = models.PositiveIntegerField(default=1)
+    supersedes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
+    )
+    is_current = models.BooleanField(default=True, help_text="False once a later revision supersedes it.")
+    is_blind = models.BooleanField(
+        default=True,
+        help_text="Made without sight of anyone else's boxes; False for a member with review rights, whose "
+        "submissions are left out of the consensus and the human baseline by default.",
+    )
+    active_seconds = models.FloatField(null=True, blank=True)
+    submitted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "annotation_annotation"
+        ordering = ["image", "annotator", "revision"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["image", "annotator", "kind"],
+                condition=models.Q(is_current=True),
+                name="annotation_one_current_per_image_annotator_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["image", "annotator", "kind", "revision"], name="annotation_unique_revision"
+            ),
+        ]
+        indexes = [models.Index(fields=["image", "kind", "is_current"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.annotator} on image {self.image_id} (rev {self.revision})"
+
+    @property
+    def box_count(self) -> int:
+        return self.boxes.count()
+
+
+class Box(models.Model):
+    """A box in absolute image pixels, xyxy, with its label and flags."""
+
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="boxes")
+    x1 = models.FloatField()
+    y1 = models.FloatField()
+    x2 = models.FloatField()
+    y2 = models.FloatField()
+    label = models.CharField(max_length=64, default="pedestrian")
+    is_occluded = models.BooleanField(default=False)
+    is_truncated = models.BooleanField(default=False)
+    is_ignored = models.BooleanField(default=False, help_text="An ignore region: a crowd, or can't tell.")
+    is_from_suggestion = models.BooleanField(default=False, help_text="Began as a model's suggestion.")
+
+    class Meta:
+        db_table = "annotation_box"
+        ordering = ["annotation", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(x2__gt=models.F("x1")) & models.Q(y2__gt=models.F("y1")),
+                name="box_positive_size",
+            ),
+            models.CheckConstraint(condition=models.Q(x1__gte=0) & models.Q(y1__gte=0), name="box_inside_origin"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} [{self.x1:.1f}, {self.y1:.1f}, {self.x2:.1f}, {self.y2:.1f}]"
+
+    @property
+    def xyxy(self) -> tuple[float, float, float, float]:
+        return (self.x1, self.y1, self.x2, self.y2)
 
 
 class VersionState(models.TextChoices):

@@ -9,10 +9,18 @@ import numpy as np
 from django.contrib.auth import get_user_model
 from django.db.models import Avg, Count, Max
 
-from annotation.models import Annotation, AnnotationKind, Image
 from boxes.baseline import human_baseline
-from boxes.reliability import Reliability
-from groundtruth.models import AgreementReport, BoxSource, ConsensusVersion, GroundTruthBox, ImageState
+from boxes.estimates import Reliability
+from datasets.models import Image
+from groundtruth.models import (
+    AgreementReport,
+    Annotation,
+    AnnotationKind,
+    BoxSource,
+    ConsensusVersion,
+    GroundTruthBox,
+    ImageState,
+)
 from groundtruth.selectors import Panel, gold_scores
 
 HEIGHT_BINS = (50.0, 100.0)  # small < 50 px <= medium < 100 px <= large

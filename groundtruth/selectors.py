@@ -11,11 +11,20 @@ from django.db.models import Avg, Count, F, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from annotation.models import Annotation, AnnotationKind, Box, Image, Membership, Project
-from annotation.selectors import project_list
 from boxes.geometry import ioa_matrix
 from boxes.metrics import OperatingPoint, score_boxes
-from groundtruth.models import Adjudication, ConsensusVersion, ImageConsensus, ImageState
+from datasets.models import Image
+from groundtruth.models import (
+    Adjudication,
+    Annotation,
+    AnnotationKind,
+    Box,
+    ConsensusVersion,
+    ImageConsensus,
+    ImageState,
+)
+from projects.models import Membership, Project
+from projects.selectors import project_list
 
 Panel = dict[int, tuple[np.ndarray, np.ndarray]]  # annotator id -> (n x 4 boxes, n ignore flags)
 

@@ -1,8 +1,8 @@
-"""Celery tasks of the groundtruth app (queue `groundtruth`): thin wrappers around its services."""
+"""Celery tasks of the groundtruth app (queue `groundtruth`): thin wrappers around groundtruth/computing.py."""
 
 from celery import shared_task
 
-from groundtruth.services import (
+from groundtruth.computing import (
     consensus_version_compute,
     consensus_versions_stalled,
     image_consensus_update,

@@ -7,8 +7,6 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from annotation.models import Role
-from annotation.selectors import project_role, project_with_role, role_at_least
 from config.errors import DomainError, ValidationFailed
 from groundtruth import charts
 from groundtruth.models import AgreementReport
@@ -24,6 +22,8 @@ from groundtruth.selectors import (
     suggestions_taken,
 )
 from groundtruth.services import consensus_version_create, gold_pause_clear, weighting_by_default
+from projects.models import Role
+from projects.selectors import project_role, project_with_role, role_at_least
 
 
 @login_required

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Max
 
+from config.celery import app
 from ops.models import WorkerHeartbeat
 
 
@@ -37,8 +38,6 @@ def database_check() -> ServiceCheck:
 
 def broker_check() -> ServiceCheck:
     """Open a connection to the Celery broker, giving up after the configured timeout."""
-    from config.celery import app
-
     started = time.perf_counter()
     timeout = settings.HEALTHZ_BROKER_TIMEOUT_SECONDS
     try:

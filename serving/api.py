@@ -14,18 +14,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.authentication import ApiTokenAuthentication
-from annotation.permissions import IsProjectAdmin, IsProjectReviewer, ProjectApiMixin
 from config.errors import DomainError, ValidationFailed
 from config.pagination import MAX_INTEGER
 from config.parsers import BoundedJSONParser
+from projects.authentication import ApiTokenAuthentication
+from projects.permissions import IsProjectAdmin, IsProjectReviewer, ProjectApiMixin
 from serving.authentication import ApiClientAuthentication, ApiClientMayPredict, ApiClientRateThrottle
+from serving.launch import preannotation_start, prediction_job_start
 from serving.models import DriftReport, PredictionJob
 from serving.selectors import drift_alerts_current, serving_metrics
 from serving.services import (
     Caller,
-    preannotation_request,
-    prediction_job_create,
     prediction_job_get,
     prediction_make,
     prediction_refused_log,
@@ -154,7 +153,7 @@ class PredictBatchApi(APIView):
     def post(self, request: Request) -> Response:
         data = PredictBatchInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        job = prediction_job_create(caller=_caller(request), **data.validated_data)
+        job = prediction_job_start(caller=_caller(request), **data.validated_data)
         return Response(PredictionJobSerializer(job).data, status=202)
 
 
@@ -275,5 +274,5 @@ class PreannotateApi(ProjectApiMixin, APIView):
     def post(self, request: Request, project_id: int) -> Response:
         project = self.project_for(request, project_id)
         return Response(
-            {"images": preannotation_request(project=project), "shown": project.allow_suggestions}, status=202
+            {"images": preannotation_start(project=project), "shown": project.allow_suggestions}, status=202
         )

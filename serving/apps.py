@@ -9,7 +9,7 @@ class ServingConfig(AppConfig):
         (serving/state.py: why these are signals)."""
         from django.db.models.signals import m2m_changed, post_delete, post_save
 
-        from annotation.models import Project
+        from projects.models import Project
         from serving.models import ApiClient, RoutingRule
         from serving.state import serving_state_changed
         from training.models import ModelVersion

@@ -3,7 +3,7 @@ and a routing rule, each limited to the project's own clients and model versions
 
 from django import forms
 
-from annotation.models import Project
+from projects.models import Project
 from serving.models import ApiClient, RoutingRule
 from training.models import ModelVersion
 

@@ -5,7 +5,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from annotation.models import Image, Project
+from datasets.models import Image
+from projects.models import Project
 from training.models import ModelVersion
 
 

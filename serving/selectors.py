@@ -7,7 +7,7 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
-from annotation.models import Project
+from projects.models import Project
 from serving.models import DriftReport, PredictionLog
 
 MAX_ROWS = 200_000  # a window's rows read for its percentiles

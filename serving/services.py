@@ -18,12 +18,13 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from annotation.imaging import decode_upright_rgb, stored_file_open
-from annotation.ingest import IncomingImage, image_ingest_one
-from annotation.models import Image, Project, Role, Suggestion
-from annotation.selectors import project_list, project_role, role_at_least
-from config.celery import send_quietly
+from annotation.models import Suggestion
 from config.errors import Conflict, DomainError, ValidationFailed
+from datasets.imaging import decode_upright_rgb, stored_file_open
+from datasets.ingest import IncomingImage, image_ingest_one
+from datasets.models import Image
+from projects.models import Project, Role
+from projects.selectors import project_list, project_role, role_at_least
 from serving.cache import detector_for
 from serving.logbook import log_prediction
 from serving.models import ApiClient, JobState, PredictionJob, PredictionLog, RoutingRule
@@ -442,7 +443,8 @@ BATCH_MAX_IMAGES = 1000
 def prediction_job_create(
     *, caller: Caller, image_ids: list[int], model: str = "champion", conf: float = 0.25, iou: float = 0.7
 ) -> PredictionJob:
-    """A job predicting stored images on the `inference` queue. Every image must be one the
+    """A job predicting stored images (`serving.launch.prediction_job_start` sends it to the
+    `inference` queue). Every image must be one the
     caller may use (404 naming the first that is not), at most BATCH_MAX_IMAGES."""
     if not image_ids or len(image_ids) > BATCH_MAX_IMAGES:
         raise ValidationFailed(
@@ -460,7 +462,6 @@ def prediction_job_create(
         client=caller.client, user=caller.user if caller.client is None else None, image_ids=list(image_ids),
         model=str(model or "champion"), conf=conf, iou=iou,
     )  # fmt: skip
-    transaction.on_commit(lambda: send_quietly("serving.tasks.prediction_job_run_task", job.pk))
     return job
 
 
@@ -526,12 +527,11 @@ SUGGESTION_CONFIDENCE = 0.5
 
 
 def preannotation_request(*, project: Project) -> int:
-    """Queue the champion's pre-annotation of the project's images that still need
-    annotators; how many images that is. A 409 without a champion."""
+    """Check the project can be pre-annotated by its champion (a 409 without one) and count
+    the images that still need annotators (`serving.launch.preannotation_start` sends the work)."""
     if not ModelVersion.objects.filter(project=project, stage=ModelStage.CHAMPION).exists():
         raise Conflict(f"{project.name} has no champion model yet; promote one first.", code="no_champion")
     count = project.images.filter(submitted_count__lt=project.overlap_k).count()
-    transaction.on_commit(lambda: send_quietly("serving.tasks.preannotation_run_task", project.pk))
     return count
 
 

@@ -28,7 +28,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from annotation.models import Project
+from projects.models import Project
 from serving.models import ApiClient, RoutingRule
 from training.models import ModelStage, ModelVersion
 

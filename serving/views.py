@@ -9,9 +9,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from annotation.models import Role
-from annotation.selectors import project_with_role
 from config.errors import DomainError
+from projects.models import Role
+from projects.selectors import project_with_role
 from serving.forms import ApiClientForm, RoutingRuleForm
 from serving.models import RoutingRule
 from serving.services import (

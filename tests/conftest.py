@@ -18,7 +18,7 @@ from django.core.cache import cache
 from django.db import connections
 from rest_framework.test import APIClient
 
-from annotation.models import Role
+from projects.models import Role
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 
 CHROMIUM = "/usr/bin/chromium"

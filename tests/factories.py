@@ -3,8 +3,9 @@
 import factory
 from django.contrib.auth import get_user_model
 
-from annotation.models import Image, Membership, Project, Role
-from annotation.splits import stratum_key
+from datasets.models import Image
+from datasets.splits import stratum_key
+from projects.models import Membership, Project, Role
 
 PASSWORD = "correct-horse-battery-staple"
 

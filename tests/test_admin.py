@@ -41,7 +41,7 @@ def test_admin_is_staff_only(client, people):
 
 
 def test_an_image_becomes_gold_in_admin_only_with_reference_boxes(admin_client, people):
-    from annotation.models import Image
+    from datasets.models import Image
     from groundtruth.services import gold_set, gold_unset
     from tests.factories import ImageFactory
 
@@ -50,11 +50,11 @@ def test_an_image_becomes_gold_in_admin_only_with_reference_boxes(admin_client, 
     gold_set(image=was_gold, reviewer=people.reviewer, boxes=boxes)
     gold_unset(image=was_gold)
 
-    response = admin_client.post(reverse("admin:annotation_image_change", args=[plain.pk]), {"is_gold": "on"})
+    response = admin_client.post(reverse("admin:datasets_image_change", args=[plain.pk]), {"is_gold": "on"})
     assert response.status_code == 200 and "A gold task needs reference boxes" in response.content.decode()
     assert not Image.objects.get(pk=plain.pk).is_gold
     # with its reference kept from before, it may go back in; and any gold task may be taken out
-    url = reverse("admin:annotation_image_change", args=[was_gold.pk])
+    url = reverse("admin:datasets_image_change", args=[was_gold.pk])
     assert admin_client.post(url, {"is_gold": "on"}).status_code == 302
     assert Image.objects.get(pk=was_gold.pk).is_gold
     assert admin_client.post(url, {}).status_code == 302
@@ -65,10 +65,10 @@ def test_split_settings_are_read_only_in_admin_once_images_exist(admin_client, p
     from tests.factories import ImageFactory, ProjectFactory
 
     empty = ProjectFactory(name="Empty")
-    page = admin_client.get(reverse("admin:annotation_project_change", args=[empty.pk])).content.decode()
+    page = admin_client.get(reverse("admin:projects_project_change", args=[empty.pk])).content.decode()
     assert 'name="train_percent"' in page and 'name="split_seed"' in page
     ImageFactory(project=people.project)
-    page = admin_client.get(reverse("admin:annotation_project_change", args=[people.project.pk])).content.decode()
+    page = admin_client.get(reverse("admin:projects_project_change", args=[people.project.pk])).content.decode()
     for field in ("train_percent", "val_percent", "test_percent", "split_seed"):
         assert f'name="{field}"' not in page, field
     assert 'name="overlap_k"' in page  # the rest stays editable

@@ -11,9 +11,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from annotation.ingest import IncomingImage, image_ingest
-from annotation.models import Annotation, Assignment, Box, Image
-from groundtruth.models import Adjudication
+from annotation.models import Assignment
+from datasets.ingest import IncomingImage, image_ingest
+from datasets.models import Image
+from groundtruth.models import Adjudication, Annotation, Box
 from serving.models import PredictionJob, PredictionLog
 from tests import images
 from tests.corpus.make import OVERSIZE_BYTES, boxes_cases, image_cases, import_cases

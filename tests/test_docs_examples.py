@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import pytest
 from django.core.files.storage import default_storage
 
-from annotation.models import Annotation
-from annotation.services import api_token_rotate
-from annotation.synthetic_data import synthetic_images_add
+from demo.synthetic_data import synthetic_images_add
+from groundtruth.models import Annotation
+from projects.services import api_token_rotate
 from serving.cache import cache_clear
 from serving.models import JobState, PredictionJob, PredictionLog
 from serving.services import api_client_create

@@ -1,6 +1,6 @@
 """With DEBUG off (as `make run` runs), every error is Quorum's own page or, under /api/,
 its JSON error shape: never Django's technical page with settings, paths, source and the
-request's values. tests/ops/test_rundev.py probes the same through `make run` itself."""
+request's values. tests/demo/test_rundev.py probes the same through `make run` itself."""
 
 import pytest
 from django.test import Client

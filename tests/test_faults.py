@@ -23,11 +23,13 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from annotation.models import Annotation, Box, Image, Role
 from config.celery import app
-from groundtruth.models import AgreementReport, ConsensusVersion, ImageConsensus, VersionState
-from groundtruth.services import consensus_version_compute, consensus_version_create, images_consensus_stalled
+from datasets.models import Image
+from groundtruth.computing import consensus_version_compute, images_consensus_stalled
+from groundtruth.models import AgreementReport, Annotation, Box, ConsensusVersion, ImageConsensus, VersionState
+from groundtruth.services import consensus_version_create
 from groundtruth.tasks import consensus_versions_sweep_task, images_consensus_sweep_task
+from projects.models import Role
 from tests.conftest import postgres_programs
 from tests.factories import ImageFactory, MembershipFactory, ProjectFactory
 from tests.workers import ROOT, database_url_of_this_test_database, start_worker, stop_worker, wait_for
@@ -170,7 +172,7 @@ class OwnPostgres:
 
 @pytest.mark.postgres_server
 def test_the_web_process_recovers_when_the_database_restarts(people, settings):
-    from annotation.services import api_token_rotate
+    from projects.services import api_token_rotate
 
     token = api_token_rotate(user=people.reviewer).key
     browser = Client()

@@ -16,7 +16,7 @@ from django.test import Client
 from drf_spectacular.generators import SchemaGenerator
 
 from annotation.models import Assignment
-from annotation.services import api_token_rotate
+from projects.services import api_token_rotate
 from serving.models import PredictionJob
 from serving.services import api_client_create
 from tests.factories import UserFactory
@@ -278,7 +278,7 @@ def form_field_names() -> set[str]:
     import re
     from pathlib import Path
 
-    from annotation.forms import ProjectForm
+    from projects.forms import ProjectForm
     from serving.forms import ApiClientForm, RoutingRuleForm
 
     names = set()
@@ -347,7 +347,7 @@ def test_each_number_of_a_page_form_out_of_range_is_refused_not_a_5xx(world):
     own (a message and a 4xx, or the page again), never a 500, and nothing is made of it."""
     from django.contrib.auth import get_user_model
 
-    from annotation.models import Project
+    from projects.models import Project
     from tests.test_permission_matrix import url_for
 
     ids, _ = world

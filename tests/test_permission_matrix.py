@@ -27,8 +27,9 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from annotation.ingest import image_thumbnail_make
-from annotation.models import Assignment, Role
+from annotation.models import Assignment
+from datasets.storage import image_thumbnail_make
+from projects.models import Role
 from serving.models import PredictionJob
 from serving.services import api_client_create
 from tests.factories import MembershipFactory, UserFactory

@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from annotation.models import Assignment, Role
-from annotation.services import api_token_rotate
+from annotation.models import Assignment
 from config.wsgi import application
+from projects.models import Role
+from projects.services import api_token_rotate
 from tests.factories import ImageFactory, MembershipFactory, ProjectFactory, UserFactory
 
 EXAMPLES = int(os.environ.get("QUORUM_FUZZ_EXAMPLES", "6"))

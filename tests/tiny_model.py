@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from annotation.synthetic import condition_cycle, render_scene
 from boxes.formats import FormatBox, FormatImage, yolo_data_yaml, yolo_label_text
+from demo.synthetic import condition_cycle, render_scene
 from training.trainer import PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,8 +14,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.permissions import IsProjectAdmin, IsProjectReviewer, ProjectApiMixin
+from projects.permissions import IsProjectAdmin, IsProjectReviewer, ProjectApiMixin
+from training.architectures import architectures
 from training.base_weights import base_weights_for, base_weights_upload, may_upload_base_weights
+from training.launch import test_look_start, training_run_start
 from training.models import BaseWeights, ModelVersion, PromotionDecision, TestSetLook, TrainingPolicy, TrainingRun
 from training.selectors import (
     champion_history,
@@ -31,13 +33,10 @@ from training.services import (
     IMGSZ_RANGE,
     PATIENCE_RANGE,
     SEED_RANGE,
-    architectures,
     model_promote,
-    test_look_request,
     training_policy_get,
     training_policy_update,
     training_run_cancel,
-    training_run_create,
 )
 
 
@@ -191,7 +190,7 @@ class ProjectTrainingRunsApi(ProjectApiMixin, APIView):
         project = self.project_for(request, project_id)
         data = TrainingRunInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        run = training_run_create(project=project, user=request.user, **data.validated_data)
+        run = training_run_start(project=project, user=request.user, **data.validated_data)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -352,7 +351,7 @@ class ModelTestLookApi(APIView):
         self.check_object_permissions(request, model.project)
         data = TestLookInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        look = test_look_request(model=model, user=request.user, reason=data.validated_data["reason"])
+        look = test_look_start(model=model, user=request.user, reason=data.validated_data["reason"])
         return Response(TestSetLookSerializer(look).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -31,9 +31,10 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 
-from annotation.models import Membership, Role
 from boxes.formats import JsonTooDeep, json_parse
 from config.errors import ValidationFailed
+from projects.models import Membership, Role
+from training.architectures import architectures
 from training.models import BaseWeights
 
 # safetensors' dtypes and their sizes in bytes
@@ -215,8 +216,6 @@ def base_weights_upload_checked(
     is_shared: bool,
 ) -> BaseWeights:
     """A safetensors file registered once every tensor fits `architecture` with `classes`."""
-    from training.services import architectures  # services import this module
-
     name = (name or "").strip()
     if not 0 < len(name) <= NAME_MAX:
         raise _refuse(f"A name of 1 to {NAME_MAX} characters.", "name")

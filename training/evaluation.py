@@ -26,11 +26,11 @@ import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from annotation.imaging import decode_upright_rgb
-from annotation.models import Image
 from boxes.baseline import human_baseline
 from boxes.matching import match_by_score
 from boxes.metrics import ImageTruth, coco_evaluate, log_average_miss_rate, match_detections
+from datasets.imaging import decode_upright_rgb
+from datasets.models import Image
 from groundtruth.models import ConsensusVersion, GroundTruthBox, ImageConsensus
 from groundtruth.selectors import panels
 from training.runtime import OnnxDetector

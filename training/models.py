@@ -3,8 +3,8 @@
 from django.conf import settings
 from django.db import models
 
-from annotation.models import Project
 from groundtruth.models import ConsensusVersion
+from projects.models import Project
 
 
 class DatasetSnapshot(models.Model):

@@ -15,8 +15,8 @@ import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from annotation.imaging import decode_upright_rgb
-from annotation.models import Image
+from datasets.imaging import decode_upright_rgb
+from datasets.models import Image
 from groundtruth.models import ConsensusVersion
 from training.evaluation import split_images
 

@@ -39,7 +39,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from annotation.models import Project
+from projects.models import Project
 from training.base_weights import BaseWeightsChanged, base_weights_copy
 from training.evaluation import coco_figures, detections_predict, ground_truth, model_evaluate, split_images
 from training.models import DatasetSnapshot, ModelVersion, RunState, TrainingRun

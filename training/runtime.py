@@ -1,6 +1,6 @@
 """The one path from an image to a model's boxes, shared by evaluation and serving.
 
-Decoding is `annotation.imaging.decode_upright_rgb` everywhere (EXIF orientation applied
+Decoding is `datasets.imaging.decode_upright_rgb` everywhere (EXIF orientation applied
 once, RGB), as for the training snapshot's images. The model input is that image
 letterboxed exactly as ultralytics' own predictor does it for the same model file
 (`ultralytics.data.augment.LetterBox`: the longer side scaled to `imgsz`, centred, padded

@@ -5,8 +5,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
 
-from annotation.models import Project
-from annotation.selectors import project_list
+from projects.models import Project
+from projects.selectors import project_list
 from training.models import ModelStage, ModelVersion, PromotionDecision, TrainingRun
 
 

@@ -3,10 +3,8 @@ at the test split; schedule retraining."""
 
 import logging
 import math
-import re
 import tempfile
 from datetime import timedelta
-from functools import lru_cache
 from pathlib import Path
 
 from django.conf import settings
@@ -15,11 +13,12 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from annotation.models import Project
-from config.celery import send_quietly
 from config.errors import Conflict, ValidationFailed
 from groundtruth.models import ConsensusVersion, ImageConsensus, VersionState
+from projects.models import Project
+from training.architectures import architectures
 from training.base_weights import base_weights_for
+from training.evaluation import detections_predict, model_evaluate, split_images
 from training.models import (
     FINISHED_RUN_STATES,
     BaseWeights,
@@ -31,11 +30,11 @@ from training.models import (
     TrainingPolicy,
     TrainingRun,
 )
+from training.runner import verified_onnx_path
 from training.snapshots import snapshot_create
 
 logger = logging.getLogger(__name__)
 
-SCALES = "nsmlx"
 IMGSZ_RANGE = (32, 2048)
 EPOCHS_RANGE = (1, 1000)
 BATCH_RANGE = (0, 512)  # 0: sized to the GPU's memory (ultralytics' autobatch); 16 on the CPU
@@ -45,31 +44,6 @@ RETRAIN_IMAGES_MAX = 10_000_000
 # The longest written reason (a promotion override, a look at the test split), characters.
 REASON_MAX = 2000
 SEED_RANGE = (0, 2**31 - 1)
-
-
-@lru_cache(maxsize=1)
-def architectures() -> tuple[str, ...]:
-    """The detection model `.yaml` files that ship with ultralytics, by the names ultralytics
-    builds them from (`yolo26n.yaml` is `yolo26.yaml` at scale n): every config whose head
-    ends in a plain detection layer."""
-    import yaml
-    from ultralytics import cfg
-
-    names = []
-    for path in sorted(Path(cfg.__file__).parent.glob("models/**/*.yaml")):
-        spec = yaml.safe_load(path.read_text())
-        head = spec.get("head") or []
-        if not head or head[-1][2] not in {"Detect", "v10Detect"}:
-            continue
-        scales = spec.get("scales") or {}
-        # ultralytics reads the scale as the letter after the first run of digits
-        parts = re.match(r"^(\D*\d+)(.*)$", path.stem)
-        is_scaled_file = re.match(r"^\D*\d+[nslmx](-|$)", path.stem)  # yolov10n.yaml: one file per scale
-        if scales and parts and not is_scaled_file:
-            names += [f"{parts[1]}{scale}{parts[2]}.yaml" for scale in SCALES if scale in scales]
-        else:
-            names.append(path.name)
-    return tuple(sorted(set(names)))
 
 
 def training_policy_get(*, project: Project) -> TrainingPolicy:
@@ -177,7 +151,6 @@ def training_run_create(
             trigger=trigger,
             created_by=user,
         )
-        transaction.on_commit(lambda: send_quietly("training.tasks.training_run_execute_task", run.pk))
     return run
 
 
@@ -220,7 +193,6 @@ def training_runs_reap() -> dict[str, list[int]]:
             else:
                 run.state, run.worker = RunState.QUEUED, ""
                 settled["retried"].append(run.pk)
-                transaction.on_commit(lambda pk=run.pk: send_quietly("training.tasks.training_run_execute_task", pk))
             run.save(update_fields=["state", "finished_at", "error", "worker", "log_tail"])
     for outcome, ids in settled.items():
         if ids:
@@ -331,23 +303,19 @@ def _fmt(value: float | None) -> str:
 
 
 def test_look_request(*, model: ModelVersion, user: AbstractBaseUser, reason: str) -> TestSetLook:
-    """Log a look at the test split (who, when, why) and have a worker score it."""
+    """Log a look at the test split (who, when, why); `training.launch.test_look_start` has a
+    worker score it."""
     if not reason or not reason.strip():
         raise ValidationFailed("Say why the test set is consulted.", fields={"reason": ["Required."]})
     if len(reason) > REASON_MAX:
         message = f"A reason is at most {REASON_MAX} characters."
         raise ValidationFailed(message, fields={"reason": [message]})
     with transaction.atomic():
-        look = TestSetLook.objects.create(model=model, looked_by=user, reason=reason.strip()[:2000])
-        transaction.on_commit(lambda: send_quietly("training.tasks.test_look_compute_task", look.pk))
-    return look
+        return TestSetLook.objects.create(model=model, looked_by=user, reason=reason.strip()[:2000])
 
 
 def test_look_compute(*, look_id: int) -> TestSetLook | None:
     """Score the look's model on the test split, with the evaluator the val split used."""
-    from training.evaluation import detections_predict, model_evaluate, split_images
-    from training.runner import verified_onnx_path
-
     look = TestSetLook.objects.select_related("model__consensus_version").filter(pk=look_id).first()
     if look is None or look.figures:
         return look

@@ -21,13 +21,13 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from annotation.exports import export_file_names
-from annotation.imaging import decode_upright_rgb
-from annotation.models import Split
 from boxes.formats import FormatBox, FormatImage, yolo_data_yaml, yolo_label_text
 from config.errors import Conflict
+from datasets.imaging import decode_upright_rgb
 from groundtruth.models import ConsensusVersion, GroundTruthBox, ImageConsensus, VersionState
+from projects.models import Split
 from training.models import DatasetSnapshot
+from transfer.exports import export_file_names
 
 FORMAT = "quorum-yolo-snapshot-1"
 SPLITS = (Split.TRAIN, Split.VAL)

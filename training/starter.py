@@ -8,7 +8,9 @@ from pathlib import Path
 
 from django.db import transaction
 
+from training.base_weights import base_weights_upload_checked
 from training.models import BaseWeights
+from training.runtime import file_sha256
 
 STARTER_PATH = Path(__file__).resolve().parent / "starter" / "yolo26n-synthetic-pedestrians.safetensors"
 STARTER_NAME = "starter: yolo26n, synthetic pedestrians"
@@ -22,9 +24,6 @@ STARTER_SHA256 = "bde2cd5762f445fb53c7f7b10aff18a8fac5f20bf584fb33e54f91f325f438
 def starter_register() -> BaseWeights | None:
     """The starter as shared base weights (registered once, checked like any upload); None
     when the file is not in this checkout or is not the one whose sha256 is recorded here."""
-    from training.base_weights import base_weights_upload_checked
-    from training.runtime import file_sha256
-
     if not STARTER_PATH.exists() or file_sha256(STARTER_PATH) != STARTER_SHA256:
         return None
     existing = BaseWeights.objects.filter(sha256=STARTER_SHA256, name=STARTER_NAME).first()

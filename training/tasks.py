@@ -7,6 +7,7 @@ long training never delays the bookkeeping of its own runs.
 
 from celery import shared_task
 
+from config.celery import send_quietly
 from training.runner import training_run_execute
 from training.services import test_look_compute, training_runs_reap, training_runs_schedule
 
@@ -24,9 +25,17 @@ def test_look_compute_task(look_id: int) -> None:
 
 @shared_task(acks_late=True)
 def training_runs_reap_task() -> dict:
-    return training_runs_reap()
+    """Settle runs whose worker was lost; those with attempts left go to a worker again."""
+    settled = training_runs_reap()
+    for run_id in settled["retried"]:
+        send_quietly(training_run_execute_task, run_id)
+    return settled
 
 
 @shared_task(acks_late=True)
 def training_runs_schedule_task() -> list[int]:
-    return [run.pk for run in training_runs_schedule()]
+    """Start the retraining runs the projects' policies call for."""
+    started = [run.pk for run in training_runs_schedule()]
+    for run_id in started:
+        send_quietly(training_run_execute_task, run_id)
+    return started

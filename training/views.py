@@ -7,10 +7,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from annotation.models import Role
-from annotation.selectors import project_role, project_with_role, role_at_least
 from config.errors import DomainError, ValidationFailed
+from projects.models import Role
+from projects.selectors import project_role, project_with_role, role_at_least
+from training.architectures import architectures
 from training.base_weights import base_weights_for, base_weights_upload, may_upload_base_weights
+from training.launch import test_look_start, training_run_start
 from training.models import ModelStage, ModelVersion, TrainingPolicy, TrainingRun
 from training.selectors import (
     champion_get,
@@ -22,14 +24,11 @@ from training.selectors import (
     training_runs,
 )
 from training.services import (
-    architectures,
     model_promote,
     policy_figure,
-    test_look_request,
     training_policy_get,
     training_policy_update,
     training_run_cancel,
-    training_run_create,
 )
 
 RUN_FORM_DEFAULTS = {
@@ -57,7 +56,7 @@ def training_page(request: HttpRequest, project_id: int) -> HttpResponse:
             raise PermissionDenied
         form = {name: request.POST.get(name, default).strip() for name, default in RUN_FORM_DEFAULTS.items()}
         try:
-            run = training_run_create(
+            run = training_run_start(
                 project=project,
                 user=request.user,
                 architecture=form["architecture"],
@@ -194,7 +193,7 @@ def model_promote_page(request: HttpRequest, model_id: int) -> HttpResponse:
 def model_test_look_page(request: HttpRequest, model_id: int) -> HttpResponse:
     model = _model_for(request, model_id, Role.REVIEWER)
     try:
-        test_look_request(model=model, user=request.user, reason=request.POST.get("reason", ""))
+        test_look_start(model=model, user=request.user, reason=request.POST.get("reason", ""))
     except DomainError as error:
         messages.error(request, error.message)
     else:

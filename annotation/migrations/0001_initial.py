@@ -5,7 +5,7 @@ import django.db.models.functions.text
 from django.conf import settings
 from django.db import migrations, models
 
-import annotation.models
+import projects.models
 
 
 class Migration(migrations.Migration):
@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
                 (
                     "labels",
                     models.JSONField(
-                        default=annotation.models.default_labels, help_text="The label set boxes may carry."
+                        default=projects.models.default_labels, help_text="The label set boxes may carry."
                     ),
                 ),
                 (

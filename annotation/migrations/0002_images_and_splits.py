@@ -5,7 +5,8 @@ import django.db.models.expressions
 from django.conf import settings
 from django.db import migrations, models
 
-import annotation.models
+import datasets.models
+import projects.models
 
 
 class Migration(migrations.Migration):
@@ -19,10 +20,10 @@ class Migration(migrations.Migration):
             name="Image",
             fields=[
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("file", models.FileField(max_length=255, upload_to=annotation.models.image_storage_name)),
+                ("file", models.FileField(max_length=255, upload_to=datasets.models.image_storage_name)),
                 (
                     "thumbnail",
-                    models.FileField(blank=True, max_length=255, upload_to=annotation.models.thumbnail_storage_name),
+                    models.FileField(blank=True, max_length=255, upload_to=datasets.models.thumbnail_storage_name),
                 ),
                 ("original_name", models.CharField(max_length=255)),
                 (
@@ -66,7 +67,7 @@ class Migration(migrations.Migration):
             model_name="project",
             name="conditions",
             field=models.JSONField(
-                default=annotation.models.default_conditions,
+                default=projects.models.default_conditions,
                 help_text="Condition vocabulary: dimension -> allowed values.",
             ),
         ),
@@ -74,7 +75,7 @@ class Migration(migrations.Migration):
             model_name="project",
             name="split_seed",
             field=models.PositiveIntegerField(
-                default=annotation.models.new_split_seed,
+                default=projects.models.new_split_seed,
                 help_text="Seeds the split draw; the same seed and arrivals give the same splits.",
             ),
         ),

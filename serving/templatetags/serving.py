@@ -2,8 +2,8 @@
 
 from django import template
 
-from annotation.models import Role
-from annotation.selectors import project_role, role_at_least
+from projects.models import Role
+from projects.selectors import project_role, role_at_least
 from serving.selectors import drift_alerts_current
 
 register = template.Library()

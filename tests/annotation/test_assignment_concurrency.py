@@ -8,7 +8,9 @@ import pytest
 from django.db import connection, connections
 
 from annotation.assignments import assignment_lease_next, assignment_submit
-from annotation.models import Annotation, Assignment, Membership, Project, Role
+from annotation.models import Assignment
+from groundtruth.models import Annotation
+from projects.models import Membership, Project, Role
 from tests.factories import ImageFactory, UserFactory
 
 IMAGES, ANNOTATORS, K = 20, 30, 3

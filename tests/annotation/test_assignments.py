@@ -9,8 +9,11 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation.ingest import IncomingImage, image_ingest
-from annotation.models import Annotation, Assignment, Box, Image, Membership, Role
+from annotation.models import Assignment
+from datasets.ingest import IncomingImage, image_ingest
+from datasets.models import Image
+from groundtruth.models import Annotation, Box
+from projects.models import Membership, Role
 from tests import images
 from tests.factories import UserFactory
 

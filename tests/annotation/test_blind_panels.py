@@ -10,10 +10,13 @@ import pytest
 from django.urls import reverse
 
 from annotation.assignments import assignment_lease_next, assignment_submit
-from annotation.ingest import IncomingImage, image_ingest
-from annotation.models import Annotation, Assignment, Image, Membership, Role
-from groundtruth.models import AgreementReport, GroundTruthBox
-from groundtruth.services import consensus_version_compute, consensus_version_create
+from annotation.models import Assignment
+from datasets.ingest import IncomingImage, image_ingest
+from datasets.models import Image
+from groundtruth.computing import consensus_version_compute
+from groundtruth.models import AgreementReport, Annotation, GroundTruthBox
+from groundtruth.services import consensus_version_create
+from projects.models import Membership, Role
 from tests import images
 from tests.factories import UserFactory
 

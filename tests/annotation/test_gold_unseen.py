@@ -11,9 +11,12 @@ from django.utils import timezone
 from scipy import stats
 
 from annotation.assignments import assignment_lease_next, assignment_skip, assignment_submit
-from annotation.models import Annotation, AnnotationKind, Assignment, Image, Project
+from annotation.models import Assignment
+from datasets.models import Image
+from groundtruth.models import Annotation, AnnotationKind
 from groundtruth.selectors import GOLD_FIGURES_MIN_IMAGES
 from groundtruth.services import gold_set
+from projects.models import Project
 from tests.factories import ImageFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db

@@ -302,7 +302,8 @@ def test_parts_that_share_an_annotator_are_two_pedestrians():
 
 
 def test_two_people_on_top_of_each_other_are_two_boxes_however_the_clusters_fall():
-    from boxes.reliability import COINCIDENCE, AnnotatorReliability, Reliability
+    from boxes.estimates import AnnotatorReliability, Reliability
+    from boxes.reliability import COINCIDENCE
 
     # from a simulated panel of seven: two pedestrians at IoU 0.85, boxed twice by six of
     # the seven; complete linkage makes four clusters of them, each a mix of both

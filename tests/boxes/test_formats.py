@@ -220,7 +220,7 @@ def test_label_studio_export_is_read_in_pixels():
     ]
     dataset = labelstudio_read(json.dumps(tasks))
     first, second = dataset.images
-    # the path as the export gives it; imports match it to an image (annotation.imports.ImageIndex)
+    # the path as the export gives it; imports match it to an image (transfer.imports.ImageIndex)
     assert first.file_name == "data/upload/3/street_001.jpg" and (first.width, first.height) == (1000, 500)
     assert first.boxes == (FormatBox(x1=100.0, y1=100.0, x2=150.0, y2=250.0, label="pedestrian"),)
     assert second.file_name == "empty.jpg" and second.boxes == ()

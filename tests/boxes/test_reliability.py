@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from boxes.consensus import consolidate
+from boxes.estimates import Reliability
 from boxes.matching import match
-from boxes.reliability import Reliability, _f1_cut, estimate_reliability
+from boxes.reliability import _f1_cut, estimate_reliability
 from boxes.simulate import PROFILES, simulate_annotator
 from tests.boxes.panels import HEIGHT, WIDTH, simulated_project
 
@@ -201,7 +202,7 @@ def test_an_estimate_not_used_weighs_nothing():
 
 def test_an_estimate_stored_before_the_authored_model_keeps_its_independent_evidence():
     # versions made before hold no coincidence: each annotator's box and absence add up
-    from boxes.reliability import AnnotatorReliability
+    from boxes.estimates import AnnotatorReliability
 
     def rates(miss, alarm):
         return AnnotatorReliability(false_positive_rate=alarm, miss_rate=miss, boundary_noise=0.1, images=10,

@@ -5,8 +5,9 @@ import io
 
 import pytest
 
-from annotation.ingest import IncomingImage, image_ingest
-from annotation.models import Annotation, Assignment
+from annotation.models import Assignment
+from datasets.ingest import IncomingImage, image_ingest
+from groundtruth.models import Annotation
 from tests import images
 from tests.conftest import screenshot
 from tests.factories import PASSWORD
@@ -214,7 +215,8 @@ def test_active_time_stops_when_idle_or_hidden_and_is_stored(browser, live_serve
 
 
 def test_suggestions_are_shown_only_where_allowed_and_taken_boxes_are_marked(browser, live_server, project):
-    from annotation.models import Image, Suggestion
+    from annotation.models import Suggestion
+    from datasets.models import Image
 
     for image in Image.objects.filter(project=project):
         Suggestion.objects.create(

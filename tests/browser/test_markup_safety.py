@@ -9,7 +9,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation.models import Assignment, Role
+from annotation.models import Assignment
+from projects.models import Role
 from serving.models import PredictionLog, RoutingRule
 from serving.services import api_client_create
 from tests.conftest import sign_in

@@ -44,8 +44,8 @@ def test_a_reviewer_reads_the_agreement_report(browser, live_server):
 
 
 def test_the_consensus_page_shows_a_version_once_it_is_computed(browser, live_server):
+    from groundtruth.computing import consensus_version_compute
     from groundtruth.models import ConsensusVersion
-    from groundtruth.services import consensus_version_compute
 
     world = trainable_project(images=8, name="Waiting")
     pending = ConsensusVersion.objects.create(project=world.project, number=2, created_by=world.reviewer)
@@ -90,8 +90,9 @@ def test_the_consensus_form_weighs_a_panel_of_three_by_default_and_a_quorum_unti
 
 
 def test_a_weighted_report_shows_each_annotator_s_rates_intervals_and_gold_anchors(browser, live_server):
-    from annotation.models import SyntheticTruth
-    from groundtruth.services import consensus_version_compute, consensus_version_create, gold_set
+    from demo.models import SyntheticTruth
+    from groundtruth.computing import consensus_version_compute
+    from groundtruth.services import consensus_version_create, gold_set
 
     world = trainable_project(images=24, name="Anchored")
     for truth in SyntheticTruth.objects.filter(image__project=world.project).order_by("image_id")[:6]:

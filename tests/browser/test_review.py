@@ -5,10 +5,11 @@ import io
 
 import pytest
 
-from annotation.ingest import IncomingImage, image_ingest
-from annotation.models import Annotation, Box, Image
-from groundtruth.models import Adjudication, ImageConsensus, ImageState
-from groundtruth.services import consensus_version_compute, consensus_version_create
+from datasets.ingest import IncomingImage, image_ingest
+from datasets.models import Image
+from groundtruth.computing import consensus_version_compute
+from groundtruth.models import Adjudication, Annotation, Box, ImageConsensus, ImageState
+from groundtruth.services import consensus_version_create
 from tests import images
 from tests.conftest import screenshot, sign_in
 from tests.factories import MembershipFactory

@@ -5,7 +5,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from ops.services import demo_accounts_ensure
+from demo.services import demo_accounts_ensure
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -2,8 +2,10 @@
 
 import pytest
 
-from annotation.models import Annotation, Box, Image
-from groundtruth.services import consensus_version_compute, consensus_version_create
+from datasets.models import Image
+from groundtruth.computing import consensus_version_compute
+from groundtruth.models import Annotation, Box
+from groundtruth.services import consensus_version_create
 from tests.factories import ImageFactory, MembershipFactory
 
 PERSON = (100.0, 100.0, 140.0, 200.0)

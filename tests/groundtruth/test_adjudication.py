@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from django.urls import reverse
 
+from groundtruth.computing import consensus_version_compute
 from groundtruth.models import Adjudication, ImageConsensus, ImageState
-from groundtruth.services import consensus_version_compute, consensus_version_create
+from groundtruth.services import consensus_version_create
 
 pytestmark = pytest.mark.django_db
 
@@ -80,7 +81,8 @@ def test_roles_and_scoping(api_client, people, project_with_disagreement):
 
 
 def test_the_kth_submission_does_not_undo_an_adjudication(people, project_with_disagreement):
-    from groundtruth.services import adjudication_save, image_consensus_update
+    from groundtruth.computing import image_consensus_update
+    from groundtruth.services import adjudication_save
 
     images, _ = project_with_disagreement
     adjudication_save(

@@ -6,14 +6,16 @@ from django.db import transaction
 from django.urls import reverse
 
 from annotation.assignments import assignment_lease_next, assignment_submit
-from annotation.models import Box, Project, SyntheticTruth
-from annotation.simulation import panel_simulate, simulated_annotators
-from annotation.synthetic_data import synthetic_images_add
 from boxes.consensus import consolidate
 from boxes.matching import match
-from groundtruth.models import ConsensusVersion, GroundTruthBox, ImageConsensus, ImageState, VersionState
+from demo.models import SyntheticTruth
+from demo.simulation import panel_simulate, simulated_annotators
+from demo.synthetic_data import synthetic_images_add
+from groundtruth.computing import consensus_version_compute, image_consensus_update
+from groundtruth.models import Box, ConsensusVersion, GroundTruthBox, ImageConsensus, ImageState, VersionState
 from groundtruth.selectors import panels
-from groundtruth.services import consensus_version_compute, consensus_version_create, image_consensus_update
+from groundtruth.services import consensus_version_create
+from projects.models import Project
 from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -208,7 +210,7 @@ def test_pending_versions_whose_task_was_lost_are_swept(people):
 
     from django.utils import timezone
 
-    from groundtruth.services import consensus_versions_stalled
+    from groundtruth.computing import consensus_versions_stalled
 
     old = consensus_version_create(project=people.project, user=people.reviewer)
     fresh = consensus_version_create(project=people.project, user=people.reviewer)
@@ -220,7 +222,8 @@ def test_pending_versions_whose_task_was_lost_are_swept(people):
 
 
 def test_panels_hold_the_current_submissions_of_complete_images_only():
-    from annotation.models import Annotation, AnnotationKind, Image
+    from datasets.models import Image
+    from groundtruth.models import Annotation, AnnotationKind
     from tests.factories import ImageFactory, MembershipFactory
 
     project = Project.objects.create(name="Panels", overlap_k=3)

@@ -5,9 +5,12 @@ import json
 import pytest
 from django.urls import reverse
 
-from annotation.models import Annotation, AnnotationKind, Assignment, Box, Image, Membership, Project
+from annotation.models import Assignment
+from datasets.models import Image
+from groundtruth.models import Annotation, AnnotationKind, Box
 from groundtruth.selectors import gold_scores
 from groundtruth.services import adjudication_save, gold_set
+from projects.models import Membership, Project
 from tests.factories import ImageFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db
@@ -154,7 +157,8 @@ def test_without_a_pause_rule_nobody_is_paused(api_client):
 
 
 def test_the_report_shows_each_annotators_gold_score(api_client, people, project_with_disagreement):
-    from groundtruth.services import consensus_version_compute, consensus_version_create
+    from groundtruth.computing import consensus_version_compute
+    from groundtruth.services import consensus_version_create
 
     images, _ = project_with_disagreement
     gold_set(image=images[3], reviewer=people.reviewer, boxes=REFERENCE)

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 
-from annotation.models import Project
-from annotation.simulation import panel_simulate
-from annotation.synthetic_data import synthetic_images_add
+from demo.simulation import panel_simulate
+from demo.synthetic_data import synthetic_images_add
+from groundtruth.computing import consensus_version_compute
 from groundtruth.models import AgreementReport, ConsensusVersion, GroundTruthBox
 from groundtruth.selectors import my_figures, panels
-from groundtruth.services import consensus_version_compute, consensus_version_create
+from groundtruth.services import consensus_version_create
+from projects.models import Project
 from tests.factories import MembershipFactory
 from tests.groundtruth.test_consensus_versions import f1_against_truth, ground_truth
 
@@ -110,8 +111,9 @@ def test_the_weighting_is_explained_with_intervals_and_gold_anchors(db):
     """A weighted version on a project with gold images: the report says whether the weighting
     was used and why, each annotator's rates come with intervals and their gold anchors, and
     the stored estimate reads back whole for the version's incremental updates."""
-    from annotation.models import SyntheticTruth
-    from groundtruth.services import _reliability_from_json, gold_set
+    from demo.models import SyntheticTruth
+    from groundtruth.computing import _reliability_from_json
+    from groundtruth.services import gold_set
 
     project = Project.objects.create(name="Anchored", overlap_k=3, split_seed=7, gold_rate=0.2)
     synthetic_images_add(project=project, count=30, seed=12)

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from django.urls import reverse
 
-from annotation.models import Annotation, Box, Image
-from groundtruth.models import ConsensusVersion
-from groundtruth.services import consensus_version_compute, consensus_version_create
+from datasets.models import Image
+from groundtruth.computing import consensus_version_compute
+from groundtruth.models import Annotation, Box, ConsensusVersion
+from groundtruth.services import consensus_version_create
 from tests.factories import ImageFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db

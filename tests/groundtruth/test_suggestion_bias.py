@@ -4,7 +4,7 @@ boxes drawn by hand, and submissions that took suggestions against those that di
 import pytest
 from django.urls import reverse
 
-from annotation.models import Annotation, Box
+from groundtruth.models import Annotation, Box
 from groundtruth.services import gold_set
 from tests.factories import ImageFactory, MembershipFactory
 

@@ -6,15 +6,15 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotation.models import Annotation, Box, Role
-from groundtruth.models import Adjudication, ConsensusVersion, VersionState
-from groundtruth.services import (
+from groundtruth.computing import (
     consensus_version_compute,
-    consensus_version_create,
     consensus_versions_stalled,
     image_consensus_update,
     images_consensus_stalled,
 )
+from groundtruth.models import Adjudication, Annotation, Box, ConsensusVersion, VersionState
+from groundtruth.services import consensus_version_create
+from projects.models import Role
 from tests.factories import ImageFactory, MembershipFactory, ProjectFactory
 
 pytestmark = pytest.mark.django_db

@@ -6,11 +6,11 @@ import uuid
 import pytest
 
 from annotation.assignments import assignment_lease_next, assignment_submit
-from annotation.models import Project
-from annotation.simulation import simulated_annotators
-from annotation.synthetic_data import synthetic_images_add
+from demo.simulation import simulated_annotators
+from demo.synthetic_data import synthetic_images_add
 from groundtruth.models import ConsensusVersion, ImageConsensus, VersionState
 from groundtruth.services import consensus_version_create
+from projects.models import Project
 from tests.factories import UserFactory
 from tests.workers import start_worker, stop_worker, wait_for
 

@@ -8,7 +8,7 @@ from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
 from annotation.assignments import assignment_lease_next
-from annotation.models import Image
+from datasets.models import Image
 from serving.drift import drift_report_compute
 from serving.models import PredictionLog
 from tests.serving.conftest import as_camera, as_reviewer

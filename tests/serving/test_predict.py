@@ -10,7 +10,7 @@ import pytest
 from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
-from annotation.imaging import decode_upright_rgb
+from datasets.imaging import decode_upright_rgb
 from serving.cache import detector_for
 from serving.models import PredictionLog
 from serving.services import api_client_create

@@ -7,8 +7,10 @@ import io
 import pytest
 
 from annotation.assignments import assignment_lease_next, assignment_submit
-from annotation.ingest import IncomingImage, image_ingest
-from annotation.models import Box, Image, Suggestion
+from annotation.models import Suggestion
+from datasets.ingest import IncomingImage, image_ingest
+from datasets.models import Image
+from groundtruth.models import Box
 from serving.services import preannotation_run
 from tests import images
 

@@ -5,11 +5,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from annotation.models import Project, Role
-from annotation.simulation import panel_simulate
-from annotation.synthetic_data import synthetic_images_add
+from demo.simulation import panel_simulate
+from demo.synthetic_data import synthetic_images_add
+from groundtruth.computing import consensus_version_compute
 from groundtruth.models import ConsensusVersion
-from groundtruth.services import consensus_version_compute, consensus_version_create
+from groundtruth.services import consensus_version_create
+from projects.models import Project, Role
 from tests.factories import MembershipFactory
 from training.models import ModelStage, ModelVersion, RunState, TrainingRun
 from training.snapshots import snapshot_create

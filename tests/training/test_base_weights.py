@@ -18,7 +18,9 @@ from django.test import Client
 from django.urls import reverse
 from safetensors.numpy import save as safetensors_bytes
 
-from annotation.models import Annotation, Image, Role
+from datasets.models import Image
+from groundtruth.models import Annotation
+from projects.models import Role
 from tests.factories import MembershipFactory
 from tests.training.conftest import trainable_project
 from training.base_weights import architecture_tensors

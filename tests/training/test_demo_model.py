@@ -5,11 +5,7 @@ least half of what the panel finds on the validation split."""
 
 import pytest
 
-from annotation.models import Project
-from annotation.simulation import panel_simulate
-from annotation.synthetic_data import synthetic_images_add
-from groundtruth.models import AgreementReport
-from ops.services import (
+from demo.services import (
     DEMO_GOLD_IMAGES,
     DEMO_PROJECT_NAME,
     DEMO_TRAINING,
@@ -17,6 +13,10 @@ from ops.services import (
     demo_gold_ensure,
     demo_training_ensure,
 )
+from demo.simulation import panel_simulate
+from demo.synthetic_data import synthetic_images_add
+from groundtruth.models import AgreementReport
+from projects.models import Project
 from training.models import RunState, TrainingRun
 from training.runner import training_run_execute
 from training.starter import STARTER_NAME

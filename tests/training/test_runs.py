@@ -202,10 +202,10 @@ def test_retraining_starts_from_the_champion_once_enough_new_images_exist(traina
 
 
 def test_make_run_queues_one_short_demo_training_after_computing_the_ground_truth(db):
-    from annotation.models import Project
-    from annotation.simulation import panel_simulate
-    from annotation.synthetic_data import synthetic_images_add
-    from ops.services import DEMO_TRAINING, demo_training_ensure
+    from demo.services import DEMO_TRAINING, demo_training_ensure
+    from demo.simulation import panel_simulate
+    from demo.synthetic_data import synthetic_images_add
+    from projects.models import Project
 
     project = Project.objects.create(name="Demo", overlap_k=3, split_seed=4)
     synthetic_images_add(project=project, count=16, seed=0, size=(160, 128))

@@ -8,10 +8,12 @@ import pytest
 from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
-from annotation.ingest import IncomingImage, image_ingest
-from annotation.models import Annotation, Box, Image
 from config.errors import Conflict
-from groundtruth.services import adjudication_save, consensus_version_compute, consensus_version_create
+from datasets.ingest import IncomingImage, image_ingest
+from datasets.models import Image
+from groundtruth.computing import consensus_version_compute
+from groundtruth.models import Annotation, Box
+from groundtruth.services import adjudication_save, consensus_version_create
 from tests import images as test_images
 from tests.factories import MembershipFactory
 from training.models import DatasetSnapshot

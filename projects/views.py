@@ -1,0 +1,61 @@
+"""Pages: a new project (staff) and the account page with its API token."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from config.errors import DomainError
+from projects.forms import ProjectForm
+from projects.models import ApiToken
+from projects.services import api_token_revoke, api_token_rotate, project_create
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET"])
+def account(request: HttpRequest) -> HttpResponse:
+    """The caller's account: their API token (a new one shown once, never cached)."""
+    token = ApiToken.objects.filter(user=request.user).first()
+    return render(request, "projects/account.html", {"token": token, "new_key": request.session.pop("new_token", None)})
+
+
+@login_required
+@require_POST
+def account_token_create(request: HttpRequest) -> HttpResponse:
+    token = api_token_rotate(user=request.user)
+    # Shown once, on the next page view, then forgotten by the session.
+    request.session["new_token"] = token.key
+    messages.success(request, "A new API token was created; any earlier token no longer works.")
+    return redirect("account")
+
+
+@login_required
+@require_POST
+def account_token_revoke(request: HttpRequest) -> HttpResponse:
+    if api_token_revoke(user=request.user):
+        messages.success(request, "Your API token was revoked.")
+    else:
+        messages.info(request, "You had no API token.")
+    return redirect("account")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_create_page(request: HttpRequest) -> HttpResponse:
+    """A new project, for Quorum administrators (staff)."""
+    if not request.user.is_staff:
+        raise PermissionDenied
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project = project_create(created_by=request.user, **form.cleaned_data)
+        except DomainError as error:
+            form.add_error(None, error.message)
+        else:
+            messages.success(request, f"Project {project.name!r} created. Upload its images next.")
+            return redirect("project-detail", project_id=project.pk)
+    return render(request, "projects/project_form.html", {"form": form}, status=400 if form.errors else 200)

@@ -1,0 +1,26 @@
+"""Work sent to the training workers: a training run, or a look at the test split, recorded
+by training/services.py and then sent to its task after commit. (The periodic tasks send
+the runs they make themselves, training/tasks.py.)"""
+
+from django.db import transaction
+
+from config.celery import send_quietly
+from training.models import TestSetLook, TrainingRun
+from training.services import test_look_request, training_run_create
+from training.tasks import test_look_compute_task, training_run_execute_task
+
+
+def training_run_start(**fields) -> TrainingRun:
+    """A run made by `training_run_create(**fields)` (which checks the fields), sent to a
+    worker once it is committed."""
+    run = training_run_create(**fields)
+    transaction.on_commit(lambda: send_quietly(training_run_execute_task, run.pk))
+    return run
+
+
+def test_look_start(**fields) -> TestSetLook:
+    """A look at the test split logged by `test_look_request(**fields)`, scored by a worker
+    once it is committed."""
+    look = test_look_request(**fields)
+    transaction.on_commit(lambda: send_quietly(test_look_compute_task, look.pk))
+    return look
