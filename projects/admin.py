@@ -1,7 +1,10 @@
+from django import forms
 from django.contrib import admin
 from django.db.models import Count
 
+from config.errors import DomainError
 from projects.models import ApiToken, Membership, Project
+from projects.services import SETTINGS, project_settings_check, project_update
 
 
 class MembershipInline(admin.TabularInline):
@@ -10,21 +13,34 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class ProjectAdminForm(forms.ModelForm):
+    """A change is checked by the service the API and the settings page use."""
+
+    class Meta:
+        model = Project
+        fields = SETTINGS
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        self.settings_changes = {name: cleaned[name] for name in self.changed_data if name in SETTINGS}
+        if self.instance.pk is not None and self.settings_changes and not self.errors:
+            try:
+                project_settings_check(project=Project.objects.get(pk=self.instance.pk), changes=self.settings_changes)
+            except DomainError as error:
+                for name, messages in (error.fields or {None: [error.message]}).items():
+                    for message in messages:
+                        self.add_error(name if name in self.fields else None, message)
+        return cleaned
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
+    form = ProjectAdminForm
     list_display = ["name", "overlap_k", "split_percentages", "member_count", "created_by", "created_at"]
     search_fields = ["name", "description"]
     list_filter = ["overlap_k", "created_at"]
     readonly_fields = ["created_by", "created_at"]
     inlines = [MembershipInline]
-    # The split settings decide each image's split as it arrives; once images are in, a change
-    # would split later arrivals differently and could move the test set's share.
-    SPLIT_FIELDS = ["train_percent", "val_percent", "test_percent", "split_seed"]
-
-    def get_readonly_fields(self, request, obj=None):
-        if obj is not None and obj.images.exists():
-            return [*self.readonly_fields, *self.SPLIT_FIELDS]
-        return self.readonly_fields
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(member_total=Count("memberships"))
@@ -38,9 +54,18 @@ class ProjectAdmin(admin.ModelAdmin):
         return f"{project.train_percent} / {project.val_percent} / {project.test_percent}"
 
     def save_model(self, request, obj, form, change):
-        if not change:
-            obj.created_by = request.user
+        if change:
+            # the project's settings change through the service (checked again, under a lock)
+            project_update(project=obj, **form.settings_changes)
+            return
+        obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        response = super().render_change_form(request, context, *args, **kwargs)
+        if context["adminform"].form.errors:
+            response.status_code = 400  # refused, as the API and the settings page answer
+        return response
 
 
 @admin.register(ApiToken)

@@ -21,10 +21,18 @@ from projects.serializers import (
     MeSerializer,
     ProjectInputSerializer,
     ProjectOutputSerializer,
+    ProjectSettingsSerializer,
     TokenOutputSerializer,
     TokenRequestSerializer,
 )
-from projects.services import api_token_revoke, api_token_rotate, membership_remove, membership_set, project_create
+from projects.services import (
+    api_token_revoke,
+    api_token_rotate,
+    membership_remove,
+    membership_set,
+    project_create,
+    project_update,
+)
 from projects.sign_in import client_address, sign_in_succeeded, sign_in_take, sign_in_wait_message
 
 
@@ -55,11 +63,24 @@ class ProjectListApi(APIView):
 
 
 class ProjectDetailApi(ProjectApiMixin, APIView):
-    permission_classes = [IsAuthenticated, IsProjectAnnotator]
+    def get_permissions(self):
+        if self.request.method == "PATCH":
+            return [IsAuthenticated(), IsProjectAdmin()]
+        return [IsAuthenticated(), IsProjectAnnotator()]
 
     @extend_schema(responses=ProjectOutputSerializer)
     def get(self, request: Request, project_id: int) -> Response:
         project = self.project_for(request, project_id)
+        context = {"roles": {project.pk: project_role(project=project, user=request.user)}}
+        return Response(ProjectOutputSerializer(project, context=context).data)
+
+    @extend_schema(request=ProjectSettingsSerializer, responses=ProjectOutputSerializer)
+    def patch(self, request: Request, project_id: int) -> Response:
+        """Change the project's settings (project admins); 400 naming each refused setting."""
+        project = self.project_for(request, project_id)
+        data = ProjectSettingsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = project_update(project=project, **data.validated_data)
         context = {"roles": {project.pk: project_role(project=project, user=request.user)}}
         return Response(ProjectOutputSerializer(project, context=context).data)
 

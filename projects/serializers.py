@@ -36,6 +36,40 @@ class ProjectInputSerializer(serializers.Serializer):
         return value
 
 
+class ProjectSettingsSerializer(serializers.Serializer):
+    """PATCH /projects/{id}/: any of the settings; the service checks them against the
+    project (split settings frozen once it has images, k not below its submissions, ...)."""
+
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=DESCRIPTION_MAX)
+    labels = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, min_length=1, max_length=100
+    )
+    overlap_k = serializers.IntegerField(required=False, min_value=1, max_value=50)
+    lease_minutes = serializers.IntegerField(required=False, min_value=1, max_value=7 * 24 * 60)
+    train_percent = serializers.IntegerField(required=False, min_value=1, max_value=98)
+    val_percent = serializers.IntegerField(required=False, min_value=1, max_value=98)
+    test_percent = serializers.IntegerField(required=False, min_value=1, max_value=98)
+    split_seed = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    conditions = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField(max_length=64), min_length=1, max_length=50),
+        required=False,
+    )
+    gold_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
+    gold_pause_after = serializers.IntegerField(required=False, min_value=0, max_value=1000)
+    gold_min_f1 = serializers.FloatField(required=False, min_value=0, max_value=1)
+    allow_suggestions = serializers.BooleanField(required=False)
+    reviewers_annotate = serializers.BooleanField(required=False)
+
+    def validate(self, data: dict) -> dict:
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["Not a project setting."] for name in unknown})
+        if not data:
+            raise serializers.ValidationError({"non_field_errors": ["Send at least one setting to change."]})
+        return data
+
+
 class ProjectOutputSerializer(serializers.ModelSerializer):
     """A project as its caller may see it: annotators get only what drawing needs (never how
     many others label an image, the split settings or the conditions images are sorted by)."""
@@ -48,9 +82,15 @@ class ProjectOutputSerializer(serializers.ModelSerializer):
     split_seed = serializers.IntegerField(required=False, help_text="Reviewers and admins only.")
     conditions = serializers.JSONField(required=False, help_text="Reviewers and admins only.")
     reviewers_annotate = serializers.BooleanField(required=False, help_text="Reviewers and admins only.")
+    lease_minutes = serializers.IntegerField(required=False, help_text="Reviewers and admins only.")
+    gold_rate = serializers.FloatField(required=False, help_text="Reviewers and admins only.")
+    gold_pause_after = serializers.IntegerField(required=False, help_text="Reviewers and admins only.")
+    gold_min_f1 = serializers.FloatField(required=False, help_text="Reviewers and admins only.")
+    allow_suggestions = serializers.BooleanField(required=False, help_text="Reviewers and admins only.")
 
     REVIEWER_FIELDS = (
         "overlap_k", "train_percent", "val_percent", "test_percent", "split_seed", "conditions", "reviewers_annotate",
+        "lease_minutes", "gold_rate", "gold_pause_after", "gold_min_f1", "allow_suggestions",
     )  # fmt: skip
 
     class Meta:
@@ -67,6 +107,11 @@ class ProjectOutputSerializer(serializers.ModelSerializer):
             "split_seed",
             "conditions",
             "reviewers_annotate",
+            "lease_minutes",
+            "gold_rate",
+            "gold_pause_after",
+            "gold_min_f1",
+            "allow_suggestions",
             "created_at",
             "role",
         ]

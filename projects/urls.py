@@ -7,4 +7,5 @@ urlpatterns = [
     path("account/token/", views.account_token_create, name="account-token-create"),
     path("account/token/revoke/", views.account_token_revoke, name="account-token-revoke"),
     path("projects/new/", views.project_create_page, name="project-create"),
+    path("projects/<int:project_id>/settings/", views.project_settings_page, name="project-settings"),
 ]

@@ -1,4 +1,4 @@
-"""Pages: a new project (staff) and the account page with its API token."""
+"""Pages: a new project (staff), a project's settings (its admins) and the account page with its API token."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -9,9 +9,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from config.errors import DomainError
-from projects.forms import ProjectForm
-from projects.models import ApiToken
-from projects.services import api_token_revoke, api_token_rotate, project_create
+from projects.forms import ProjectForm, ProjectSettingsForm
+from projects.models import ApiToken, Role
+from projects.selectors import project_with_role
+from projects.services import api_token_revoke, api_token_rotate, project_create, project_update
 
 
 @never_cache
@@ -59,3 +60,26 @@ def project_create_page(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Project {project.name!r} created. Upload its images next.")
             return redirect("project-detail", project_id=project.pk)
     return render(request, "projects/project_form.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_settings_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    """A project's settings, for its admins (staff or not); refused changes answer 400 with
+    the reason under each setting, and nothing is changed."""
+    project = project_with_role(project_id=project_id, user=request.user, required=Role.ADMIN)
+    initial = ProjectSettingsForm.initial_for(project)
+    form = ProjectSettingsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project_update(project=project, **form.changes())
+        except DomainError as error:
+            for name, messages_ in (error.fields or {None: [error.message]}).items():
+                for message in messages_:
+                    form.add_error(name if name in form.fields else None, message)
+        else:
+            messages.success(request, f"Settings of {project.name!r} saved.")
+            return redirect("project-detail", project_id=project.pk)
+    has_images = project.images.exists()
+    context = {"form": form, "project": project, "has_images": has_images}
+    return render(request, "projects/project_settings.html", context, status=400 if form.errors else 200)

@@ -61,19 +61,6 @@ def test_an_image_becomes_gold_in_admin_only_with_reference_boxes(admin_client, 
     assert not Image.objects.get(pk=was_gold.pk).is_gold
 
 
-def test_split_settings_are_read_only_in_admin_once_images_exist(admin_client, people):
-    from tests.factories import ImageFactory, ProjectFactory
-
-    empty = ProjectFactory(name="Empty")
-    page = admin_client.get(reverse("admin:projects_project_change", args=[empty.pk])).content.decode()
-    assert 'name="train_percent"' in page and 'name="split_seed"' in page
-    ImageFactory(project=people.project)
-    page = admin_client.get(reverse("admin:projects_project_change", args=[people.project.pk])).content.decode()
-    for field in ("train_percent", "val_percent", "test_percent", "split_seed"):
-        assert f'name="{field}"' not in page, field
-    assert 'name="overlap_k"' in page  # the rest stays editable
-
-
 def test_an_admin_page_that_shows_a_new_client_token_is_never_stored(admin_client, people):
     response = admin_client.post(
         reverse("admin:serving_apiclient_add"),

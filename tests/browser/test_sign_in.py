@@ -94,7 +94,7 @@ def test_admin_pages_work_under_the_csp(browser, live_server, tmp_path):
     page.wait_for_selector("#administer")
     # the project form with its panel inline (select2 autocomplete, jQuery) runs its scripts
     page.click("text=Demo street scenes")
-    page.click("text=Edit project and panel")
+    page.click("text=Edit the panel in admin")
     page.wait_for_selector("#memberships-group")
     page.click("#memberships-group .add-row a")
     assert page.locator("#memberships-group tr.dynamic-memberships").count() >= 2

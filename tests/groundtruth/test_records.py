@@ -28,17 +28,26 @@ ROW = ("revision", "supersedes_id", "is_current", "is_blind")
 BOX = ("x1", "y1", "x2", "y2", "label", "is_occluded", "is_truncated", "is_ignored", "is_from_suggestion")
 
 
+def _coco_box(index: int, box: dict) -> dict:
+    x1, y1, x2, y2 = box["x1"], box["y1"], box["x2"], box["y2"]
+    flags = {"occluded": box.get("is_occluded", False), "truncated": box.get("is_truncated", False)}
+    return {
+        "id": index + 1,
+        "image_id": 1,
+        "category_id": 1,
+        "bbox": [x1, y1, x2 - x1, y2 - y1],
+        "iscrowd": int(box.get("is_ignored", False)),
+        "attributes": flags,
+    }
+
+
 def _coco(image, boxes) -> bytes:
-    return json.dumps({
+    document = {
         "images": [{"id": 1, "file_name": image.original_name, "width": image.width, "height": image.height}],
         "categories": [{"id": 1, "name": "pedestrian"}],
-        "annotations": [
-            {"id": i + 1, "image_id": 1, "category_id": 1, "bbox": [b["x1"], b["y1"], b["x2"] - b["x1"], b["y2"] - b["y1"]],
-             "iscrowd": int(b.get("is_ignored", False)),
-             "attributes": {"occluded": b.get("is_occluded", False), "truncated": b.get("is_truncated", False)}}
-            for i, b in enumerate(boxes)
-        ],
-    }).encode()  # fmt: skip
+        "annotations": [_coco_box(index, box) for index, box in enumerate(boxes)],
+    }
+    return json.dumps(document).encode()
 
 
 def _rows(annotation: Annotation) -> tuple:
@@ -88,9 +97,9 @@ def test_submit_import_and_gold_leave_the_same_rows(people, api_client):
     moved = [{**box, "x1": box["x1"] + 1} for box in BOXES]
     again = _import(api_client, project, image, moved, "bert")
     gold_again = gold_set(image=image, reviewer=people.reviewer, boxes=moved)
-    assert _rows(again) == (
-        (2, imported.pk, True, True), sorted(gold_again.boxes.values_list(*BOX))
-    ) and _rows(gold_again)[0] == (2, gold.pk, True, True)
+    assert _rows(again) == ((2, imported.pk, True, True), sorted(gold_again.boxes.values_list(*BOX))) and _rows(
+        gold_again
+    )[0] == (2, gold.pk, True, True)
     assert not Annotation.objects.get(pk=imported.pk).is_current and not Annotation.objects.get(pk=gold.pk).is_current
     image.refresh_from_db()
     assert image.submitted_count == 2  # a revision is not another annotator
