@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from annotation.assignments import (
     assignment_draft_save,
     assignment_get,
+    assignment_lease_ahead,
     assignment_lease_next,
     assignment_skip,
     assignment_submit,
@@ -77,10 +78,21 @@ class SubmitOutputSerializer(serializers.Serializer):
 class NextTaskApi(ProjectApiMixin, APIView):
     permission_classes = [IsAuthenticated, IsProjectAnnotator]
 
-    @extend_schema(request=None, responses={200: AssignmentOutputSerializer, 204: None})
+    @extend_schema(
+        request=None,
+        parameters=[
+            OpenApiParameter(
+                "ahead", bool, description="Lease the task after the one you are on (the canvas loads its image early)."
+            )
+        ],
+        responses={200: AssignmentOutputSerializer, 204: None},
+    )
     def post(self, request: Request, project_id: int) -> Response:
         project = self.project_for(request, project_id)
-        assignment = assignment_lease_next(project=project, user=request.user)
+        if request.query_params.get("ahead") in ("1", "true"):
+            assignment = assignment_lease_ahead(project=project, user=request.user)
+        else:
+            assignment = assignment_lease_next(project=project, user=request.user)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(AssignmentOutputSerializer(assignment).data)

@@ -88,14 +88,21 @@ def assignment_is_blind(*, project: Project, user: AbstractBaseUser) -> bool:
     return False
 
 
-def assignment_live(*, project: Project, user: AbstractBaseUser) -> Assignment | None:
+def _live_leases(project: Project, user: AbstractBaseUser) -> QuerySet[Assignment]:
+    """The caller's live leases in `project`, oldest first: the task they are on, then the one
+    the canvas leased ahead (`assignment_lease_ahead`), if any."""
     return (
         Assignment.objects.filter(
             image__project=project, annotator=user, state=AssignmentState.LEASED, lease_expires_at__gt=timezone.now()
         )
         .select_related("image")
-        .first()
+        .order_by("leased_at", "pk")
     )
+
+
+def assignment_live(*, project: Project, user: AbstractBaseUser) -> Assignment | None:
+    """The task the caller is on: their oldest live lease."""
+    return _live_leases(project, user).first()
 
 
 def assignment_lease_next(*, project: Project, user: AbstractBaseUser) -> Assignment | None:
@@ -116,12 +123,38 @@ def assignment_lease_next(*, project: Project, user: AbstractBaseUser) -> Assign
     live = assignment_live(project=project, user=user)
     if live is not None:
         return live
+    return _lease_new(project=project, user=user, is_blind=is_blind)
+
+
+def assignment_lease_ahead(*, project: Project, user: AbstractBaseUser) -> Assignment | None:
+    """The task after the one the caller is on, leased now so that the canvas can load its
+    image while they work; None when they are on no task or nothing else is left.
+
+    It is an ordinary lease (it holds one of the image's k places until it expires, and
+    `assignment_lease_next` hands it out once the current task is submitted or skipped); a
+    caller holds at most two, the second given back on every call."""
+    is_blind = assignment_is_blind(project=project, user=user)
+    live = list(_live_leases(project, user)[:2])
+    if not live:
+        return None
+    if len(live) == 2:
+        return live[1]
+    return _lease_new(project=project, user=user, is_blind=is_blind, besides=live[0].image_id)
+
+
+def _lease_new(
+    *, project: Project, user: AbstractBaseUser, is_blind: bool, besides: int | None = None
+) -> Assignment | None:
+    """A new lease for the caller (the queue's rules, the gold draw and pause); `besides`:
+    an image they hold already, left out."""
     if project.gold_pause_after:
         reason = gold_pause_reason(project=project, user=user)
         if reason is not None:
             raise Conflict(reason, code="paused")
     now = timezone.now()
     eligible = _eligible(project, user, now)
+    if besides is not None:
+        eligible = eligible.exclude(pk=besides)
     normal = eligible.filter(is_gold=False)
     queues = [normal]
     if project.gold_rate > 0:

@@ -1,12 +1,18 @@
 """Annotation load: simulated annotators as HTTP clients against gunicorn on PostgreSQL.
 
 Closed loop (no think time) with N = 10 and N = 50 clients: next-task -> 3 draft saves ->
-submit, and the short loop next-task -> submit. Prints loops/s, p50/p95 per call, and the
-CPU milliseconds the server processes and PostgreSQL spent per loop, read with psutil
-before and after. The reference, measured in the same run, is the CPU cost of the
-cheapest authenticated call (GET /api/v1/me/). Then an open loop: 50 annotators at a
-human pace (a draft every 3 s, a submit every 10 s on average). Every run checks that the
-submissions in the database equal the 2xx answers the clients got.
+submit, and the short loop next-task -> submit, each run 3 times. Prints loops/s and the
+CPU milliseconds the server processes and PostgreSQL spent per loop (median and range over
+the runs), and p50/p95 per call. CPU is read with psutil before and after each run: the
+live processes' own time plus the time of those that exited meanwhile, which their
+parents reaped (gunicorn's master for its workers, the postmaster for the backends that
+CONN_MAX_AGE recycles during a run); counting only the processes alive at the end missed
+6.5 to 14 ms per loop. The reference, measured the same way in the same run, is the CPU
+cost of the cheapest authenticated call (GET /api/v1/me/). Target: the short loop costs at
+most 30 ms of CPU (median of its runs at N = 50); exits 1 when it does not. Then an open
+loop: 50 annotators at a human pace (a draft every 3 s, a submit every 10 s on average).
+Every run checks that the submissions in the database equal the 2xx answers the clients
+got.
 
 Needs PostgreSQL: DATABASE_URL, or the local server at 127.0.0.1:5432 (user postgres).
 """
@@ -17,6 +23,7 @@ import os
 import random
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -135,21 +142,39 @@ class Client:
         return response.status, parsed, elapsed
 
 
-def cpu_seconds(processes: list[psutil.Process]) -> float:
+def cpu_seconds(gunicorn_pid: int) -> float:
+    """CPU seconds so far of gunicorn (master and workers) and of PostgreSQL (postmaster and
+    backends), including processes that have exited: their parents hold those in their
+    children's times once they reap them. Looked up anew each time, so backends started
+    during a run count too."""
+    master = psutil.Process(gunicorn_pid)
+    processes = [master, *master.children(recursive=True)]
+    postgres = [p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("postgres")]
+    postgres_pids = {p.pid for p in postgres}
+    reapers = [master, *(p for p in postgres if p.ppid() not in postgres_pids)]  # the postmaster
     total = 0.0
-    for process in processes:
+    for process in [*processes, *postgres]:
         try:
             times = process.cpu_times()
             total += times.user + times.system
-        except psutil.NoSuchProcess:
+        except psutil.NoSuchProcess:  # it exited between the listing and now: its parent has it
             pass
+    for process in reapers:
+        times = process.cpu_times()
+        total += times.children_user + times.children_system
     return total
 
 
-def server_processes(gunicorn: subprocess.Popen) -> list[psutil.Process]:
-    master = psutil.Process(gunicorn.pid)
-    postgres = [p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("postgres")]
-    return [master, *master.children(recursive=True), *postgres]
+def worker_seconds(gunicorn_pid: int) -> dict[int, float]:
+    """CPU seconds of each live gunicorn worker: how the load spreads over the processes."""
+    seconds = {}
+    for worker in psutil.Process(gunicorn_pid).children():
+        try:
+            times = worker.cpu_times()
+            seconds[worker.pid] = times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return seconds
 
 
 class Stats:
@@ -204,62 +229,89 @@ def annotate_loop(client: Client, project: int, stats: Stats, *, drafts: int, st
                 stats.submitted += 1
 
 
-def closed_loop(port, tokens, project, processes, *, clients: int, drafts: int, label: str, env) -> None:
-    stats = Stats()
-    stop = time.monotonic() + DURATION
-    before = cpu_seconds(processes)
-    started = time.perf_counter()
-    threads = [
-        threading.Thread(
-            target=annotate_loop,
-            args=(Client(port, tokens[i]), project, stats),
-            kwargs={"drafts": drafts, "stop": stop},
-        )
-        for i in range(clients)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    cpu_ms = (cpu_seconds(processes) - before) * 1000 / max(stats.loops, 1)
+RUNS = 3
+
+
+def spread(values: list[float], digits: int = 1) -> str:
+    return f"{statistics.median(values):.{digits}f} [{min(values):.{digits}f}, {max(values):.{digits}f}]"
+
+
+def closed_loop(port, tokens, project, gunicorn_pid, *, clients: int, drafts: int, label: str, env) -> float:
+    """`RUNS` closed-loop runs; prints them and returns the median CPU ms per loop."""
+    rates, costs, shares, all_stats = [], [], [], Stats()
+    for _ in range(RUNS):
+        stats = Stats()
+        stop = time.monotonic() + DURATION
+        workers_before = worker_seconds(gunicorn_pid)
+        before = cpu_seconds(gunicorn_pid)
+        started = time.perf_counter()
+        threads = [
+            threading.Thread(
+                target=annotate_loop,
+                args=(Client(port, tokens[i]), project, stats),
+                kwargs={"drafts": drafts, "stop": stop},
+            )
+            for i in range(clients)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        rates.append(stats.loops / elapsed)
+        costs.append((cpu_seconds(gunicorn_pid) - before) * 1000 / max(stats.loops, 1))
+        worker_cpu = {
+            pid: seconds - workers_before.get(pid, 0.0) for pid, seconds in worker_seconds(gunicorn_pid).items()
+        }
+        shares.append(sorted((seconds / elapsed for seconds in worker_cpu.values()), reverse=True))
+        for name, values in stats.latency.items():
+            all_stats.latency[name] += values
+        for name, count in stats.errors.items():
+            all_stats.errors[name] += count
+        all_stats.submitted += stats.submitted
     stored = int(run_python(COUNT, env, str(project)))
     print(
-        f"  {label}, N = {clients}: {stats.loops / elapsed:6.1f} loops/s, {cpu_ms:5.1f} ms server + database CPU per loop"
+        f"  {label}, N = {clients}: {spread(rates)} loops/s, {spread(costs)} ms server + database CPU per loop"
+        f"  (median [range] of {RUNS} runs)"
     )
-    for name, values in stats.latency.items():
+    busiest = " | ".join(" ".join(f"{share:.2f}" for share in run) for run in shares)
+    print(f"    gunicorn workers' CPU (cores busy, busiest first, per run): {busiest}")
+    for name, values in all_stats.latency.items():
         print(
             f"    {name:<9} p50 {percentile(values, 0.5):6.1f} ms   p95 {percentile(values, 0.95):6.1f} ms   ({len(values)} calls)"
         )
     print(
-        f"    errors: {dict(stats.errors) or 'none'}; submissions in the database {stored}, 2xx answers {stats.submitted}"
+        f"    errors: {dict(all_stats.errors) or 'none'}; submissions in the database {stored}, "
+        f"2xx answers {all_stats.submitted}"
     )
-    return cpu_ms
+    return statistics.median(costs)
 
 
 def main() -> None:
     url, admin = database_url()
     env = environment(url)
-    gunicorn = None
+    gunicorn, short = None, []
     try:
         names = ["closed10", "closed50", "short10", "short50", "open50"]
         setup = json.loads(run_python(SETUP, env, ",".join(names), str(IMAGES)))
         projects, tokens = dict(zip(names, setup["projects"], strict=True)), setup["tokens"]
         gunicorn, port = gunicorn_start(env, workers=4, threads=8)
         time.sleep(1.0)
-        processes = server_processes(gunicorn)
         print(f"annotate load: gunicorn (4 workers x 8 threads) + PostgreSQL, {DURATION:.0f} s per run, k = 3")
         # Reference: the cheapest authenticated call, measured the same way.
-        client, before = Client(port, tokens[0]), cpu_seconds(processes)
-        for _ in range(300):
-            client.call("GET", "/api/v1/me/")
-        reference_ms = (cpu_seconds(processes) - before) * 1000 / 300
-        print(f"  reference: GET /api/v1/me/ costs {reference_ms:.1f} ms server + database CPU per call")
+        client, references = Client(port, tokens[0]), []
+        for _ in range(RUNS):
+            before = cpu_seconds(gunicorn.pid)
+            for _ in range(300):
+                client.call("GET", "/api/v1/me/")
+            references.append((cpu_seconds(gunicorn.pid) - before) * 1000 / 300)
+        reference_ms = statistics.median(references)
+        print(f"  reference: GET /api/v1/me/ costs {spread(references)} ms server + database CPU per call")
         closed_loop(
             port,
             tokens,
             projects["closed10"],
-            processes,
+            gunicorn.pid,
             clients=10,
             drafts=3,
             label="loop next-task, 3 drafts, submit",
@@ -269,7 +321,7 @@ def main() -> None:
             port,
             tokens,
             projects["closed50"],
-            processes,
+            gunicorn.pid,
             clients=50,
             drafts=3,
             label="loop next-task, 3 drafts, submit",
@@ -280,7 +332,7 @@ def main() -> None:
                 port,
                 tokens,
                 projects[name],
-                processes,
+                gunicorn.pid,
                 clients=n,
                 drafts=0,
                 label="short loop next-task, submit",
@@ -288,7 +340,8 @@ def main() -> None:
             )
             for name, n in (("short10", 10), ("short50", 50))
         ]
-        print(f"  short loop CPU / reference call: {max(short) / reference_ms:.1f}x  (target: at most 30 ms per loop)")
+        print(f"  short loop CPU / reference call: {short[-1] / reference_ms:.1f}x; at N = 50 {short[-1]:.1f} ms "
+              "per loop (target: at most 30 ms)")  # fmt: skip
         stats = Stats()
         stop = time.monotonic() + max(DURATION * 3, 30)
         threads = [
@@ -320,6 +373,9 @@ def main() -> None:
 
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
+    if short and short[-1] > 30:
+        print(f"MISSED: the short loop costs {short[-1]:.1f} ms of CPU per loop (target: at most 30)")
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,24 @@
 """Serving benchmark: one model, the same 200 images (synthetic street scenes, 1280x720
-JPEGs), answered three ways, one image at a time:
+JPEGs), answered one image at a time by:
 
-  (a) ultralytics' PyTorch `predict` in process (the reference), from the JPEG's bytes
-      (Pillow decode, then predict),
+  (r) ultralytics' own ONNX predictor, `YOLO(best.onnx).predict`, from the JPEG's bytes
+      (Pillow decode, then predict): the reference, the same ONNX file on the same ONNX
+      Runtime, with ultralytics' pre- and post-processing,
+  (t) ultralytics' PyTorch predict of the same model (`YOLO(best.pt)`), a second line,
   (b) Quorum's ONNX Runtime path in process, from the same bytes (`decode_upright_rgb`,
       then `training.runtime.OnnxDetector`),
   (c) `POST /api/v1/predict/` over HTTP to gunicorn on PostgreSQL and Redis (when they
       answer here), as an API client, with the prediction log on (decode, auth, routing,
       inference, log, JSON).
 
-The three take turns, 20 images at a time. Prints images/s and p50/p95 latency of each,
-and the ratios b/a and c/b. Targets on the
-CPU at 640 px: b at least 1.5x a; c within 20% of b. The model is yolo26n trained here for
-one epoch at 640 px (its speed does not depend on what it learned).
+The paths take turns, 20 images at a time; each turn is one measurement, so each path is
+measured 10 times (at least 3). Prints each path's images/s (median and range over the
+turns) and p50/p95 latency, and the ratios b/r, b/t and c/b (median and range of the
+per-turn ratios). Then concurrency in one process: 4 threads predicting the same images
+through one OnnxDetector, with the lock `forward` held before (one `session.run` at a
+time) and without it (now), 3 runs each. Targets on the CPU at 640 px: b/r >= 0.9 (Quorum's
+path costs no more than ultralytics' own ONNX predictor, give or take 10%); c/b >= 0.8;
+concurrent without the lock >= 1.0x with it. Exits 1 when one is missed.
 
     python bench/serving.py [--images 200] [--imgsz 640] [--watch SECONDS]
 
@@ -33,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -104,9 +111,27 @@ def timed(function, items) -> list[float]:
     return times
 
 
-def line(label: str, times: list[float]) -> str:
+def spread(values: list[float]) -> str:
+    """Median and range, as every benchmark prints them."""
+    return f"{statistics.median(values):.2f} [{min(values):.2f}, {max(values):.2f}]"
+
+
+def line(label: str, turns: list[list[float]]) -> str:
+    times = [t for turn in turns for t in turn]
     p50, p95 = np.percentile(times, [50, 95]) * 1000
-    return f"{label:44}{len(times) / sum(times):10.1f}{p50:10.1f}{p95:10.1f}"
+    rates = [len(turn) / sum(turn) for turn in turns]
+    return f"{label:48}{spread(rates):>24}{p50:10.1f}{p95:10.1f}"
+
+
+def concurrent_rate(predict, images: list, threads: int) -> float:
+    """Images/s of `threads` threads sharing `predict`, each through the whole list."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for _ in pool.map(lambda _: [predict(rgb) for rgb in images], range(threads)):
+            pass
+    return threads * len(images) / (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -138,11 +163,17 @@ def main() -> None:
               f"(model trained and scenes made in {time.perf_counter() - started:.0f} s)")  # fmt: skip
         print(f"{'':44}{'images/s':>10}{'p50 ms':>10}{'p95 ms':>10}")
 
+        onnx_model = YOLO(str(onnx), task="detect")
         torch_model = YOLO(str(weights), task="detect")
 
+        def bgr_of(data: bytes) -> np.ndarray:
+            return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))[:, :, ::-1]
+
+        def reference_path(data: bytes):
+            return onnx_model.predict(bgr_of(data), imgsz=args.imgsz, verbose=False)
+
         def torch_path(data: bytes):
-            bgr = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))[:, :, ::-1]
-            return torch_model.predict(bgr, imgsz=args.imgsz, verbose=False)
+            return torch_model.predict(bgr_of(data), imgsz=args.imgsz, verbose=False)
 
         detector = OnnxDetector(onnx, imgsz=args.imgsz)
 
@@ -182,33 +213,65 @@ def main() -> None:
         if args.watch:
             print(f"watch: http://127.0.0.1:{port}/projects/{config['project']}/monitoring/ "
                   f"(sign in as bench-admin / {password})", flush=True)  # fmt: skip
-        for warm_up in (torch_path, quorum_path, post):  # the first call loads or allocates
+        paths = {"r": reference_path, "t": torch_path, "b": quorum_path, "c": post}
+        for warm_up in paths.values():  # the first call loads or allocates
             warm_up(jpegs[0])
         server_ms.clear()
-        # The three paths take turns, 20 images at a time, so that a change in
-        # the machine's speed during the run (this one is shared) falls on all three alike.
-        a, b, c = [], [], []
+        # The paths take turns, 20 images at a time, so that a change in the machine's
+        # speed during the run (this one is shared) falls on all of them alike.
+        turns: dict[str, list[list[float]]] = {name: [] for name in paths}
         step = 20
         for start in range(0, len(jpegs), step):
             chunk = jpegs[start : start + step]
-            a += timed(torch_path, chunk)
-            b += timed(quorum_path, chunk)
-            connection = None
-            c += timed(post, chunk)
-        print(line("(a) ultralytics PyTorch predict", a))
-        print(line("(b) Quorum ONNX Runtime path", b))
-        print(line("(c) POST /api/v1/predict/ (gunicorn, logged)", c))
+            for name, path in paths.items():
+                connection = None
+                turns[name].append(timed(path, chunk))
+        print(f"{'':48}{'images/s median [range]':>24}{'p50 ms':>10}{'p95 ms':>10}")
+        print(line("(r) ultralytics ONNX predict (reference)", turns["r"]))
+        print(line("(t) ultralytics PyTorch predict", turns["t"]))
+        print(line("(b) Quorum ONNX Runtime path", turns["b"]))
+        print(line("(c) POST /api/v1/predict/ (gunicorn, logged)", turns["c"]))
         print(f"    of which the server's decode + route + inference (its latency_ms): p50 "
               f"{statistics.median(server_ms):.1f} ms")  # fmt: skip
+
+        def rate_ratios(numerator: str, denominator: str) -> list[float]:
+            """Per turn: images/s of `numerator` over images/s of `denominator` (same images)."""
+            pairs = zip(turns[numerator], turns[denominator], strict=True)
+            return [sum(denominator_times) / sum(numerator_times) for numerator_times, denominator_times in pairs]
+
+        b_r, b_t, c_b = rate_ratios("b", "r"), rate_ratios("b", "t"), rate_ratios("c", "b")
+        print(f"b/r = {spread(b_r)} (target >= 0.9); b/t = {spread(b_t)}; c/b = {spread(c_b)} (target >= 0.8)")
+
+        # Concurrency in one process: 4 threads on one detector, with the old lock and without.
+        rgbs = [np.asarray(decode_upright_rgb(io.BytesIO(data), max_pixels=50_000_000).image) for data in jpegs[:40]]
+        lock = threading.Lock()
+
+        def locked(rgb):
+            with lock:  # what OnnxDetector.forward held before: one session.run at a time
+                return detector.predict(rgb)
+
+        runs = {"locked (before)": [], "no lock (now)": []}
+        for _ in range(3):
+            runs["locked (before)"].append(concurrent_rate(locked, rgbs, threads=4))
+            runs["no lock (now)"].append(concurrent_rate(detector.predict, rgbs, threads=4))
+        for label, rates in runs.items():
+            print(f"4 threads, one OnnxDetector, {label:18} {spread(rates)} images/s")
+        gain = [after / before for before, after in zip(runs["locked (before)"], runs["no lock (now)"], strict=True)]
+        print(f"no lock / locked = {spread(gain)} (target >= 1.0)")
         deadline = time.monotonic() + args.watch
         while time.monotonic() < deadline:
             for data in jpegs:
                 post(data)
                 if time.monotonic() >= deadline:
                     break
-        rate = {name: len(times) / sum(times) for name, times in (("a", a), ("b", b), ("c", c))}
-        print(f"b/a = {rate['b'] / rate['a']:.2f} (target >= 1.5); c/b = {rate['c'] / rate['b']:.2f} "
-              f"(target >= 0.8); p50 b/a = {statistics.median(a) / statistics.median(b):.2f}")  # fmt: skip
+        missed = [
+            name
+            for name, values, target in (("b/r", b_r, 0.9), ("c/b", c_b, 0.8), ("no lock / locked", gain, 1.0))
+            if statistics.median(values) < target
+        ]
+        if missed:
+            print(f"MISSED: {', '.join(missed)}")
+            raise SystemExit(1)
     finally:
         if gunicorn is not None:
             gunicorn.send_signal(signal.SIGTERM)

@@ -183,7 +183,7 @@ STORAGES = {
         # The manifest storage needs `collectstatic` first; a development server and the
         # tests serve the files from the source folders instead.
         "BACKEND": (
-            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            "config.staticfiles.ModuleManifestStaticFilesStorage"
             if env.bool("QUORUM_STATIC_MANIFEST", default=not DEBUG)
             else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )
@@ -232,6 +232,14 @@ QUORUM_RETRAIN_EVERY_SECONDS = env.float("QUORUM_RETRAIN_EVERY_SECONDS", default
 # --- Serving ------------------------------------------------------------------------------
 # Model files copied from storage for ONNX Runtime, by sha256.
 QUORUM_MODEL_CACHE_DIR = Path(env.str("QUORUM_MODEL_CACHE_DIR", default=str(VAR_DIR / "model-cache")))
+# ONNX Runtime's threads per loaded model (0: its default, one per core). A session answers
+# several predictions at once (no lock): intra-op threads split one image's work, inter-op
+# threads run independent branches of the graph. bench/serving.py measures the choice.
+QUORUM_ONNX_INTRA_OP_THREADS = env.int("QUORUM_ONNX_INTRA_OP_THREADS", default=0)
+QUORUM_ONNX_INTER_OP_THREADS = env.int("QUORUM_ONNX_INTER_OP_THREADS", default=0)
+# Shadow runs wait for the answer's thread pool (one thread per process) after their answers;
+# beyond this many waiting, a new one is dropped (serving/shadows.py).
+QUORUM_SHADOW_QUEUE = env.int("QUORUM_SHADOW_QUEUE", default=16)
 # Prediction log rows are written by a background thread in batches (off the answer's path).
 QUORUM_PREDICTION_LOG_DEFERRED = env.bool("QUORUM_PREDICTION_LOG_DEFERRED", default=True)
 QUORUM_PREDICTION_LOG_DAYS = env.int("QUORUM_PREDICTION_LOG_DAYS", default=30)

@@ -69,7 +69,7 @@ def project_settings_page(request: HttpRequest, project_id: int) -> HttpResponse
     the reason under each setting, and nothing is changed."""
     project = project_with_role(project_id=project_id, user=request.user, required=Role.ADMIN)
     initial = ProjectSettingsForm.initial_for(project)
-    form = ProjectSettingsForm(request.POST or None, initial=initial)
+    form = ProjectSettingsForm(request.POST if request.method == "POST" else None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             project_update(project=project, **form.changes())

@@ -29,6 +29,7 @@ from serving.cache import detector_for
 from serving.logbook import log_prediction
 from serving.models import ApiClient, JobState, PredictionJob, PredictionLog, RoutingRule
 from serving.routing import Route, route
+from serving.shadows import shadow_later
 from serving.state import (
     ClientScope,
     ProjectState,
@@ -211,7 +212,8 @@ def prediction_make(
 ) -> Prediction:
     """Answer one request: the image (an upload, or a stored image by id), the model (a
     version id, or "champion"/None: the project's routing rules, then its champion), the
-    boxes in the image's own pixels. The answer and any shadow run are logged."""
+    boxes in the image's own pixels. The answer is logged; a shadow run (serving/shadows.py)
+    follows it, and is logged too, without the answer waiting for it."""
     started = time.perf_counter()
     request_id = request_id or str(uuid.uuid4())
     if (upload is None) == (image_id is None):
@@ -261,15 +263,18 @@ def prediction_make(
     if the_route.shadow_id is not None:
         shadow_model = project_model(state, the_route.shadow_id)
         if shadow_model is not None:
-            shadow_started = time.perf_counter()
-            shadow_boxes = _detector(shadow_model).predict(rgb, conf=conf, iou=iou)
-            shadow_ms = (time.perf_counter() - shadow_started) * 1000
-            row = _log_row(
-                request_id, project, caller, shadow_model, the_route, image, shadow_boxes, shadow_ms, features
-            )
-            row.is_shadow = True
-            log_prediction(row)
-            shadow = {"model": shadow_model.pk, "boxes": len(shadow_boxes)}
+
+            def shadow_run() -> None:
+                shadow_started = time.perf_counter()
+                shadow_boxes = _detector(shadow_model).predict(rgb, conf=conf, iou=iou)
+                shadow_ms = (time.perf_counter() - shadow_started) * 1000
+                row = _log_row(
+                    request_id, project, caller, shadow_model, the_route, image, shadow_boxes, shadow_ms, features
+                )
+                row.is_shadow = True
+                log_prediction(row)
+
+            shadow = {"model": shadow_model.pk, "queued": shadow_later(shadow_run)}
     return Prediction(
         request_id=request_id, project=project, model=answering, route=the_route, chosen_by=chosen_by, boxes=boxes,
         width=width, height=height, latency_ms=latency_ms, shadow=shadow,

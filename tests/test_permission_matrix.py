@@ -79,6 +79,7 @@ MATRIX: dict[str, list[tuple[str, Cell]]] = {
     "account-token-revoke": [page("POST", "signed-in", 302)],
     "project-create": [page("GET", "staff", 200)],
     "project-detail": [page("GET", "annotator", 200)],
+    "project-settings": [page("GET", "admin", 200), page("POST", "admin", 400)],  # an empty form is refused
     "annotate": [page("GET", "annotator", 200)],
     "project-splits": [page("GET", "reviewer", 200)],
     "project-images": [page("GET", "reviewer", 200)],
@@ -112,7 +113,7 @@ MATRIX: dict[str, list[tuple[str, Cell]]] = {
     "api-me": [api("GET", "signed-in", 200)],
     "api-token": [api("POST", "signed-in", 201, anon=401), api("DELETE", "signed-in", 204)],
     "api-project-list": [api("GET", "signed-in", 200), api("POST", "staff", 400)],
-    "api-project-detail": [api("GET", "annotator", 200)],
+    "api-project-detail": [api("GET", "annotator", 200), api("PATCH", "admin", 400)],  # {} changes nothing
     "api-membership-list": [api("GET", "reviewer", 200), api("POST", "admin", 400)],
     "api-membership-detail": [api("PUT", "admin", 400), api("DELETE", "admin", 204)],
     "api-project-images": [api("GET", "reviewer", 200), api("POST", "admin", 415)],  # uploads are multipart

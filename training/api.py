@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from projects.permissions import IsProjectAdmin, IsProjectReviewer, ProjectApiMixin
 from training.architectures import architectures
 from training.base_weights import base_weights_for, base_weights_upload, may_upload_base_weights
-from training.launch import test_look_start, training_run_start
+from training.launch import model_promote, test_look_start, training_run_start
 from training.models import BaseWeights, ModelVersion, PromotionDecision, TestSetLook, TrainingPolicy, TrainingRun
 from training.selectors import (
     champion_history,
@@ -33,7 +33,6 @@ from training.services import (
     IMGSZ_RANGE,
     PATIENCE_RANGE,
     SEED_RANGE,
-    model_promote,
     training_policy_get,
     training_policy_update,
     training_run_cancel,

@@ -1,12 +1,13 @@
-"""Work sent to the training workers: a training run, or a look at the test split, recorded
-by training/services.py and then sent to its task after commit. (The periodic tasks send
-the runs they make themselves, training/tasks.py.)"""
+"""Work sent to the training workers: a training run, a look at the test split, and the
+promotion that has the new champion scored on it; recorded by training/services.py and
+then sent to its task after commit. (The periodic tasks send the runs they make themselves,
+training/tasks.py.)"""
 
 from django.db import transaction
 
 from config.celery import send_quietly
-from training.models import TestSetLook, TrainingRun
-from training.services import test_look_request, training_run_create
+from training.models import ModelVersion, PromotionDecision, TestSetLook, TrainingRun
+from training.services import promotion_decide, test_look_request, training_run_create
 from training.tasks import test_look_compute_task, training_run_execute_task
 
 
@@ -24,3 +25,12 @@ def test_look_start(**fields) -> TestSetLook:
     look = test_look_request(**fields)
     transaction.on_commit(lambda: send_quietly(test_look_compute_task, look.pk))
     return look
+
+
+def model_promote(*, model: ModelVersion, user, override_reason: str | None = None) -> PromotionDecision:
+    """`promotion_decide`; when the model becomes the champion, the test split is scored
+    once for it (a logged look, sent to a worker)."""
+    decision = promotion_decide(model=model, user=user, override_reason=override_reason)
+    if decision.is_accepted:
+        test_look_start(model=model, user=user, reason=f"promotion to champion (decision {decision.pk})")
+    return decision

@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 
 PADDING = 114
 
@@ -47,9 +48,21 @@ class ModelFileMismatch(Exception):
 
 
 class OnnxDetector:
-    """One ONNX export, loaded once and warmed up; `predict` is thread-safe."""
+    """One ONNX export, loaded once and warmed up. `predict` may be called from several
+    threads at once: ONNX Runtime's `InferenceSession.run` is safe to call concurrently, so
+    one process answers several predictions together. Its threads per run come from
+    `QUORUM_ONNX_INTRA_OP_THREADS` and `QUORUM_ONNX_INTER_OP_THREADS` unless given."""
 
-    def __init__(self, path: Path, *, imgsz: int, sha256: str | None = None, providers: list[str] | None = None):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        imgsz: int,
+        sha256: str | None = None,
+        providers: list[str] | None = None,
+        intra_op_threads: int | None = None,
+        inter_op_threads: int | None = None,
+    ):
         import onnxruntime
 
         if sha256 is not None and file_sha256(path) != sha256:
@@ -58,6 +71,12 @@ class OnnxDetector:
         self.providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        options.intra_op_num_threads = (
+            settings.QUORUM_ONNX_INTRA_OP_THREADS if intra_op_threads is None else intra_op_threads
+        )
+        options.inter_op_num_threads = (
+            settings.QUORUM_ONNX_INTER_OP_THREADS if inter_op_threads is None else inter_op_threads
+        )
         self.session = onnxruntime.InferenceSession(str(path), options, providers=self.providers)
         # what answers, said where the answer goes: CUDA with onnxruntime-gpu installed, else the CPU
         self.runtime = f"onnxruntime {self.session.get_providers()[0]}"
@@ -66,12 +85,10 @@ class OnnxDetector:
         # an export with dynamic height and width takes each image's own letterbox rectangle
         self.is_dynamic = not all(isinstance(size, int) for size in model_input_spec.shape[2:])
         self.imgsz = imgsz
-        self._lock = threading.Lock()
         self.forward(np.zeros((1, 3, imgsz, imgsz), dtype=np.float32))  # warm-up: the first run allocates
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
-        with self._lock:
-            return self.session.run(None, {self.input_name: batch})[0]
+        return self.session.run(None, {self.input_name: batch})[0]
 
     def predict(self, rgb: np.ndarray, *, conf: float = 0.25, iou: float = 0.7, max_det: int = 300) -> np.ndarray:
         """Boxes on `rgb` (H x W x 3 uint8, upright): m x 6 rows x1, y1, x2, y2, score,

@@ -212,14 +212,14 @@ def policy_figure(model: ModelVersion, metric: str) -> float | None:
     raise ValueError(metric)
 
 
-def model_promote(
+def promotion_decide(
     *, model: ModelVersion, user: AbstractBaseUser, override_reason: str | None = None
 ) -> PromotionDecision:
-    """Ask for `model` to become the champion. The rule: it beats the champion on the
+    """Decide whether `model` becomes the champion. The rule: it beats the champion on the
     project's metric by at least the margin and meets the latency budget. A refusal is
     recorded and returned (is_accepted False) with the reason; `override_reason` (a
     reviewer's written reason) promotes anyway. An accepted model archives the previous
-    champion, and the test split is then scored once, logged."""
+    champion (`training.launch.model_promote` then has the test split scored once)."""
     policy = training_policy_get(project=model.project)
     if override_reason is not None and not override_reason.strip():
         raise ValidationFailed("An override needs a written reason.", fields={"override_reason": ["Say why."]})
@@ -250,8 +250,6 @@ def model_promote(
                 champion.save(update_fields=["stage"])
             model.stage, model.promoted_by, model.promoted_at = ModelStage.CHAMPION, user, timezone.now()
             model.save(update_fields=["stage", "promoted_by", "promoted_at"])
-    if accepted:
-        test_look_request(model=model, user=user, reason=f"promotion to champion (decision {decision.pk})")
     return decision
 
 

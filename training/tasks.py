@@ -6,6 +6,7 @@ long training never delays the bookkeeping of its own runs.
 """
 
 from celery import shared_task
+from django.db import transaction
 
 from config.celery import send_quietly
 from training.runner import training_run_execute
@@ -28,7 +29,7 @@ def training_runs_reap_task() -> dict:
     """Settle runs whose worker was lost; those with attempts left go to a worker again."""
     settled = training_runs_reap()
     for run_id in settled["retried"]:
-        send_quietly(training_run_execute_task, run_id)
+        transaction.on_commit(lambda run_id=run_id: send_quietly(training_run_execute_task, run_id))
     return settled
 
 
@@ -37,5 +38,5 @@ def training_runs_schedule_task() -> list[int]:
     """Start the retraining runs the projects' policies call for."""
     started = [run.pk for run in training_runs_schedule()]
     for run_id in started:
-        send_quietly(training_run_execute_task, run_id)
+        transaction.on_commit(lambda run_id=run_id: send_quietly(training_run_execute_task, run_id))
     return started

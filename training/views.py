@@ -12,7 +12,7 @@ from projects.models import Role
 from projects.selectors import project_role, project_with_role, role_at_least
 from training.architectures import architectures
 from training.base_weights import base_weights_for, base_weights_upload, may_upload_base_weights
-from training.launch import test_look_start, training_run_start
+from training.launch import model_promote, test_look_start, training_run_start
 from training.models import ModelStage, ModelVersion, TrainingPolicy, TrainingRun
 from training.selectors import (
     champion_get,
@@ -24,7 +24,6 @@ from training.selectors import (
     training_runs,
 )
 from training.services import (
-    model_promote,
     policy_figure,
     training_policy_get,
     training_policy_update,

@@ -1,11 +1,16 @@
 // Quorum's annotation canvas: draw, select, move and resize pedestrian boxes on one image.
 // Coordinates are kept in image pixels (xyxy); the view (zoom, pan, device pixel ratio)
 // only changes how they are drawn. No inline script: the page passes its URLs in data-*.
-(function () {
-  "use strict";
+// The view, hit testing, box editing, undo and the API helper are the review page's too
+// (static/quorum/lib/).
+import { api } from "./lib/api.js";
+import { History, MIN_SIZE, dragEnd, dragStart, dragTo, drawnBox, tidyBox } from "./lib/editing.js";
+import { View } from "./lib/view.js";
 
-  const root = document.getElementById("annotator");
-  if (!root) return;
+const root = document.getElementById("annotator");
+if (root) annotator(root);
+
+function annotator(root) {
   const canvas = document.getElementById("canvas");
   const ctx = canvas.getContext("2d");
   const statusLine = document.getElementById("status");
@@ -15,36 +20,16 @@
   const help = document.getElementById("help");
   const skipForm = document.getElementById("skip-form");
   const FLAG_KEYS = { o: "is_occluded", t: "is_truncated", i: "is_ignored" };
-  const HANDLE = 6; // screen pixels
   const IDLE_AFTER = 30000; // ms without input: the clock stops
   const ZOOM_STEP = Math.pow(2, 0.25); // four wheel notches double the zoom
 
   const state = {
-    task: null, image: null, boxes: [], selected: -1, history: [], future: [],
-    scale: 1, ox: 0, oy: 0, dpr: window.devicePixelRatio || 1,
+    task: null, image: null, boxes: [], selected: -1, dpr: window.devicePixelRatio || 1,
     drag: null, spaceDown: false, mouse: null, version: 0, dirty: false, saving: false,
     saveTimer: null, activeMs: 0, lastInput: Date.now(), lastTick: Date.now(), suggestions: [],
     display: { brightness: 1, contrast: 1, gamma: 1 },
+    ahead: null, submittedAt: null, switchMs: null,
   };
-
-  function csrfToken() {
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : "";
-  }
-
-  async function api(method, url, body, headers) {
-    const response = await fetch(url, {
-      method: method,
-      credentials: "same-origin",
-      headers: Object.assign({ "Content-Type": "application/json", "X-CSRFToken": csrfToken() }, headers || {}),
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    let data = null;
-    if (response.status !== 204) {
-      try { data = await response.json(); } catch (error) { data = null; }
-    }
-    return { status: response.status, data: data };
-  }
 
   function say(text, kind) {
     statusLine.textContent = text;
@@ -52,8 +37,7 @@
   }
 
   // --- view --------------------------------------------------------------------------
-  function toScreen(x, y) { return [x * state.scale + state.ox, y * state.scale + state.oy]; }
-  function toImage(sx, sy) { return [(sx - state.ox) / state.scale, (sy - state.oy) / state.scale]; }
+  const view = new View();
 
   function resize() {
     const rect = canvas.parentElement.getBoundingClientRect();
@@ -68,17 +52,12 @@
   function fit() {
     if (!state.image) return;
     const rect = canvas.getBoundingClientRect();
-    state.scale = Math.min(rect.width / state.image.width, rect.height / state.image.height);
-    state.ox = (rect.width - state.image.width * state.scale) / 2;
-    state.oy = (rect.height - state.image.height * state.scale) / 2;
+    view.fit(rect.width, rect.height, state.image.width, state.image.height);
     draw();
   }
 
   function zoomAt(sx, sy, factor) {
-    const [ix, iy] = toImage(sx, sy);
-    state.scale = Math.min(Math.max(state.scale * factor, 0.05), 40);
-    state.ox = sx - ix * state.scale;
-    state.oy = sy - iy * state.scale;
+    view.zoomAt(sx, sy, factor);
     draw();
   }
 
@@ -95,40 +74,31 @@
     ctx.fillStyle = "#1f2933";
     ctx.fillRect(0, 0, rect.width, rect.height);
     if (!state.image) return;
-    ctx.imageSmoothingEnabled = state.scale < 2;
+    ctx.imageSmoothingEnabled = view.scale < 2;
     ctx.filter = displayFilter();
-    ctx.drawImage(state.image, state.ox, state.oy, state.image.width * state.scale, state.image.height * state.scale);
+    ctx.drawImage(state.image, view.ox, view.oy, state.image.width * view.scale, state.image.height * view.scale);
     ctx.filter = "none";
     // a model's suggestions (only where the project allows them): dashed, until taken with u
     ctx.strokeStyle = "#c084fc";
     ctx.lineWidth = 1.5;
     ctx.setLineDash([4, 4]);
-    (state.suggestions || []).forEach(function (box) {
-      const [x1, y1] = toScreen(box.x1, box.y1);
-      const [x2, y2] = toScreen(box.x2, box.y2);
-      ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-    });
+    (state.suggestions || []).forEach(function (box) { ctx.strokeRect(...view.rect(box)); });
     ctx.setLineDash([]);
     state.boxes.forEach(function (box, index) {
-      const [x1, y1] = toScreen(box.x1, box.y1);
-      const [x2, y2] = toScreen(box.x2, box.y2);
       ctx.strokeStyle = colour(box, index);
       ctx.lineWidth = index === state.selected ? 2.5 : 1.5;
       ctx.setLineDash(box.is_ignored ? [6, 4] : []);
-      ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+      ctx.strokeRect(...view.rect(box));
       if (index === state.selected) {
         ctx.setLineDash([]);
         ctx.fillStyle = "#ffffff";
-        handles(box).forEach(function (h) { ctx.fillRect(h.x - HANDLE / 2, h.y - HANDLE / 2, HANDLE, HANDLE); });
+        view.drawHandles(ctx, box);
       }
     });
     ctx.setLineDash([]);
     if (state.drag && state.drag.kind === "draw") {
-      const d = state.drag;
-      const [x1, y1] = toScreen(Math.min(d.x0, d.x), Math.min(d.y0, d.y));
-      const [x2, y2] = toScreen(Math.max(d.x0, d.x), Math.max(d.y0, d.y));
       ctx.strokeStyle = "#22c55e";
-      ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+      ctx.strokeRect(...view.rect(drawnBox(state.drag)));
     }
     if (state.mouse && !state.drag) {
       ctx.strokeStyle = "rgba(255,255,255,0.45)";
@@ -139,32 +109,6 @@
       ctx.stroke();
     }
     countLine.textContent = state.boxes.length + (state.boxes.length === 1 ? " box" : " boxes");
-  }
-
-  // The eight resize handles of a box, in screen pixels, each naming the edges it moves.
-  function handles(box) {
-    const [x1, y1] = toScreen(box.x1, box.y1);
-    const [x2, y2] = toScreen(box.x2, box.y2);
-    const xm = (x1 + x2) / 2, ym = (y1 + y2) / 2;
-    return [
-      { x: x1, y: y1, edges: "nw" }, { x: xm, y: y1, edges: "n" }, { x: x2, y: y1, edges: "ne" },
-      { x: x2, y: ym, edges: "e" }, { x: x2, y: y2, edges: "se" }, { x: xm, y: y2, edges: "s" },
-      { x: x1, y: y2, edges: "sw" }, { x: x1, y: ym, edges: "w" },
-    ];
-  }
-
-  function hit(sx, sy) {
-    if (state.selected >= 0) {
-      const box = state.boxes[state.selected];
-      const handle = handles(box).find(function (h) { return Math.abs(h.x - sx) <= HANDLE && Math.abs(h.y - sy) <= HANDLE; });
-      if (handle) return { index: state.selected, edges: handle.edges };
-    }
-    const [ix, iy] = toImage(sx, sy);
-    for (let index = state.boxes.length - 1; index >= 0; index--) {
-      const b = state.boxes[index];
-      if (ix >= b.x1 && ix <= b.x2 && iy >= b.y1 && iy <= b.y2) return { index: index, edges: "" };
-    }
-    return null;
   }
 
   // --- how the image is shown (brightness, contrast, gamma): the drawing only ---------------
@@ -213,30 +157,15 @@
     state.suggestions = saved.suggestions;
     root.dataset.suggestions = String(state.suggestions.length);
   }
-  function remember() { state.history.push(step()); state.future = []; }
+  const edits = new History(step, restore);
+  function remember() { edits.remember(); }
   function changed() { state.dirty = true; scheduleSave(); draw(); }
-  function undo() {
-    if (!state.history.length) return;
-    state.future.push(step());
-    restore(state.history.pop());
+  function undone() {
     state.selected = Math.min(state.selected, state.boxes.length - 1);
     changed();
   }
-  function redo() {
-    if (!state.future.length) return;
-    state.history.push(step());
-    restore(state.future.pop());
-    state.selected = Math.min(state.selected, state.boxes.length - 1);
-    changed();
-  }
-  function clampBox(box) {
-    const w = state.image.width, h = state.image.height;
-    const r = function (v) { return Math.round(v * 100) / 100; };
-    return Object.assign(box, {
-      x1: r(Math.max(0, Math.min(box.x1, w))), y1: r(Math.max(0, Math.min(box.y1, h))),
-      x2: r(Math.max(0, Math.min(box.x2, w))), y2: r(Math.max(0, Math.min(box.y2, h))),
-    });
-  }
+  function undo() { if (edits.undo()) undone(); }
+  function redo() { if (edits.redo()) undone(); }
 
   function position(event) {
     const rect = canvas.getBoundingClientRect();
@@ -248,26 +177,15 @@
     touch();
     const p = position(event);
     if (event.button === 1 || state.spaceDown) {
-      state.drag = { kind: "pan", sx: p.x, sy: p.y, ox: state.ox, oy: state.oy };
+      state.drag = { kind: "pan", sx: p.x, sy: p.y, ox: view.ox, oy: view.oy };
       event.preventDefault();
       return;
     }
     if (event.button !== 0) return;
-    const found = hit(p.x, p.y);
-    const [ix, iy] = toImage(p.x, p.y);
-    if (found) {
-      state.selected = found.index;
-      const b = state.boxes[found.index];
-      // the undo step is taken now but kept only if the box moves: a click that selects a
-      // box changes nothing, so it leaves both undo and redo as they were
-      state.drag = {
-        kind: found.edges ? "resize" : "move", edges: found.edges, ix: ix, iy: iy, start: Object.assign({}, b),
-        before: step(),
-      };
-    } else {
-      state.selected = -1;
-      state.drag = { kind: "draw", x0: ix, y0: iy, x: ix, y: iy };
-    }
+    // a click that only selects a box keeps undo and redo as they were (lib/editing.js)
+    const started = dragStart(view, state.boxes, state.selected, p.x, p.y, edits);
+    state.selected = started.selected;
+    state.drag = started.drag;
     draw();
   });
 
@@ -278,22 +196,12 @@
     const d = state.drag;
     if (!d) { draw(); return; }
     touch();
-    const [ix, iy] = toImage(p.x, p.y);
     if (d.kind === "pan") {
-      state.ox = d.ox + (p.x - d.sx);
-      state.oy = d.oy + (p.y - d.sy);
-    } else if (d.kind === "draw") {
-      d.x = ix; d.y = iy;
+      view.ox = d.ox + (p.x - d.sx);
+      view.oy = d.oy + (p.y - d.sy);
     } else {
-      const b = state.boxes[state.selected], s = d.start, dx = ix - d.ix, dy = iy - d.iy;
-      if (d.kind === "move") {
-        b.x1 = s.x1 + dx; b.x2 = s.x2 + dx; b.y1 = s.y1 + dy; b.y2 = s.y2 + dy;
-      } else {
-        if (d.edges.includes("w")) b.x1 = s.x1 + dx;
-        if (d.edges.includes("e")) b.x2 = s.x2 + dx;
-        if (d.edges.includes("n")) b.y1 = s.y1 + dy;
-        if (d.edges.includes("s")) b.y2 = s.y2 + dy;
-      }
+      const [ix, iy] = view.toImage(p.x, p.y);
+      dragTo(d, state.boxes[state.selected], ix, iy);
     }
     draw();
   });
@@ -303,32 +211,20 @@
     state.drag = null;
     if (!d || !state.image) return;
     if (d.kind === "draw") {
-      const box = clampBox({
-        x1: Math.min(d.x0, d.x), y1: Math.min(d.y0, d.y), x2: Math.max(d.x0, d.x), y2: Math.max(d.y0, d.y),
+      const box = tidyBox(Object.assign(drawnBox(d), {
         label: state.task.labels[0], is_occluded: false, is_truncated: false, is_ignored: false,
-      });
-      if (box.x2 - box.x1 >= 2 && box.y2 - box.y1 >= 2) {
+      }), state.image.width, state.image.height);
+      if (box.x2 - box.x1 >= MIN_SIZE && box.y2 - box.y1 >= MIN_SIZE) {
         remember();
         state.boxes.push(box);
         state.selected = state.boxes.length - 1;
         changed();
       } else { draw(); }
     } else if (d.kind === "move" || d.kind === "resize") {
-      const b = state.boxes[state.selected];
-      const fixed = { x1: Math.min(b.x1, b.x2), x2: Math.max(b.x1, b.x2), y1: Math.min(b.y1, b.y2), y2: Math.max(b.y1, b.y2) };
-      Object.assign(b, fixed);
-      clampBox(b);
-      if (sameBox(b, d.start)) {
-        draw();
-      } else {
-        state.history.push(d.before);
-        state.future = [];
-        changed();
-      }
+      const moved = dragEnd(d, state.boxes[state.selected], state.image.width, state.image.height, edits);
+      if (moved) changed(); else draw();
     }
   });
-
-  function sameBox(a, b) { return a.x1 === b.x1 && a.y1 === b.y1 && a.x2 === b.x2 && a.y2 === b.y2; }
 
   canvas.addEventListener("wheel", function (event) {
     if (!state.image) return;
@@ -445,12 +341,17 @@
     if (!state.task) return;
     clearTimeout(state.saveTimer);
     say("submitting…");
+    state.submittedAt = performance.now();
     const result = await api("POST", root.dataset.assignmentsUrl + state.task.id + "/submit/",
       { boxes: state.boxes, active_seconds: state.activeMs / 1000 });
     if (result.status === 200 || result.status === 201) {
       root.dataset.lastAnnotation = result.data.annotation;
       say("submitted " + result.data.boxes + " box(es); loading the next image", "ok");
-      await next();
+      // the task leased ahead is the next one (the oldest lease left): shown at once, unless
+      // its lease ran out meanwhile, when the server is asked again
+      const ahead = state.ahead;
+      if (ahead && Date.parse(ahead.task.lease_expires_at) > Date.now() + 5000) load(ahead.task);
+      else await next();
     } else {
       const error = result.data && result.data.error;
       let text = error ? error.message : "submit failed (" + result.status + ")";
@@ -501,22 +402,53 @@
     root.dataset.suggestions = String(state.suggestions.length);
     state.version = task.version;
     state.boxes = task.draft || [];
-    state.history = []; state.future = []; state.selected = -1; state.dirty = false;
+    edits.clear(); state.selected = -1; state.dirty = false;
     state.activeMs = task.active_seconds * 1000;
     root.dataset.ready = "0";
+    // the image leased ahead and decoded while the last one was worked on, when it is this one
+    const ahead = state.ahead && state.ahead.id === task.id ? state.ahead.image : null;
+    state.ahead = null;
+    root.dataset.fromAhead = ahead ? "1" : "0";
+    if (ahead) { show(task, ahead); return; }
     const image = new Image();
-    image.onload = function () {
-      state.image = image;
-      fit();
-      root.dataset.ready = "1";
-      root.dataset.assignment = task.id;
-      say(state.suggestions.length
-        ? "A model suggests " + state.suggestions.length + " boxes (dashed): u takes them, or draw your own."
-        : "Draw a box by dragging. ? shows the keys.");
-      saveLine.textContent = "saved";
-    };
+    image.onload = function () { show(task, image); };
     image.onerror = function () { say("The image could not be loaded.", "error"); };
     image.src = task.image_url;
+  }
+
+  function show(task, image) {
+    state.image = image;
+    fit();
+    if (state.submittedAt !== null) {
+      state.switchMs = performance.now() - state.submittedAt;
+      state.submittedAt = null;
+    }
+    root.dataset.ready = "1";
+    root.dataset.assignment = task.id;
+    say(state.suggestions.length
+      ? "A model suggests " + state.suggestions.length + " boxes (dashed): u takes them, or draw your own."
+      : "Draw a box by dragging. ? shows the keys.");
+    saveLine.textContent = "saved";
+    leaseAhead(task);
+  }
+
+  // Lease the task after this one now and decode its image, so that submit shows it at once.
+  async function leaseAhead(current) {
+    const result = await api("POST", root.dataset.nextTaskUrl + "?ahead=1");
+    if (result.status !== 200 || result.data.id === current.id || state.task !== current) return;
+    let image;
+    try {
+      // decoded into a bitmap ready to draw, so that showing it costs one drawImage
+      const response = await fetch(result.data.image_url, { credentials: "same-origin" });
+      if (!response.ok) return;
+      image = await createImageBitmap(await response.blob());
+    } catch (error) {
+      return; // loaded again when its turn comes
+    }
+    if (state.task === current) {
+      state.ahead = { id: result.data.id, task: result.data, image: image };
+      root.dataset.ahead = String(result.data.id);
+    }
   }
 
   async function next() {
@@ -536,10 +468,10 @@
   window.quorumCanvas = {
     imageToScreen: function (x, y) {
       const rect = canvas.getBoundingClientRect();
-      const [sx, sy] = toScreen(x, y);
+      const [sx, sy] = view.toScreen(x, y);
       return { x: sx + rect.left, y: sy + rect.top };
     },
-    view: function () { return { scale: state.scale, ox: state.ox, oy: state.oy }; },
+    view: function () { return { scale: view.scale, ox: view.ox, oy: view.oy }; },
     boxes: function () { return JSON.parse(snapshot()); },
     version: function () { return state.version; },
     activeSeconds: function () { return state.activeMs / 1000; },
@@ -550,10 +482,12 @@
       return (performance.now() - started) / count;
     },
     saveNow: saveDraft,
+    // Milliseconds from the last submit to the next image drawn (null before one).
+    switchMs: function () { return state.switchMs; },
     display: function () { return Object.assign({}, state.display); },
     // The drawn colour at an image point (r, g, b), as the annotator sees it.
     pixel: function (x, y) {
-      const [sx, sy] = toScreen(x, y);
+      const [sx, sy] = view.toScreen(x, y);
       const data = ctx.getImageData(Math.round(sx * state.dpr), Math.round(sy * state.dpr), 1, 1).data;
       return [data[0], data[1], data[2]];
     },
@@ -561,4 +495,4 @@
   window.addEventListener("resize", function () { resize(); fit(); });
   resize();
   next();
-})();
+}

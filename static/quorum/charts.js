@@ -1,52 +1,58 @@
-// Line charts as inline SVG, without a library: shared by the training run and monitoring pages.
-(function () {
-  "use strict";
-  const SVG = "http://www.w3.org/2000/svg";
-  const COLOURS = ["#1f6fb2", "#c2410c", "#15803d", "#7c3aed"];
+// Line charts with the values under the pointer, shared by the training run and monitoring
+// pages: uPlot (static/vendor/uplot/, vendored, nothing from outside the server).
+import uPlot from "../vendor/uplot/uPlot.esm.js";
 
-  function node(name, attributes, parent) {
-    const element = document.createElementNS(SVG, name);
-    for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, value);
-    if (parent) parent.appendChild(element);
-    return element;
+const COLOURS = ["#1f6fb2", "#c2410c", "#15803d", "#7c3aed"];
+const WIDTH = 360, HEIGHT = 200;
+
+function round(value) {
+  return value === null || value === undefined ? "-" : +Number(value).toPrecision(4);
+}
+
+// series: [{label, points: [[x, y], ...]}], drawn in `container` (a div) against `xLabel`;
+// redrawn in place when called again with the same series. `empty`: what to say with no data.
+export function lineChart(container, series, xLabel, empty) {
+  const kept = series.map((s) => ({ label: s.label, points: s.points.filter((p) => p[1] !== null && isFinite(p[1])) }));
+  if (!kept.some((s) => s.points.length)) {
+    if (container.chart) { container.chart.destroy(); container.chart = null; }
+    container.replaceChildren(Object.assign(document.createElement("p"), {
+      className: "muted small chart-empty", textContent: empty || "no data yet",
+    }));
+    container.dataset.points = "0";
+    return;
   }
-
-  // series: [{label, points: [[x, y], ...]}]; draws axes with min/max ticks and a legend.
-  function lineChart(svg, series, xLabel, empty) {
-    while (svg.firstChild) svg.removeChild(svg.firstChild);
-    const width = 360, height = 200, left = 44, right = 10, top = 10, bottom = 34;
-    const points = series.flatMap((s) => s.points).filter((p) => p[1] !== null && isFinite(p[1]));
-    if (!points.length) {
-      node("text", { x: width / 2, y: height / 2, "text-anchor": "middle" }, svg).textContent = empty || "no data yet";
-      return;
-    }
-    const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
-    let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
-    let [y0, y1] = [Math.min(0, ...ys), Math.max(...ys)];
-    if (x1 === x0) x1 = x0 + 1;
-    if (y1 === y0) y1 = y0 + 1;
-    const sx = (x) => left + ((x - x0) / (x1 - x0)) * (width - left - right);
-    const sy = (y) => height - bottom - ((y - y0) / (y1 - y0)) * (height - top - bottom);
-    node("line", { x1: left, y1: height - bottom, x2: width - right, y2: height - bottom, class: "axis" }, svg);
-    node("line", { x1: left, y1: top, x2: left, y2: height - bottom, class: "axis" }, svg);
-    node("text", { x: left - 4, y: sy(y1) + 4, "text-anchor": "end" }, svg).textContent = y1.toPrecision(3);
-    node("text", { x: left - 4, y: sy(y0) + 4, "text-anchor": "end" }, svg).textContent = y0.toPrecision(3);
-    node("text", { x: sx(x0), y: height - bottom + 14, "text-anchor": "start" }, svg).textContent = +x0.toPrecision(3);
-    node("text", { x: sx(x1), y: height - bottom + 14, "text-anchor": "end" }, svg).textContent = +x1.toPrecision(3);
-    node("text", { x: (left + width) / 2, y: height - 4, "text-anchor": "middle" }, svg).textContent = xLabel;
-    series.forEach((s, index) => {
-      const kept = s.points.filter((p) => p[1] !== null && isFinite(p[1]));
-      if (!kept.length) return;
-      const colour = COLOURS[index % COLOURS.length];
-      node("polyline", {
-        points: kept.map((p) => `${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join(" "),
-        fill: "none", stroke: colour, "stroke-width": 2, class: "series",
-      }, svg);
-      for (const p of kept) node("circle", { cx: sx(p[0]), cy: sy(p[1]), r: 2.5, fill: colour }, svg);
-      node("text", { x: width - right, y: top + 12 * (index + 1), "text-anchor": "end", fill: colour }, svg).textContent = s.label;
-    });
+  // one x axis for every series; a series without a value at some x leaves a gap there
+  const xs = [...new Set(kept.flatMap((s) => s.points.map((p) => p[0])))].sort((a, b) => a - b);
+  const data = [xs, ...kept.map((s) => {
+    const byX = new Map(s.points);
+    return xs.map((x) => (byX.has(x) ? byX.get(x) : null));
+  })];
+  const labels = kept.map((s) => s.label).join("\n");
+  container.dataset.points = String(xs.length);
+  if (container.chart && container.dataset.labels === labels) {
+    container.chart.setData(data);
+    return;
   }
-
-
-  window.quorumCharts = { lineChart: lineChart };
-})();
+  if (container.chart) container.chart.destroy();
+  container.replaceChildren();
+  container.dataset.labels = labels;
+  container.chart = new uPlot({
+    width: container.clientWidth || WIDTH,
+    height: HEIGHT,
+    legend: { live: true },
+    cursor: { points: { size: 7 } },
+    scales: { x: { time: false } },
+    axes: [{ label: xLabel, size: 40 }, { size: 48 }],
+    series: [
+      { label: xLabel, value: (u, value) => round(value) },
+      ...kept.map((s, index) => ({
+        label: s.label,
+        stroke: COLOURS[index % COLOURS.length],
+        width: 2,
+        spanGaps: true,
+        points: { show: true, size: 4 },
+        value: (u, value) => round(value),
+      })),
+    ],
+  }, data, container);
+}

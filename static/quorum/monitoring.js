@@ -1,10 +1,11 @@
 // The monitoring page: polls GET /api/v1/serving/metrics/ every 5 s and redraws the table
 // (total, per model version, per client) and the per-minute charts.
-(function () {
-  "use strict";
-  const root = document.getElementById("monitoring");
-  if (!root) return;
-  const lineChart = window.quorumCharts.lineChart;
+import { lineChart } from "./charts.js";
+
+const root = document.getElementById("monitoring");
+if (root) monitoringPage(root);
+
+function monitoringPage(root) {
   const windowSelect = document.getElementById("window");
 
   function number(value, digits) {
@@ -53,4 +54,4 @@
   windowSelect.addEventListener("change", poll);
   poll();
   window.setInterval(poll, 5000);
-})();
+}

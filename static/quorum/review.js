@@ -3,120 +3,78 @@
 // proposed consensus is the working set: agreed boxes start accepted, below-quorum ones
 // start pending (dashed). Keyboard first: n next box, a accept, r reject, i ignore region,
 // drag to adjust or draw, Ctrl+Z / Ctrl+Shift+Z, Enter saves and opens the next image.
-(function () {
-  "use strict";
+// The view, hit testing, box editing, undo and the API helper are the annotation canvas's
+// too (static/quorum/lib/).
+import { api } from "./lib/api.js";
+import { History, MIN_SIZE, dragEnd, dragStart, dragTo, drawnBox, tidyBox } from "./lib/editing.js";
+import { View } from "./lib/view.js";
 
-  const root = document.getElementById("reviewer");
-  if (!root) return;
+const root = document.getElementById("reviewer");
+if (root) reviewer(root);
+
+function reviewer(root) {
   const canvas = document.getElementById("canvas");
   const ctx = canvas.getContext("2d");
   const statusLine = document.getElementById("status");
   const legend = document.getElementById("legend");
   const counts = document.getElementById("counts");
   const COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324"];
-  const HANDLE = 6;
 
   const state = {
-    image: null, view: null, boxes: [], selected: -1, history: [], future: [],
-    scale: 1, ox: 0, oy: 0, drag: null, showAnnotators: true, skipped: [],
+    image: null, view: null, boxes: [], selected: -1, drag: null, showAnnotators: true, skipped: [],
   };
-
-  function csrfToken() {
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : "";
-  }
-
-  async function api(method, url, body) {
-    const response = await fetch(url, {
-      method: method, credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    let data = null;
-    try { data = await response.json(); } catch (error) { data = null; }
-    return { status: response.status, data: data };
-  }
 
   function say(text, kind) { statusLine.textContent = text; statusLine.className = "status " + (kind || ""); }
 
-  function toScreen(x, y) { return [x * state.scale + state.ox, y * state.scale + state.oy]; }
-  function toImage(sx, sy) { return [(sx - state.ox) / state.scale, (sy - state.oy) / state.scale]; }
+  const view = new View();
 
   function fit() {
     const rect = canvas.parentElement.getBoundingClientRect();
     canvas.width = Math.round(rect.width);
     canvas.height = Math.round(Math.max(rect.height, 480));
     if (!state.image) return;
-    state.scale = Math.min(canvas.width / state.image.width, canvas.height / state.image.height);
-    state.ox = (canvas.width - state.image.width * state.scale) / 2;
-    state.oy = (canvas.height - state.image.height * state.scale) / 2;
-  }
-
-  function rectOf(box) {
-    const [x1, y1] = toScreen(box.x1, box.y1);
-    const [x2, y2] = toScreen(box.x2, box.y2);
-    return [x1, y1, x2 - x1, y2 - y1];
+    view.fit(canvas.width, canvas.height, state.image.width, state.image.height);
   }
 
   function draw() {
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     if (!state.image) return;
-    ctx.drawImage(state.image, state.ox, state.oy, state.image.width * state.scale, state.image.height * state.scale);
+    ctx.drawImage(state.image, view.ox, view.oy, state.image.width * view.scale, state.image.height * view.scale);
     if (state.showAnnotators) {
       state.view.annotators.forEach(function (annotator, index) {
         ctx.strokeStyle = COLOURS[index % COLOURS.length];
         ctx.lineWidth = 1;
         ctx.setLineDash([]);
-        annotator.boxes.forEach(function (box) { ctx.strokeRect.apply(ctx, rectOf(box)); });
+        annotator.boxes.forEach(function (box) { ctx.strokeRect(...view.rect(box)); });
       });
     }
     state.boxes.forEach(function (box, index) {
       ctx.lineWidth = index === state.selected ? 4 : 3;
       ctx.setLineDash(box.status === "pending" ? [8, 5] : box.is_ignored ? [3, 3] : []);
       ctx.strokeStyle = box.status === "pending" ? "#ff9f1c" : box.is_ignored ? "#888" : "#00c853";
-      ctx.strokeRect.apply(ctx, rectOf(box));
+      ctx.strokeRect(...view.rect(box));
       if (index === state.selected) {
         ctx.fillStyle = "#fff";
-        handles(box).forEach(function (h) { ctx.fillRect(h.x - HANDLE / 2, h.y - HANDLE / 2, HANDLE, HANDLE); });
+        ctx.setLineDash([]);
+        view.drawHandles(ctx, box);
       }
     });
     ctx.setLineDash([]);
+    if (state.drag && state.drag.kind === "draw") {
+      ctx.lineWidth = 3;
+      ctx.strokeStyle = "#00c853";
+      ctx.strokeRect(...view.rect(drawnBox(state.drag)));
+    }
     const pending = state.boxes.filter(function (b) { return b.status === "pending"; }).length;
     counts.textContent = state.boxes.length - pending + " accepted, " + pending + " pending";
   }
 
-  function handles(box) {
-    const [x1, y1] = toScreen(box.x1, box.y1);
-    const [x2, y2] = toScreen(box.x2, box.y2);
-    return [{ x: x1, y: y1, edges: ["x1", "y1"] }, { x: x2, y: y1, edges: ["x2", "y1"] },
-      { x: x1, y: y2, edges: ["x1", "y2"] }, { x: x2, y: y2, edges: ["x2", "y2"] }];
-  }
-
-  function hit(sx, sy) {
-    if (state.selected >= 0) {
-      const handle = handles(state.boxes[state.selected]).find(function (h) {
-        return Math.abs(h.x - sx) <= HANDLE && Math.abs(h.y - sy) <= HANDLE;
-      });
-      if (handle) return { index: state.selected, handle: handle };
-    }
-    const [x, y] = toImage(sx, sy);
-    for (let i = state.boxes.length - 1; i >= 0; i--) {
-      const b = state.boxes[i];
-      if (x >= b.x1 && x <= b.x2 && y >= b.y1 && y <= b.y2) return { index: i, handle: null };
-    }
-    return null;
-  }
-
   function snapshot() { return JSON.stringify(state.boxes); }
-  function remember() { state.history.push(snapshot()); state.future = []; }
-  function undo() {
-    if (!state.history.length) return;
-    state.future.push(snapshot()); state.boxes = JSON.parse(state.history.pop()); state.selected = -1; draw();
-  }
-  function redo() {
-    if (!state.future.length) return;
-    state.history.push(snapshot()); state.boxes = JSON.parse(state.future.pop()); state.selected = -1; draw();
-  }
+  function restore(text) { state.boxes = JSON.parse(text); state.selected = -1; }
+  const edits = new History(snapshot, restore);
+  function remember() { edits.remember(); }
+  function undo() { if (edits.undo()) draw(); }
+  function redo() { if (edits.redo()) draw(); }
 
   function position(event) {
     const rect = canvas.getBoundingClientRect();
@@ -126,53 +84,38 @@
   canvas.addEventListener("mousedown", function (event) {
     if (!state.image) return;
     const [sx, sy] = position(event);
-    const [x, y] = toImage(sx, sy);
-    const found = hit(sx, sy);
-    remember();
-    if (found) {
-      state.selected = found.index;
-      state.drag = { kind: found.handle ? "resize" : "move", handle: found.handle, start: [x, y],
-        original: Object.assign({}, state.boxes[found.index]) };
-    } else {
-      state.boxes.push({ x1: x, y1: y, x2: x, y2: y, status: "accepted", is_ignored: false });
-      state.selected = state.boxes.length - 1;
-      state.drag = { kind: "draw", start: [x, y] };
-    }
+    // a click that only selects a box keeps undo and redo as they were (lib/editing.js)
+    const started = dragStart(view, state.boxes, state.selected, sx, sy, edits);
+    state.selected = started.selected;
+    state.drag = started.drag;
     draw();
   });
 
   window.addEventListener("mousemove", function (event) {
     if (!state.drag) return;
-    const [x, y] = toImage.apply(null, position(event));
-    const box = state.boxes[state.selected];
-    const drag = state.drag;
-    if (drag.kind === "draw") {
-      box.x1 = Math.min(drag.start[0], x); box.x2 = Math.max(drag.start[0], x);
-      box.y1 = Math.min(drag.start[1], y); box.y2 = Math.max(drag.start[1], y);
-    } else if (drag.kind === "move") {
-      const dx = x - drag.start[0], dy = y - drag.start[1];
-      box.x1 = drag.original.x1 + dx; box.x2 = drag.original.x2 + dx;
-      box.y1 = drag.original.y1 + dy; box.y2 = drag.original.y2 + dy;
-    } else {
-      box[drag.handle.edges[0]] = x; box[drag.handle.edges[1]] = y;
-    }
+    const [x, y] = view.toImage(...position(event));
+    dragTo(state.drag, state.boxes[state.selected], x, y);
     draw();
   });
 
   window.addEventListener("mouseup", function () {
-    if (!state.drag) return;
-    const box = state.boxes[state.selected];
-    const [x1, x2] = [Math.min(box.x1, box.x2), Math.max(box.x1, box.x2)];
-    const [y1, y2] = [Math.min(box.y1, box.y2), Math.max(box.y1, box.y2)];
-    const clamp = function (v, hi) { return Math.round(Math.max(0, Math.min(hi, v)) * 100) / 100; };
-    Object.assign(box, { x1: clamp(x1, state.view.image.width), x2: clamp(x2, state.view.image.width),
-      y1: clamp(y1, state.view.image.height), y2: clamp(y2, state.view.image.height) });
-    if (state.drag.kind === "draw" && (box.x2 - box.x1 < 2 || box.y2 - box.y1 < 2)) {
-      state.boxes.splice(state.selected, 1); state.selected = -1; state.history.pop();
-    } else if (state.drag.kind !== "draw") {
-      box.status = "accepted"; // adjusting a box decides it
-    }
+    const drag = state.drag;
     state.drag = null;
+    if (!drag || !state.image) return;
+    const { width, height } = state.view.image;
+    if (drag.kind === "draw") {
+      const box = tidyBox(Object.assign(drawnBox(drag), { status: "accepted", is_ignored: false }), width, height);
+      if (box.x2 - box.x1 >= MIN_SIZE && box.y2 - box.y1 >= MIN_SIZE) {
+        remember();
+        state.boxes.push(box);
+        state.selected = state.boxes.length - 1;
+      }
+    } else {
+      const box = state.boxes[state.selected];
+      const status = box.status;
+      box.status = "accepted"; // adjusting a box decides it; the undo step has the status it had
+      if (!dragEnd(drag, box, width, height, edits)) box.status = status;
+    }
     draw();
   });
 
@@ -236,17 +179,17 @@
       say("Nothing left to review. Thank you!", "ok");
       return;
     }
-    const view = await api("GET", "/api/v1/images/" + item.image + "/adjudication/");
-    if (view.status !== 200) { say("Image #" + item.image + " cannot be reviewed here.", "error"); next(); return; }
-    state.view = view.data;
-    redoButton.hidden = !view.data.adjudication;
-    state.boxes = (view.data.consensus ? view.data.consensus.boxes : []).map(function (b) {
+    const opened = await api("GET", "/api/v1/images/" + item.image + "/adjudication/");
+    if (opened.status !== 200) { say("Image #" + item.image + " cannot be reviewed here.", "error"); next(); return; }
+    state.view = opened.data;
+    redoButton.hidden = !opened.data.adjudication;
+    state.boxes = (opened.data.consensus ? opened.data.consensus.boxes : []).map(function (b) {
       return { x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2, is_ignored: b.is_ignore,
         status: b.is_uncertain ? "pending" : "accepted" };
     });
-    state.selected = -1; state.history = []; state.future = [];
+    state.selected = -1; edits.clear();
     legend.innerHTML = "";
-    view.data.annotators.forEach(function (annotator, index) {
+    opened.data.annotators.forEach(function (annotator, index) {
       const chip = document.createElement("span");
       chip.className = "swatch";
       chip.style.borderColor = COLOURS[index % COLOURS.length];
@@ -257,9 +200,9 @@
     image.onload = function () {
       state.image = image; fit(); draw();
       root.dataset.ready = "1";
-      root.dataset.image = String(view.data.image.id);
-      const f1 = view.data.consensus ? view.data.consensus.f1 : null;
-      say("Image #" + view.data.image.id + ": pairwise F1 " + (f1 === null ? "-" : f1.toFixed(2)) + ".", "");
+      root.dataset.image = String(opened.data.image.id);
+      const f1 = opened.data.consensus ? opened.data.consensus.f1 : null;
+      say("Image #" + opened.data.image.id + ": pairwise F1 " + (f1 === null ? "-" : f1.toFixed(2)) + ".", "");
     };
     image.onerror = function () { say("The image could not be loaded.", "error"); };
     image.src = "/api/v1/images/" + item.image + "/file/";
@@ -268,7 +211,7 @@
   window.quorumReview = {
     imageToScreen: function (x, y) {
       const rect = canvas.getBoundingClientRect();
-      const [sx, sy] = toScreen(x, y);
+      const [sx, sy] = view.toScreen(x, y);
       return { x: rect.left + sx, y: rect.top + sy };
     },
     boxes: function () { return JSON.parse(snapshot()); },
@@ -289,4 +232,4 @@
   });
   document.getElementById("skip-button").addEventListener("click", skip);
   next();
-})();
+}

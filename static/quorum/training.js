@@ -1,12 +1,13 @@
 // The training run page: polls the run's API while it is queued or running and redraws
-// the progress bar, the learning curves (inline SVG, no library) and the log tail.
-(function () {
-  "use strict";
-  const section = document.getElementById("progress");
-  if (!section) return;
+// the progress bar, the learning curves (static/quorum/charts.js) and the log tail.
+import { lineChart } from "./charts.js";
+
+const section = document.getElementById("progress");
+if (section) runPage(section);
+
+function runPage(section) {
   const url = section.dataset.runUrl;
   const LIVE = new Set(["queued", "running"]);
-  const lineChart = window.quorumCharts.lineChart;
   let state = section.dataset.state;
 
   function text(id, value) {
@@ -68,4 +69,4 @@
   }
 
   poll();
-})();
+}

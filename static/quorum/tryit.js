@@ -1,17 +1,14 @@
 // The try-it page: send an image to POST /api/v1/predict/ (the session signs it) and draw
 // the boxes of the answer over the image. No library, nothing from outside this server.
-(function () {
-  "use strict";
-  const root = document.getElementById("try");
-  if (!root) return;
+import { csrfToken } from "./lib/api.js";
+
+const root = document.getElementById("try");
+if (root) tryIt(root);
+
+function tryIt(root) {
   const canvas = document.getElementById("try-canvas");
   const ctx = canvas.getContext("2d");
   const statusLine = document.getElementById("try-status");
-
-  function csrfToken() {
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : "";
-  }
 
   function say(text, kind) { statusLine.textContent = text; statusLine.className = "status " + (kind || ""); }
 
@@ -71,4 +68,4 @@
     const file = event.target.files[0];
     if (file) predict(file, file.name);
   });
-})();
+}

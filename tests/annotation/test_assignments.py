@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from annotation.models import Assignment
 from datasets.ingest import IncomingImage, image_ingest
@@ -301,3 +302,39 @@ def test_a_second_submit_with_other_boxes_is_a_409_naming_the_stored_annotation(
     assert Box.objects.count() == 1 and Annotation.objects.count() == 1
     # and the first boxes again are still the retry they always were
     assert client.post(url, {"boxes": [BOX]}, format="json").status_code == 200
+
+
+def ahead_task(client, project):
+    return client.post(reverse("api-next-task", kwargs={"project_id": project.pk}) + "?ahead=1")
+
+
+def test_the_task_ahead_is_leased_while_the_current_one_is_worked_on(api_client, panel):
+    """The canvas leases the next task early (to load its image); it is an ordinary lease
+    that holds a place, given back on every call, and next-task hands it out once the
+    current task is submitted."""
+    project, (anna, bea, *_) = panel
+    project.overlap_k = 1
+    project.save()
+    client = as_user(api_client, anna)
+    assert ahead_task(client, project).status_code == 204  # on no task yet: nothing ahead
+    current = next_task(client, project).json()
+    ahead = ahead_task(client, project).json()
+    image_of = {a.pk: a.image_id for a in Assignment.objects.all()}
+    assert ahead["id"] != current["id"] and image_of[ahead["id"]] != image_of[current["id"]]
+    assert ahead_task(client, project).json()["id"] == ahead["id"]  # the same one again
+    assert next_task(client, project).json()["id"] == current["id"]  # the current task stays the current one
+    # with k = 1 the task ahead holds its image: bea gets the third image, then nothing
+    other = as_user(APIClient(), bea)
+    third = next_task(other, project).json()
+    image_of = {a.pk: a.image_id for a in Assignment.objects.all()}
+    assert image_of[third["id"]] not in (image_of[current["id"]], image_of[ahead["id"]])
+    submit_url = reverse("api-assignment-submit", kwargs={"assignment_id": third["id"]})
+    assert other.post(submit_url, {"boxes": []}, format="json").status_code in (200, 201)
+    assert next_task(other, project).status_code == 204
+    # anna submits: her next task is the one leased ahead; nothing is left ahead of it
+    client = as_user(api_client, anna)
+    submit_url = reverse("api-assignment-submit", kwargs={"assignment_id": current["id"]})
+    assert client.post(submit_url, {"boxes": [BOX]}, format="json").status_code in (200, 201)
+    assert next_task(client, project).json()["id"] == ahead["id"]
+    assert ahead_task(client, project).status_code == 204
+    assert Assignment.objects.filter(annotator=anna, state="leased").count() == 1

@@ -109,3 +109,33 @@ def test_a_reviewer_settles_an_image_with_the_keyboard_and_the_mouse(browser, li
     assert ImageConsensus.objects.get(version=version, image=image).state == ImageState.NEEDS_REVIEW
     assert page.inner_text("#counts") == "1 accepted, 1 pending"
     assert errors == []
+
+
+def test_a_click_that_selects_a_box_keeps_undo_and_redo(browser, live_server, people, disputed):
+    """The review page edits boxes with the canvas's own code (static/quorum/lib/): clicking a
+    box to select it, without moving it, changes nothing, so a redo still redoes."""
+    image, _ = disputed
+    page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    sign_in(page, live_server.url, "rita")
+    page.goto(f"{live_server.url}/projects/{people.project.pk}/review/?image={image.pk}")
+    page.wait_for_selector("#reviewer[data-ready='1']")
+
+    def screen(x, y):
+        point = page.evaluate("([x, y]) => window.quorumReview.imageToScreen(x, y)", [x, y])
+        return point["x"], point["y"]
+
+    page.mouse.move(*screen(250, 250))
+    page.mouse.down()
+    page.mouse.move(*screen(300, 350), steps=8)
+    page.mouse.up()  # a third box
+    assert len(page.evaluate("window.quorumReview.boxes()")) == 3
+    page.keyboard.press("Control+z")
+    assert len(page.evaluate("window.quorumReview.boxes()")) == 2
+    page.mouse.click(*screen(120, 150))  # select PERSON, moving nothing
+    before = page.evaluate("window.quorumReview.boxes()")
+    page.keyboard.press("Control+Shift+z")
+    after = page.evaluate("window.quorumReview.boxes()")
+    assert len(after) == 3 and after[:2] == before
+    assert errors == []

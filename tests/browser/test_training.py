@@ -2,6 +2,7 @@
 watches the progress bar and the curves move without reloading, reads the evaluation
 against the humans, and promotes the model."""
 
+import re
 import time
 import uuid
 
@@ -58,8 +59,13 @@ def test_an_admin_trains_watches_reads_and_promotes(browser, live_server, settin
         page.evaluate("window.quorumNoReload = true")
         wait_until(page, "document.getElementById('run-progress').value >= 1", seconds=180)
         assert page.evaluate("window.quorumNoReload") is True  # same document: updated by polling
-        assert page.locator("#chart-map polyline").count() == 2
-        assert page.locator("#chart-loss polyline").count() >= 2
+        assert page.locator("#chart-map .u-legend .u-series").count() == 3  # epoch, mAP50, mAP50-95
+        assert page.locator("#chart-loss .u-legend .u-series").count() >= 3
+        # the values under the pointer: the legend follows the cursor over the plot
+        plot = page.locator("#chart-map .u-over").bounding_box()
+        page.mouse.move(plot["x"] + plot["width"] / 2, plot["y"] + plot["height"] / 2)
+        values = page.locator("#chart-map .u-legend .u-series .u-value").all_inner_texts()
+        assert all(re.fullmatch(r"-?[0-9.e-]+", value) for value in values[:2]), values
         assert "epoch" in page.inner_text("#run-epochs")
         screenshot(page, "run")
 

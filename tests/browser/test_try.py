@@ -46,6 +46,11 @@ def test_the_try_page_draws_the_boxes_for_bus_jpg(browser, live_server, tiny_onn
     page.goto(f"{live_server.url}/projects/{trainable.project.pk}/monitoring/")
     page.wait_for_selector("#monitoring[data-requests='1']", timeout=15_000)
     assert page.locator("#totals tbody tr").count() >= 3  # all, model 1, the reviewer's session
+    # the chart shows the minute's figure under the pointer (uPlot's live legend)
+    plot = page.locator("#chart-requests .u-over").bounding_box()
+    page.mouse.move(plot["x"] + plot["width"] - 2, plot["y"] + plot["height"] / 2)
+    under = page.locator("#chart-requests .u-legend .u-series .u-value").all_inner_texts()
+    assert under[1].isdigit(), under  # that minute's count of requests
     screenshot(page, "monitoring")
     assert errors == []
     cache_clear()

@@ -44,13 +44,13 @@ def test_each_image_of_a_batch_counts(api_client, served, clock):
     assert batch(client, ids[:3]).status_code == 202
     refused = batch(client, ids[3:6])
     assert refused.status_code == 429
-    assert int(refused["Retry-After"]) == 55  # the next clock minute, when the count starts again
+    assert int(refused["Retry-After"]) == 60  # when the first batch leaves the last 60 seconds
     assert PredictionJob.objects.count() == 1
     # the refused batch took nothing: two single predictions still fit (four, five), a third does not
     assert [predict(client, ids[0]).status_code for _ in range(3)] == [200, 200, 429]
     assert PredictionLog.objects.filter(status=429).count() == 1  # the refused prediction, logged
-    # and in the next minute the count starts again
-    clock[0] += 55
+    # 60 seconds on, the window holds none of them
+    clock[0] += 60.01
     assert batch(client, ids[:5]).status_code == 202
 
 
@@ -76,3 +76,24 @@ def test_a_client_that_may_never_call_gets_403(api_client, served, clock):
         assert "limit is 0 images a minute" in response.json()["error"]["message"]
     assert not PredictionJob.objects.exists()
     assert list(PredictionLog.objects.values_list("status", "error")) == [(403, "not_allowed")]
+
+
+@pytest.mark.parametrize("start", [0.5, 30.0, 59.9])  # seconds into a clock minute
+def test_a_client_at_its_rate_waits_whenever_its_window_started(api_client, served, clock, start):
+    """No double burst at a minute's edge: the window is the last 60 seconds, not the clock
+    minute, so a client that used its whole limit is refused until its images age out."""
+    trainable, _, _ = served
+    client = as_client(api_client, trainable, rate=4)
+    ids = list(trainable.project.images.order_by("pk").values_list("pk", flat=True))
+    clock[0] = 1_800_000_000.0 + start
+    assert batch(client, ids[:3]).status_code == 202
+    clock[0] += 20
+    assert predict(client, ids[0]).status_code == 200  # four of four
+    clock[0] += 1  # one second on (past the clock minute's edge when it started at 59.9)
+    refused = predict(client, ids[0])
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) == 39  # the batch leaves the window 60 s after it came
+    clock[0] += 39.01
+    assert predict(client, ids[0]).status_code == 200  # the batch's three left; the single one stays
+    assert batch(client, ids[:3]).status_code == 429
+    assert PredictionJob.objects.count() == 1

@@ -209,3 +209,40 @@ def test_a_rule_may_only_name_models_of_its_project(served, tiny_onnx):
         rule.full_clean()
     assert set(refused.value.message_dict) == {"model", "canary_share"}
     RoutingRule(project=trainable.project, name="good", model=champion).full_clean()
+
+
+def test_the_answer_does_not_wait_for_its_shadow(api_client, served, settings, monkeypatch):
+    """With the log deferred (production), the shadow runs after its answer has left: here
+    it is held until the answer is back, then its row is logged beside the answer's."""
+    import threading
+
+    from serving import services, shadows
+
+    trainable, champion, candidate = served
+    settings.QUORUM_PREDICTION_LOG_DEFERRED = True
+    monkeypatch.setattr(logbook, "_ensure_writer", lambda: None)  # rows stay queued; written here
+    RoutingRule.objects.create(project=trainable.project, order=1, name="try model 2", shadow=candidate)
+    held, began = threading.Event(), threading.Event()
+    real = services._detector
+    services._detector(candidate)  # loaded here, so the shadow's thread needs no database
+
+    class Held:
+        def __init__(self, detector):
+            self.detector = detector
+
+        def predict(self, rgb, **options):
+            began.set()
+            assert held.wait(30)
+            return self.detector.predict(rgb, **options)
+
+    monkeypatch.setattr(services, "_detector", lambda m: Held(real(m)) if m.pk == candidate.pk else real(m))
+    api_client.force_authenticate(trainable.reviewer)
+    body = post_image(api_client, scene_jpeg(trainable), project=trainable.project.pk).json()
+    assert body["model"]["id"] == champion.pk  # answered while the shadow is held
+    assert began.wait(30)
+    assert logbook.flush() == 1  # the answer's row only
+    held.set()
+    shadows.drain()
+    assert logbook.flush() == 1  # then the shadow's
+    rows = PredictionLog.objects.filter(request_id=body["request_id"]).order_by("is_shadow")
+    assert [(row.model_id, row.is_shadow) for row in rows] == [(champion.pk, False), (candidate.pk, True)]

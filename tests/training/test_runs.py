@@ -12,7 +12,8 @@ from groundtruth.models import ConsensusVersion
 from tests.training.conftest import QUICK_RUN, make_model, make_run
 from training.models import DatasetSnapshot, ModelStage, ModelVersion, RunState, TrainingPolicy, TrainingRun
 from training.runner import training_run_execute
-from training.services import training_run_create, training_runs_reap, training_runs_schedule
+from training.services import training_run_create, training_runs_schedule
+from training.tasks import training_runs_reap_task, training_runs_schedule_task
 
 pytestmark = pytest.mark.django_db
 
@@ -172,7 +173,7 @@ def test_the_reaper_sends_a_stale_run_again_and_leaves_a_live_one(
         cancel_requested_at=timezone.now(),
     )  # fmt: skip
     with django_capture_on_commit_callbacks() as callbacks:
-        settled = training_runs_reap()
+        settled = training_runs_reap_task()  # the beat task: the reaper, then the retried runs sent
     assert settled == {"retried": [stale.pk], "failed": [], "cancelled": [cancelling.pk]}
     assert len(callbacks) == 1  # the retried run is sent again
     stale.refresh_from_db()
@@ -184,13 +185,18 @@ def test_the_reaper_sends_a_stale_run_again_and_leaves_a_live_one(
 # --- retraining schedule --------------------------------------------------------------------------
 
 
-def test_retraining_starts_from_the_champion_once_enough_new_images_exist(trainable):
+def test_retraining_starts_from_the_champion_once_enough_new_images_exist(
+    trainable, django_capture_on_commit_callbacks
+):
     champion = make_model(trainable, ap50=0.4, stage=ModelStage.CHAMPION)
     policy = TrainingPolicy.objects.create(project=trainable.project, retrain_min_new_images=3)
     # the champion was trained on a snapshot with 4 fewer train/val images than exist now
     fewer = {**champion.snapshot.images, "train": champion.snapshot.images["train"] - 4}
     DatasetSnapshot.objects.filter(pk=champion.snapshot.pk).update(images=fewer)
-    (run,) = training_runs_schedule()
+    with django_capture_on_commit_callbacks() as callbacks:
+        (run_id,) = training_runs_schedule_task()  # the beat task: the new run is sent to a worker
+    assert len(callbacks) == 1
+    run = TrainingRun.objects.get(pk=run_id)
     assert run.trigger == "schedule" and run.init == "champion" and run.parent_model == champion
     assert (run.imgsz, run.architecture) == (champion.run.imgsz, champion.run.architecture)
     # not twice while one is queued, and not below the threshold

@@ -18,8 +18,8 @@ from ops.models import WorkerHeartbeat
 from tests.training.conftest import QUICK_RUN, trainable_project
 from tests.workers import start_worker, stop_worker, wait_for
 from training.models import FINISHED_RUN_STATES, ModelStage, ModelVersion, RunState, TestSetLook, TrainingRun
-from training.services import training_runs_reap
 from training.starter import starter_register
+from training.tasks import training_runs_reap_task
 
 pytestmark = pytest.mark.worker
 
@@ -161,7 +161,7 @@ def test_a_worker_killed_mid_epoch_leaves_a_run_that_resumes(transactional_db, w
     # ...until the reaper sees its heartbeat go stale and sends it again
     settings.QUORUM_TRAINING_STALE_SECONDS = 3
     time.sleep(3.5)
-    assert training_runs_reap()["retried"] == [run.pk]
+    assert training_runs_reap_task()["retried"] == [run.pk]  # the beat task: settled, then sent again
     assert TrainingRun.objects.get(pk=run.pk).state == RunState.QUEUED
 
     second = start_worker("training", f"pytest-heir-{uuid.uuid4().hex[:8]}", env=worker_env)
@@ -188,7 +188,7 @@ def test_a_run_that_keeps_losing_its_worker_ends_failed_worker_lost(db, settings
         heartbeat_at=timezone.now() - timedelta(minutes=10), worker="gone@host",
     )  # fmt: skip
     settings.QUORUM_TRAINING_MAX_ATTEMPTS = 3
-    assert training_runs_reap()["failed"] == [run.pk]
+    assert training_runs_reap_task()["failed"] == [run.pk]
     run.refresh_from_db()
     assert run.state == RunState.FAILED and run.error.startswith("Worker lost") and run.finished_at
 
