@@ -112,7 +112,7 @@ def test_production_cookies_are_secure_and_headers_strict(var_dir):
         True,
         "DENY",
         True,
-        "whitenoise.storage.CompressedManifestStaticFilesStorage",
+        "config.staticfiles.ModuleManifestStaticFilesStorage",  # WhiteNoise's, rewriting module imports
     ]
 
 
