@@ -61,7 +61,8 @@ screenshots: install
 		-k "draw_resize or settles_an_image or reads_the_agreement_report or trains_watches or try_page"
 
 bench: install
-	@for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@missed=""; for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || missed="$$missed $$script"; done; \
+	if [ -n "$$missed" ]; then echo "targets missed in:$$missed"; exit 1; fi
 
 clean-var:
 	rm -rf var/broker var/celerybeat-schedule* var/test-quorum.sqlite3

@@ -161,7 +161,6 @@ def main() -> None:
         jpegs = scenes(args.images)
         print(f"{args.images} scenes 1280x720, yolo26n at {args.imgsz} px, CPU, one image at a time "
               f"(model trained and scenes made in {time.perf_counter() - started:.0f} s)")  # fmt: skip
-        print(f"{'':44}{'images/s':>10}{'p50 ms':>10}{'p95 ms':>10}")
 
         onnx_model = YOLO(str(onnx), task="detect")
         torch_model = YOLO(str(weights), task="detect")

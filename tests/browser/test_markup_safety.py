@@ -23,7 +23,7 @@ PAGES = [
     "home", "account", "project-create", "project-detail", "annotate", "project-splits", "project-images",
     "project-image-upload", "project-consensus", "consensus-report", "project-my-figures", "project-review",
     "project-training", "training-run", "model", "serving-try", "serving-monitoring", "project-annotators",
-    "project-serving",
+    "project-serving", "project-settings",
 ]  # fmt: skip
 
 
