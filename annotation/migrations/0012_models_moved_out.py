@@ -33,7 +33,6 @@ def content_types_return(apps, schema_editor) -> None:
 class Migration(migrations.Migration):
     dependencies = [
         ("contenttypes", "0002_remove_content_type_name"),
-        ("demo", "0001_initial"),
         ("projects", "0001_initial"),
         ("annotation", "0011_image_exif_orientation"),
         ("datasets", "0001_initial"),
