@@ -283,6 +283,9 @@ def _supervise(run: TrainingRun, spec_path: Path, heartbeat: _Heartbeat) -> dict
                 event = json.loads(line[len(PREFIX) :])
                 if event["event"] == "epoch":
                     _record_epoch(run, event, seconds_before)
+                    # a cancel request is looked for at every epoch's end too, not only on the
+                    # heartbeat's clock: a run stops within one epoch however short its epochs
+                    heartbeat.beat()
                 elif event["event"] == "start":
                     TrainingRun.objects.filter(pk=run.pk).update(train_images=event["train_images"])
                     run.train_images = event["train_images"]
