@@ -1,9 +1,9 @@
 """Image ingestion: the one service under the upload API, the zip upload and `import_images`.
 
 Per file: size limit, sha256, duplicate check, condition check, `decode_upright_rgb`, then
-the stored file is written and its row committed. A refused file leaves no row and no file;
-a file written for a row that then failed is deleted at once, and `image_orphans_delete`
-(run by beat) removes what a crash between the two leaves behind.
+the stored file is written; a group's rows are committed together. A refused file leaves
+no row and no file; files written for rows that then failed are deleted at once, and
+`image_orphans_delete` (run by beat) removes what a crash between the two leaves behind.
 """
 
 import csv
@@ -14,7 +14,7 @@ import zipfile
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import BinaryIO
 
@@ -27,7 +27,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from datasets.archives import zip_open, zip_read_member, zip_unsafe_reason
 from datasets.imaging import DecodedImage, ImageRefused, decode_upright_rgb, encode_for_storage
 from datasets.models import Image
-from datasets.splits import split_assign, stratum_key
+from datasets.splits import splits_assign, stratum_key
 from datasets.tasks import image_thumbnails_task
 from projects.models import Project
 
@@ -85,16 +85,30 @@ def image_ingest(
 
     Files go through in small groups: their bytes are read and hashed, known content is
     answered as a duplicate at once, the rest are decoded and re-encoded on a few threads
-    (Pillow releases the GIL while it works), then stored and committed one by one, in order.
-    A group is at most four times the thread count, which bounds the memory a batch holds.
+    (Pillow releases the GIL while it works) and their files written in order as they come;
+    then the group's rows are made in one transaction (splits drawn in order, one insert).
+    A group is at most four times the thread count, which bounds the memory a batch holds;
+    a failure while a group's rows are written leaves none of that group's rows or files.
     """
     uploads = list(uploads)
     workers = max(1, settings.QUORUM_INGEST_THREADS)
+    size = 4 * workers
     results: list[IngestResult] = []
     with ThreadPoolExecutor(max_workers=workers) if workers > 1 else nullcontext() as pool:
-        for start in range(0, len(uploads), 4 * workers):
-            group = uploads[start : start + 4 * workers]
-            results += _ingest_group(project=project, group=group, user=user, is_synthetic=is_synthetic, pool=pool)
+        current = None
+        for start in range(0, len(uploads) + size, size):
+            # The next group starts decoding before this one's files and rows are written,
+            # so the threads are not left idle while the database works.
+            following = (
+                _group_start(project=project, uploads=uploads[start : start + size], pool=pool, earlier=current)
+                if start < len(uploads)
+                else None
+            )
+            if current is not None:
+                results += _group_finish(
+                    project=project, group=current, user=user, is_synthetic=is_synthetic, pool=pool
+                )
+            current = following
     return results
 
 
@@ -118,13 +132,23 @@ class _Pending:
     conditions: dict
     decoded: DecodedImage | None = None
     stored: bytes = b""
+    name: str = ""  # where its file was written
 
 
-def _ingest_group(
-    *, project: Project, group: list[IncomingImage], user, is_synthetic: bool, pool
-) -> list[IngestResult]:
+@dataclass
+class _Group:
+    outcomes: list  # per upload, in order: its IngestResult when answered at once, else its _Pending
+    known: dict[str, int]  # sha256 -> id of images the project already had
+    firsts: dict[str, _Pending]  # the first file of each new content; later ones are its duplicates
+    futures: dict
+    earlier: "_Group | None"  # the group before, for content it was already storing
+    answers: dict[str, IngestResult] = field(default_factory=dict)  # for each of `firsts`
+
+
+def _group_start(*, project: Project, uploads: list[IncomingImage], pool, earlier: _Group | None) -> _Group:
+    """Read, hash and look up a group's files, and start decoding the new ones on the threads."""
     outcomes: list[IngestResult | _Pending] = []
-    for upload in group:
+    for upload in uploads:
         try:
             content = _read(upload)
             conditions = conditions_validate(project=project, conditions=upload.conditions)
@@ -138,27 +162,56 @@ def _ingest_group(
     known = dict(
         Image.objects.filter(project=project, sha256__in=[item.sha256 for item in pending]).values_list("sha256", "pk")
     )
-    to_decode = [item for item in pending if item.sha256 not in known]
+    firsts: dict[str, _Pending] = {}
+    for item in pending:
+        if item.sha256 not in known and (earlier is None or item.sha256 not in earlier.firsts):
+            firsts.setdefault(item.sha256, item)
     decode = partial(_decode, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
-    # Submitted all at once: later files decode on the threads while earlier ones are stored.
-    futures = {id(item): pool.submit(decode, item) for item in to_decode} if pool else {}
+    # Submitted all at once: later files decode on the threads while earlier ones are written.
+    futures = {sha256: pool.submit(decode, item) for sha256, item in firsts.items()} if pool else {}
+    return _Group(outcomes=outcomes, known=known, firsts=firsts, futures=futures, earlier=earlier)
+
+
+def _group_finish(*, project: Project, group: _Group, user, is_synthetic: bool, pool) -> list[IngestResult]:
+    """Write a group's decoded files in order, then its rows in one transaction; its answers."""
+    decode = partial(_decode, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
+    written: list[_Pending] = []
+    for sha256, item in group.firsts.items():
+        refusal = group.futures[sha256].result() if pool else decode(item)
+        if refusal is not None:
+            group.answers[sha256] = _refused(item.upload, refusal)
+            continue
+        try:
+            item.name = default_storage.save(
+                image_storage_path(project.pk, sha256, item.decoded.format), ContentFile(item.stored)
+            )
+        except BaseException:
+            _files_delete(written)
+            raise
+        written.append(item)
+    group.answers |= _rows_create(project=project, items=written, user=user, is_synthetic=is_synthetic)
+    earlier_answers = group.earlier.answers if group.earlier is not None else {}
+    group.earlier = None  # let the group before go
     results = []
-    for item in outcomes:
+    for item in group.outcomes:
         if isinstance(item, IngestResult):
             results.append(item)
-        elif item.sha256 in known:
-            results.append(_duplicate(item.upload.name, known[item.sha256]))
+        elif item.sha256 in group.known:
+            results.append(_duplicate(item.upload.name, group.known[item.sha256]))
+        elif group.firsts.get(item.sha256) is item:
+            results.append(group.answers[item.sha256])
         else:
-            refusal = futures[id(item)].result() if pool else decode(item)
-            if refusal is not None:
-                results.append(_refused(item.upload, refusal))
-            else:
-                results.append(_store(project=project, item=item, user=user, is_synthetic=is_synthetic))
-                item.decoded = None  # let the pixels go
+            first = group.answers.get(item.sha256) or earlier_answers[item.sha256]
+            if first.image_id is not None:
+                results.append(_duplicate(item.upload.name, first.image_id))
+            else:  # the same content as a refused file: the same refusal
+                results.append(replace(first, name=item.upload.name))
     stored = [result.image_id for result in results if result.status == "stored"]
     if stored:
         # One thumbnail task per group, once the rows are committed.
         transaction.on_commit(lambda: _enqueue_thumbnails(stored))
+    for item in group.firsts.values():
+        item.content = item.stored = b""  # let the bytes go
     return results
 
 
@@ -187,59 +240,101 @@ def _decode(item: _Pending, *, max_pixels: int) -> ImageRefused | None:
         return refusal
     # A clean file (RGB, upright, no metadata) is kept byte for byte; others are re-encoded.
     item.stored = item.content if item.decoded.is_clean else encode_for_storage(item.decoded)
+    item.decoded = replace(item.decoded, image=None)  # the size and format stay; the pixels go
     return None
 
 
-def _store(*, project: Project, item: _Pending, user, is_synthetic: bool) -> IngestResult:
-    decoded, upload = item.decoded, item.upload
-    name = default_storage.save(image_storage_path(project.pk, item.sha256, decoded.format), ContentFile(item.stored))
+def _files_delete(items: list[_Pending]) -> None:
+    for item in items:
+        default_storage.delete(item.name)
+
+
+def _rows_create(*, project: Project, items: list[_Pending], user, is_synthetic: bool) -> dict[str, IngestResult]:
+    """The rows of the group's written files, in one transaction: its splits drawn in order
+    under the project's lock, one insert. The answer for each file, by sha256."""
+    if not items:
+        return {}
     try:
         with transaction.atomic():
             # One writer per project at a time, so concurrent batches see each other's splits.
             locked = Project.objects.select_for_update().get(pk=project.pk)
+            splits = splits_assign(project=locked, arrivals=[(item.conditions, item.sha256) for item in items])
+            uploader = user if user is not None and user.is_authenticated else None
+            rows = Image.objects.bulk_create(
+                _row(locked, item, split=split, user=uploader, is_synthetic=is_synthetic)
+                for item, split in zip(items, splits, strict=True)
+            )
+    except IntegrityError:
+        # A concurrent request stored some of the same content after this group looked:
+        # each file is tried on its own, and those already there are answered as duplicates.
+        return {item.sha256: _row_create_one(project=project, item=item, user=user, is_synthetic=is_synthetic)
+                for item in items}  # fmt: skip
+    except OperationalError:
+        _files_delete(items)
+        return {item.sha256: _database_busy(item) for item in items}
+    except BaseException:
+        _files_delete(items)
+        raise
+    return {
+        row.sha256: IngestResult(name=item.upload.name, status="stored", image_id=row.pk, split=row.split)
+        for item, row in zip(items, rows, strict=True)
+    }
+
+
+def _row(project: Project, item: _Pending, *, split: str, user, is_synthetic: bool) -> Image:
+    decoded = item.decoded
+    image = Image(
+        project=project,
+        original_name=item.upload.name[:255],
+        sha256=item.sha256,
+        format=decoded.format,
+        width=decoded.width,
+        height=decoded.height,
+        exif_orientation=decoded.orientation,
+        bytes=len(item.stored),
+        conditions=item.conditions,
+        stratum=stratum_key(item.conditions),
+        split=split,
+        shuffle_key=shuffle_key(seed=project.split_seed, sha256=item.sha256),
+        is_synthetic=is_synthetic,
+        uploaded_by=user,
+    )
+    image.file.name = item.name
+    return image
+
+
+def _row_create_one(*, project: Project, item: _Pending, user, is_synthetic: bool) -> IngestResult:
+    try:
+        with transaction.atomic():
+            locked = Project.objects.select_for_update().get(pk=project.pk)
             existing = Image.objects.filter(project=project, sha256=item.sha256).values_list("pk", flat=True).first()
             if existing:
-                default_storage.delete(name)
-                return _duplicate(upload.name, existing)
-            image = Image(
-                project=project,
-                original_name=upload.name[:255],
-                sha256=item.sha256,
-                format=decoded.format,
-                width=decoded.width,
-                height=decoded.height,
-                exif_orientation=decoded.orientation,
-                bytes=len(item.stored),
-                conditions=item.conditions,
-                stratum=stratum_key(item.conditions),
-                split=split_assign(project=locked, conditions=item.conditions, sha256=item.sha256),
-                shuffle_key=shuffle_key(seed=locked.split_seed, sha256=item.sha256),
-                is_synthetic=is_synthetic,
-                uploaded_by=user if user is not None and user.is_authenticated else None,
-            )
-            image.file.name = name
+                default_storage.delete(item.name)
+                return _duplicate(item.upload.name, existing)
+            split = splits_assign(project=locked, arrivals=[(item.conditions, item.sha256)])[0]
+            uploader = user if user is not None and user.is_authenticated else None
+            image = _row(locked, item, split=split, user=uploader, is_synthetic=is_synthetic)
             image.save()
-    except IntegrityError:
-        # A concurrent request stored the same content between the check and the insert.
-        default_storage.delete(name)
-        existing = Image.objects.filter(project=project, sha256=item.sha256).values_list("pk", flat=True).first()
-        return _duplicate(upload.name, existing)
     except OperationalError:
-        # The database stayed busy (or went away) past its timeout: this file is not stored,
-        # and the answer says so; the files before and after it are answered on their own.
-        default_storage.delete(name)
-        logger.warning("Image %s of project %s not stored: the database was unavailable.", upload.name, project.pk)
-        return IngestResult(
-            name=upload.name,
-            status="refused",
-            code="database_busy",
-            message="The database was busy; this file was not stored. Send it again.",
-            http_status=503,
-        )
+        default_storage.delete(item.name)
+        return _database_busy(item)
     except BaseException:
-        default_storage.delete(name)
+        default_storage.delete(item.name)
         raise
-    return IngestResult(name=upload.name, status="stored", image_id=image.pk, split=image.split)
+    return IngestResult(name=item.upload.name, status="stored", image_id=image.pk, split=image.split)
+
+
+def _database_busy(item: _Pending) -> IngestResult:
+    # The database stayed busy (or went away) past its timeout: this file is not stored,
+    # and the answer says so; the files of other groups are answered on their own.
+    logger.warning("Image %s not stored (%s): the database was unavailable.", item.upload.name, item.name)
+    return IngestResult(
+        name=item.upload.name,
+        status="refused",
+        code="database_busy",
+        message="The database was busy; this file was not stored. Send it again.",
+        http_status=503,
+    )
 
 
 def _duplicate(name: str, existing_id: int | None) -> IngestResult:

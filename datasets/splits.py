@@ -11,11 +11,10 @@ split is decided once and never changes: adding images never moves an existing o
 """
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import F
 
 from datasets.models import Image, SplitTally
 from projects.models import Project, Split
@@ -55,23 +54,43 @@ def split_groups(conditions: Mapping[str, str]) -> list[str]:
 
 
 def split_assign(*, project: Project, conditions: Mapping[str, str], sha256: str) -> str:
-    """Choose the split of a new image of `project` and count it in the tallies.
+    """Choose the split of one new image of `project` and count it in the tallies."""
+    return splits_assign(project=project, arrivals=[(conditions, sha256)])[0]
 
-    The caller holds the project's row lock and creates the image in the same transaction.
+
+def splits_assign(*, project: Project, arrivals: Sequence[tuple[Mapping[str, str], str]]) -> list[str]:
+    """Choose the splits of new images of `project`, given as (conditions, sha256) in arrival
+    order, and count them in the tallies: the same splits as choosing them one at a time.
+
+    One read of the tallies and one upsert of their new counts, whatever the number of
+    images. The caller holds the project's row lock (so the counts read stay true until the
+    upsert) and creates the images in the same transaction.
     """
-    groups = split_groups(conditions)
-    counts: dict[str, dict[str, int]] = {group: {} for group in groups}
-    for group, split, count in SplitTally.objects.filter(project=project, group__in=groups).values_list(
+    groups_of = [split_groups(conditions) for conditions, _ in arrivals]
+    counts: dict[str, dict[str, int]] = {group: {} for groups in groups_of for group in groups}
+    for group, split, count in SplitTally.objects.filter(project=project, group__in=list(counts)).values_list(
         "group", "split", "count"
     ):
         counts[group][split] = count
-    split = split_choose(
-        shares=project.split_shares, level_counts=list(counts.values()), seed=project.split_seed, sha256=sha256
+    splits, touched = [], set()
+    for (_, sha256), groups in zip(arrivals, groups_of, strict=True):
+        split = split_choose(
+            shares=project.split_shares,
+            level_counts=[counts[group] for group in groups],
+            seed=project.split_seed,
+            sha256=sha256,
+        )
+        for group in groups:
+            counts[group][split] = counts[group].get(split, 0) + 1
+            touched.add((group, split))
+        splits.append(split)
+    SplitTally.objects.bulk_create(
+        [SplitTally(project=project, group=group, split=split, count=counts[group][split]) for group, split in touched],
+        update_conflicts=True,
+        unique_fields=["project", "group", "split"],
+        update_fields=["count"],
     )
-    SplitTally.objects.filter(project=project, group__in=groups, split=split).update(count=F("count") + 1)
-    missing = [group for group in groups if split not in counts[group]]
-    SplitTally.objects.bulk_create(SplitTally(project=project, group=group, split=split, count=1) for group in missing)
-    return split
+    return splits
 
 
 def split_tallies_rebuild(*, project: Project) -> int:

@@ -15,9 +15,11 @@ from PIL import Image as PILImage
 
 from datasets import ingest
 from datasets.ingest import IncomingImage, image_ingest
-from datasets.models import Image
+from datasets.models import Image, SplitTally
+from datasets.splits import split_assign, splits_assign
 from datasets.storage import image_orphans_delete, image_thumbnail_make
 from tests import images
+from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -199,28 +201,55 @@ def test_cmyk_and_16_bit_images_become_rgb(admin_client, people):
     assert grey[0, 0] < grey[-1, -1]
 
 
-def test_a_crash_while_writing_the_row_leaves_no_file(people, settings, monkeypatch):
-    # given a database failure while the second file's row is written
+def test_a_crash_while_writing_the_rows_leaves_no_file(people, settings, monkeypatch):
+    # given one ingest thread (groups of four files) and a database failure while the
+    # second group's rows are written
+    settings.QUORUM_INGEST_THREADS = 1
     calls = {"n": 0}
-    real = ingest.split_assign
+    real = ingest.splits_assign
 
-    def failing_split_assign(**kwargs):
+    def failing_splits_assign(**kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("database went away")
         return real(**kwargs)
 
-    monkeypatch.setattr(ingest, "split_assign", failing_split_assign)
+    monkeypatch.setattr(ingest, "splits_assign", failing_splits_assign)
     uploads = [
         IncomingImage(name=f"{i}.png", file=io.BytesIO(data), size=len(data))
-        for i, data in enumerate([images.image_bytes("PNG", seed=21), images.image_bytes("PNG", seed=22)])
+        for i, data in enumerate([images.image_bytes("PNG", seed=21 + i) for i in range(6)])
     ]
     # when the batch runs, the crash propagates
     with pytest.raises(RuntimeError):
         image_ingest(project=people.project, uploads=uploads, user=None)
-    # then the first image is stored whole, and the second left neither row nor file
+    # then the first group is stored whole, and the second left neither row nor file
+    stored = Image.objects.order_by("pk")
+    assert [image.original_name for image in stored] == ["0.png", "1.png", "2.png", "3.png"]
+    assert stored_files(settings) == sorted(Path(image.file.path) for image in stored)
+
+
+def test_a_group_s_splits_are_those_drawn_one_at_a_time(people):
+    # given arrivals of mixed conditions, drawn together in one group and one by one
+    arrivals = [({"weather": w}, f"{i:064x}") for i, w in enumerate(["sun", "rain", "sun", "night", "sun"] * 6)]
+    other = ProjectFactory(name="one at a time", split_seed=people.project.split_seed)
+    together = splits_assign(project=people.project, arrivals=arrivals)
+    one_by_one = [split_assign(project=other, conditions=c, sha256=s) for c, s in arrivals]
+    # then the splits and the tallies agree
+    assert together == one_by_one
+    tallies = {
+        p: set(SplitTally.objects.filter(project=p).values_list("group", "split", "count"))
+        for p in (people.project, other)
+    }
+    assert tallies[people.project] == tallies[other]
+    assert ("all", "train", together.count("train")) in tallies[other]
+
+
+def test_the_same_new_file_twice_in_a_batch_is_stored_once(admin_client, people, settings):
+    data = images.image_bytes(seed=41)
+    results = upload(admin_client, people.project, [("a.jpg", data), ("b.jpg", data)]).json()["results"]
     image = Image.objects.get()
-    assert image.original_name == "0.png"
+    assert [r["status"] for r in results] == ["stored", "duplicate"]
+    assert results[1]["image_id"] == image.pk
     assert stored_files(settings) == [Path(image.file.path)]
 
 
@@ -323,3 +352,27 @@ def test_one_thumbnail_task_per_group_makes_every_thumbnail(admin_client, people
     # the task, run in this process as the worker would run it, makes all five
     assert image_thumbnails_task(ids) == 5
     assert all(Image.objects.get(pk=i).thumbnail for i in ids)
+
+
+def test_the_same_broken_file_twice_in_a_batch_is_refused_twice(admin_client, people, settings):
+    broken = images.image_bytes(seed=42)[:300]
+    body = upload(admin_client, people.project, [("a.jpg", broken), ("b.jpg", broken)]).json()
+    assert [(r["name"], r["status"], r["code"]) for r in body["results"]] == [
+        ("a.jpg", "refused", "corrupt"),
+        ("b.jpg", "refused", "corrupt"),
+    ]
+    assert not Image.objects.exists()
+    assert stored_files(settings) == []
+
+
+def test_a_new_file_sent_again_in_a_later_group_is_its_duplicate(people, settings):
+    # given groups of four files, the first file's content again as the sixth
+    settings.QUORUM_INGEST_THREADS = 1
+    contents = [images.image_bytes("PNG", seed=51 + i) for i in range(5)]
+    contents.append(contents[0])
+    uploads = [IncomingImage(name=f"{i}.png", file=io.BytesIO(c), size=len(c)) for i, c in enumerate(contents)]
+    results = image_ingest(project=people.project, uploads=uploads, user=None)
+    assert [r.status for r in results] == ["stored"] * 5 + ["duplicate"]
+    assert results[5].image_id == results[0].image_id
+    assert Image.objects.count() == 5
+    assert len(stored_files(settings)) == 5
