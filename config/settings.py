@@ -226,6 +226,9 @@ QUORUM_TRAINING_MAX_ATTEMPTS = env.int("QUORUM_TRAINING_MAX_ATTEMPTS", default=3
 QUORUM_TRAINING_LOG_TAIL_LINES = 60
 # Up to this many train images are predicted to compare train and val AP (overfitting flag).
 QUORUM_TRAINING_EVAL_TRAIN_IMAGES = env.int("QUORUM_TRAINING_EVAL_TRAIN_IMAGES", default=200)
+# Train images of a model's snapshot that an int8 deployment target's quantization is
+# calibrated on (never val or test images); at least 100 where the snapshot has them.
+QUORUM_TARGET_CALIBRATION_IMAGES = env.int("QUORUM_TARGET_CALIBRATION_IMAGES", default=100)
 # Scheduled retraining: how often the beat task looks (seconds; a week by default).
 QUORUM_RETRAIN_EVERY_SECONDS = env.float("QUORUM_RETRAIN_EVERY_SECONDS", default=7 * 24 * 3600.0)
 

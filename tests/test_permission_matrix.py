@@ -23,6 +23,8 @@ the next one sees.
 from dataclasses import dataclass, field
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -34,7 +36,8 @@ from serving.models import PredictionJob
 from serving.services import api_client_create
 from tests.factories import MembershipFactory, UserFactory
 from tests.training.conftest import make_model, make_run, trainable_project
-from training.models import BaseWeights
+from training.models import BaseWeights, DeploymentTarget, TargetBuild
+from training.targets import target_builds_request
 
 pytestmark = pytest.mark.django_db
 
@@ -96,6 +99,8 @@ MATRIX: dict[str, list[tuple[str, Cell]]] = {
     "model": [page("GET", "reviewer", 200)],
     "model-promote": [page("POST", "reviewer", 302)],
     "model-test-look": [page("POST", "reviewer", 302)],
+    "model-targets-measure": [page("POST", "reviewer", 302)],
+    "project-deployment-targets": [page("GET", "reviewer", 200), page("POST", "admin", 400)],  # an empty form
     "serving-try": [page("GET", "reviewer", 200)],
     "serving-monitoring": [page("GET", "reviewer", 200)],
     "project-serving": [page("GET", "admin", 200), page("POST", "admin", 400)],
@@ -157,6 +162,11 @@ MATRIX: dict[str, list[tuple[str, Cell]]] = {
     "api-model-promote": [api("POST", "reviewer", 200)],  # no champion yet: the first one
     "api-model-test-look": [api("POST", "reviewer", 400)],
     "api-training-policy": [api("GET", "reviewer", 200), api("PATCH", "admin", 200)],
+    "api-deployment-targets": [api("GET", "reviewer", 200), api("POST", "admin", 400)],
+    "api-deployment-target": [api("GET", "reviewer", 200), api("PATCH", "admin", 200), api("DELETE", "admin", 204)],
+    "api-model-targets": [api("GET", "reviewer", 200), api("POST", "reviewer", 202)],  # every target
+    "api-target-manifest": [api("GET", "reviewer", 200)],
+    "api-target-artifact": [api("GET", "reviewer", 200)],
     # --- API: serving ----------------------------------------------------------------
     # a stored image of A with the champion, which A does not have: allowed callers get 409
     "api-predict": [api("POST", "client", 409, body='{"image_id": {image_id}}')],
@@ -216,7 +226,16 @@ def world(settings, tmp_path):
         name="coco", format="pt", architecture="yolo26n.yaml", classes=["person"], sha256="0" * 64, size=1,
         file="base-weights/0.pt", is_shared=True,
     )  # fmt: skip
+    target = DeploymentTarget.objects.create(
+        project=a.project, name="dashcam", camera_width=320, camera_height=180, input_size=320, threads=1,
+        precision="int8", latency_budget_ms=50, size_budget_mb=5,
+    )  # fmt: skip
+    (build,) = target_builds_request(model=model, targets=[target])
+    build.state, build.passed = TargetBuild.State.DONE, True
+    build.artifact = default_storage.save("targets/matrix.onnx", ContentFile(b"onnx bytes"))
+    build.save()
     ids = {
+        "target_id": target.pk, "build_id": build.pk,
         "project_id": a.project.pk, "user_id": a.annotator.pk, "image_id": image.pk, "assignment_id": assignment.pk,
         "version_id": a.version.pk, "run_id": run.pk, "model_id": model.pk, "job_id": job.pk, "name": "bus.jpg",
         "base_id": base.pk,

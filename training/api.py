@@ -4,7 +4,8 @@ Roles (DESIGN.md): reviewers and admins read runs and models and promote; admins
 and cancel runs; annotators see none of it (403 in their own project, 404 elsewhere).
 """
 
-from django.http import Http404
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
@@ -14,16 +15,30 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.errors import Conflict, ValidationFailed
 from projects.permissions import IsProjectAdmin, IsProjectReviewer, ProjectApiMixin
 from training.architectures import architectures
 from training.base_weights import base_weights_for, base_weights_upload, may_upload_base_weights
-from training.launch import model_promote, test_look_start, training_run_start
-from training.models import BaseWeights, ModelVersion, PromotionDecision, TestSetLook, TrainingPolicy, TrainingRun
+from training.launch import model_promote, target_builds_start, test_look_start, training_run_start
+from training.models import (
+    BaseWeights,
+    DeploymentTarget,
+    ModelVersion,
+    PromotionDecision,
+    TargetBuild,
+    TestSetLook,
+    TrainingPolicy,
+    TrainingRun,
+)
 from training.selectors import (
     champion_history,
+    deployment_target_get,
+    deployment_targets,
     marginal_gain,
+    model_target_builds,
     model_version_get,
     model_versions,
+    target_build_get,
     training_run_get,
     training_runs,
 )
@@ -37,6 +52,7 @@ from training.services import (
     training_policy_update,
     training_run_cancel,
 )
+from training.targets import build_manifest, target_create, target_delete, target_update
 
 
 def _bounded(default: int, bounds: tuple[int, int], **kwargs) -> serializers.IntegerField:
@@ -372,3 +388,155 @@ class TrainingPolicyApi(ProjectApiMixin, APIView):
         data.is_valid(raise_exception=True)
         policy = training_policy_update(project=project, **data.validated_data)
         return Response(TrainingPolicySerializer(policy).data)
+
+
+class DeploymentTargetSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeploymentTarget
+        fields = [
+            "id", "project", "name", "camera_width", "camera_height", "input_size", "threads", "precision",
+            "latency_budget_ms", "size_budget_mb", "is_required", "created_at",
+        ]  # fmt: skip
+
+
+class DeploymentTargetInputSerializer(serializers.Serializer):
+    """Types only; the rules (multiples of 32, budgets above 0, ...) are the service's."""
+
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200, trim_whitespace=False)
+    camera_width = serializers.IntegerField(required=False)
+    camera_height = serializers.IntegerField(required=False)
+    input_size = serializers.IntegerField(required=False, help_text="Pixels, a multiple of 32.")
+    threads = serializers.IntegerField(required=False)
+    precision = serializers.CharField(required=False, help_text="fp32 or int8.")
+    latency_budget_ms = serializers.FloatField(required=False, help_text="p95, one image at a time.")
+    size_budget_mb = serializers.FloatField(required=False)
+    is_required = serializers.BooleanField(required=False, help_text="Passing it is required for promotion.")
+
+
+class TargetBuildSerializer(serializers.ModelSerializer):
+    target_name = serializers.CharField(source="target.name", read_only=True)
+    model_number = serializers.IntegerField(source="model.number", read_only=True)
+
+    class Meta:
+        model = TargetBuild
+        fields = [
+            "id", "model", "model_number", "target", "target_name", "state", "settings", "artifact_sha256",
+            "size_bytes", "calibration_images", "evaluation", "latency_p50_ms", "latency_p95_ms", "passed", "reasons",
+            "error", "created_at", "finished_at",
+        ]  # fmt: skip
+
+
+class TargetBuildRequestSerializer(serializers.Serializer):
+    target_ids = serializers.ListField(
+        child=serializers.IntegerField(), required=False, help_text="Default: every target of the project."
+    )
+
+
+class ProjectDeploymentTargetsApi(ProjectApiMixin, APIView):
+    """A project's deployment targets (read: reviewers); POST adds one (admins)."""
+
+    def get_permissions(self):
+        return [IsAuthenticated(), IsProjectAdmin() if self.request.method == "POST" else IsProjectReviewer()]
+
+    @extend_schema(responses=DeploymentTargetSerializer(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        project = self.project_for(request, project_id)
+        return Response(DeploymentTargetSerializer(deployment_targets(project=project), many=True).data)
+
+    @extend_schema(request=DeploymentTargetInputSerializer, responses={201: DeploymentTargetSerializer})
+    def post(self, request: Request, project_id: int) -> Response:
+        project = self.project_for(request, project_id)
+        data = DeploymentTargetInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        target = target_create(project=project, **data.validated_data)
+        return Response(DeploymentTargetSerializer(target).data, status=status.HTTP_201_CREATED)
+
+
+class DeploymentTargetApi(APIView):
+    """One deployment target (read: reviewers; change or delete: admins)."""
+
+    def get_permissions(self):
+        return [IsAuthenticated(), IsProjectReviewer() if self.request.method == "GET" else IsProjectAdmin()]
+
+    def _target(self, request: Request, target_id: int) -> DeploymentTarget:
+        target = deployment_target_get(target_id=target_id, user=request.user)
+        self.check_object_permissions(request, target.project)
+        return target
+
+    @extend_schema(responses=DeploymentTargetSerializer)
+    def get(self, request: Request, target_id: int) -> Response:
+        return Response(DeploymentTargetSerializer(self._target(request, target_id)).data)
+
+    @extend_schema(request=DeploymentTargetInputSerializer, responses=DeploymentTargetSerializer)
+    def patch(self, request: Request, target_id: int) -> Response:
+        target = self._target(request, target_id)
+        data = DeploymentTargetInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(DeploymentTargetSerializer(target_update(target=target, **data.validated_data)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, target_id: int) -> Response:
+        target_delete(target=self._target(request, target_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ModelTargetsApi(APIView):
+    """The model's builds on the deployment targets, newest first (reviewers); POST measures
+    it again on some or all of them (reviewers), on a worker."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    @extend_schema(responses=TargetBuildSerializer(many=True))
+    def get(self, request: Request, model_id: int) -> Response:
+        model = model_version_get(model_id=model_id, user=request.user)
+        self.check_object_permissions(request, model.project)
+        return Response(TargetBuildSerializer(model_target_builds(model=model), many=True).data)
+
+    @extend_schema(request=TargetBuildRequestSerializer, responses={202: TargetBuildSerializer(many=True)})
+    def post(self, request: Request, model_id: int) -> Response:
+        model = model_version_get(model_id=model_id, user=request.user)
+        self.check_object_permissions(request, model.project)
+        data = TargetBuildRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        targets = deployment_targets(project=model.project)
+        wanted = data.validated_data.get("target_ids")
+        if wanted is not None:
+            unknown = sorted(set(wanted) - set(targets.values_list("pk", flat=True)))
+            if unknown:
+                message = f"No deployment target of this project has id {unknown[0]}."
+                raise ValidationFailed(message, fields={"target_ids": [message]})
+            targets = targets.filter(pk__in=wanted)
+        if not targets.exists():
+            message = "The project has no deployment target to measure on; add one first."
+            raise ValidationFailed(message, fields={"target_ids": [message]})
+        builds = target_builds_start(model=model, targets=list(targets))
+        return Response(TargetBuildSerializer(builds, many=True).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TargetBuildManifestApi(APIView):
+    """The manifest of a build's artifact: what the device must do to run it as measured."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    def get(self, request: Request, build_id: int) -> Response:
+        build = target_build_get(build_id=build_id, user=request.user)
+        self.check_object_permissions(request, build.model.project)
+        if build.state != TargetBuild.State.DONE:
+            raise Conflict(f"Build {build.pk} is {build.state}; its artifact is not measured yet.", code="not_built")
+        return Response(build_manifest(build))
+
+
+class TargetBuildArtifactApi(APIView):
+    """The build's ONNX artifact, the bytes whose sha256 the manifest gives."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    def get(self, request: Request, build_id: int) -> FileResponse:
+        build = target_build_get(build_id=build_id, user=request.user)
+        self.check_object_permissions(request, build.model.project)
+        if build.state != TargetBuild.State.DONE:
+            raise Conflict(f"Build {build.pk} is {build.state}; it has no artifact yet.", code="not_built")
+        filename = build_manifest(build)["artifact"]["file"]
+        return FileResponse(default_storage.open(build.artifact, "rb"), as_attachment=True, filename=filename,
+                            content_type="application/octet-stream")  # fmt: skip

@@ -14,4 +14,13 @@ urlpatterns = [
     path("models/<int:model_id>/promote/", api.ModelPromoteApi.as_view(), name="api-model-promote"),
     path("models/<int:model_id>/test-evaluation/", api.ModelTestLookApi.as_view(), name="api-model-test-look"),
     path("projects/<int:project_id>/training-policy/", api.TrainingPolicyApi.as_view(), name="api-training-policy"),
+    path(
+        "projects/<int:project_id>/deployment-targets/",
+        api.ProjectDeploymentTargetsApi.as_view(),
+        name="api-deployment-targets",
+    ),
+    path("deployment-targets/<int:target_id>/", api.DeploymentTargetApi.as_view(), name="api-deployment-target"),
+    path("models/<int:model_id>/targets/", api.ModelTargetsApi.as_view(), name="api-model-targets"),
+    path("target-builds/<int:build_id>/manifest/", api.TargetBuildManifestApi.as_view(), name="api-target-manifest"),
+    path("target-builds/<int:build_id>/artifact/", api.TargetBuildArtifactApi.as_view(), name="api-target-artifact"),
 ]

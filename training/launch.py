@@ -6,9 +6,10 @@ training/tasks.py.)"""
 from django.db import transaction
 
 from config.celery import send_quietly
-from training.models import ModelVersion, PromotionDecision, TestSetLook, TrainingRun
+from training.models import ModelVersion, PromotionDecision, TargetBuild, TestSetLook, TrainingRun
 from training.services import promotion_decide, test_look_request, training_run_create
-from training.tasks import test_look_compute_task, training_run_execute_task
+from training.targets import target_builds_request
+from training.tasks import target_build_task, test_look_compute_task, training_run_execute_task
 
 
 def training_run_start(**fields) -> TrainingRun:
@@ -33,4 +34,16 @@ def model_promote(*, model: ModelVersion, user, override_reason: str | None = No
     decision = promotion_decide(model=model, user=user, override_reason=override_reason)
     if decision.is_accepted:
         test_look_start(model=model, user=user, reason=f"promotion to champion (decision {decision.pk})")
+    # Measured on every deployment target it has no build on yet: a champion's builds are
+    # what the devices get, and a refused model's missing required ones are what it waits on.
+    target_builds_start(model=model, only_unmeasured=True)
     return decision
+
+
+def target_builds_start(*, model: ModelVersion, targets=None, only_unmeasured: bool = False) -> list[TargetBuild]:
+    """Builds of `model` on deployment targets (`target_builds_request`), each sent to a
+    worker once committed."""
+    builds = target_builds_request(model=model, targets=targets, only_unmeasured=only_unmeasured)
+    for build in builds:
+        transaction.on_commit(lambda build_id=build.pk: send_quietly(target_build_task, build_id))
+    return builds

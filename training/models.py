@@ -274,3 +274,69 @@ class TestSetLook(models.Model):
 
     def __str__(self) -> str:
         return f"test set look at {self.model}"
+
+
+class DeploymentTarget(models.Model):
+    """Where a project's model must run: a camera's resolution, the model's input size, the
+    CPU threads, the precision, and the budgets a build must meet. A required target gates
+    promotion."""
+
+    class Precision(models.TextChoices):
+        FP32 = "fp32", "fp32"
+        INT8 = "int8", "int8 (static quantization)"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="deployment_targets")
+    name = models.CharField(max_length=100)
+    camera_width = models.PositiveIntegerField(help_text="The camera's resolution, pixels.")
+    camera_height = models.PositiveIntegerField()
+    input_size = models.PositiveIntegerField(help_text="The model's input, pixels, a multiple of 32.")
+    threads = models.PositiveSmallIntegerField(help_text="CPU threads ONNX Runtime may use.")
+    precision = models.CharField(max_length=8, choices=Precision.choices, default=Precision.FP32)
+    latency_budget_ms = models.FloatField(help_text="p95 milliseconds per image, one at a time.")
+    size_budget_mb = models.FloatField(help_text="The artifact's size, MB (10^6 bytes).")
+    is_required = models.BooleanField(default=False, help_text="Passing it is required for promotion.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="deployment_target_name_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.camera_width}x{self.camera_height}, {self.input_size} px {self.precision})"
+
+
+class TargetBuild(models.Model):
+    """A model measured on a deployment target: its artifact (the ONNX export at the
+    target's input size, quantized for int8), accuracy on val at the camera's resolution,
+    latency on the target's threads, size, and the verdict with its reasons."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    model = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="target_builds")
+    target = models.ForeignKey(DeploymentTarget, on_delete=models.CASCADE, related_name="builds")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.QUEUED)
+    # the target's settings as measured (a target edited later does not rewrite a build)
+    settings = models.JSONField(default=dict)
+    artifact = models.CharField(max_length=255, blank=True, help_text="Storage name of the ONNX artifact.")
+    artifact_sha256 = models.CharField(max_length=64, blank=True)
+    size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    calibration_images = models.PositiveIntegerField(default=0, help_text="Train images int8 was calibrated on.")
+    evaluation = models.JSONField(default=dict, blank=True, help_text="On val at the camera's resolution.")
+    latency_p50_ms = models.FloatField(null=True, blank=True)
+    latency_p95_ms = models.FloatField(null=True, blank=True)
+    passed = models.BooleanField(null=True, help_text="None until measured.")
+    reasons = models.JSONField(default=list, blank=True, help_text="Why it failed, one line per budget missed.")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["model", "target", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.model} on {self.target.name} ({self.state})"

@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404
 
 from projects.models import Project
 from projects.selectors import project_list
-from training.models import ModelStage, ModelVersion, PromotionDecision, TrainingRun
+from training.models import DeploymentTarget, ModelStage, ModelVersion, PromotionDecision, TargetBuild, TrainingRun
 
 
 def training_runs(*, project: Project) -> QuerySet[TrainingRun]:
@@ -68,3 +68,24 @@ def marginal_gain(history: list[dict]) -> dict | None:
         "to_hours": float(hours[-1]),
         "ap50_end": float(ap50[-1]),
     }
+
+
+def deployment_targets(*, project: Project) -> QuerySet[DeploymentTarget]:
+    return DeploymentTarget.objects.filter(project=project).order_by("name")
+
+
+def deployment_target_get(*, target_id: int, user: AbstractBaseUser) -> DeploymentTarget:
+    """The target if `user` may see its project (404 otherwise, whether or not it exists)."""
+    targets = DeploymentTarget.objects.select_related("project")
+    return get_object_or_404(targets.filter(project__in=project_list(user=user)), pk=target_id)
+
+
+def target_build_get(*, build_id: int, user: AbstractBaseUser) -> TargetBuild:
+    """The build if `user` may see its model's project (404 otherwise)."""
+    builds = TargetBuild.objects.select_related("model__project", "target")
+    return get_object_or_404(builds.filter(model__project__in=project_list(user=user)), pk=build_id)
+
+
+def model_target_builds(*, model: ModelVersion) -> list[TargetBuild]:
+    """The model's builds, newest first."""
+    return list(TargetBuild.objects.filter(model=model).select_related("target").order_by("-created_at", "-pk"))

@@ -32,6 +32,7 @@ from training.models import (
 )
 from training.runner import verified_onnx_path
 from training.snapshots import snapshot_create
+from training.targets import target_gate
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +234,9 @@ def promotion_decide(
             raise Conflict(f"Model {model.number} is already the champion.", code="already_champion")
         champion = ModelVersion.objects.filter(project=model.project, stage=ModelStage.CHAMPION).first()
         verdict, figures = _promotion_rule(model, champion, policy)
+        gate, _ = target_gate(model=model)
+        if gate is not None:
+            verdict, figures["targets"] = gate, gate
         is_override = verdict is not None and override_reason is not None
         accepted = verdict is None or is_override
         decision = PromotionDecision.objects.create(

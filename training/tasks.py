@@ -11,6 +11,7 @@ from django.db import transaction
 from config.celery import send_quietly
 from training.runner import training_run_execute
 from training.services import test_look_compute, training_runs_reap, training_runs_schedule
+from training.target_builds import target_build_execute
 
 
 @shared_task(bind=True, acks_late=True)
@@ -22,6 +23,11 @@ def training_run_execute_task(self, run_id: int) -> str | None:
 @shared_task(acks_late=True)
 def test_look_compute_task(look_id: int) -> None:
     test_look_compute(look_id=look_id)
+
+
+@shared_task(acks_late=True)
+def target_build_task(build_id: int) -> None:
+    target_build_execute(build_id=build_id)
 
 
 @shared_task(acks_late=True)

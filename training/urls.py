@@ -11,4 +11,10 @@ urlpatterns = [
     path("models/<int:model_id>/promote/", views.model_promote_page, name="model-promote"),
     path("base-weights/", views.base_weights_page, name="base-weights"),
     path("models/<int:model_id>/test-look/", views.model_test_look_page, name="model-test-look"),
+    path(
+        "projects/<int:project_id>/deployment-targets/",
+        views.deployment_targets_page,
+        name="project-deployment-targets",
+    ),
+    path("models/<int:model_id>/targets/measure/", views.model_targets_measure_page, name="model-targets-measure"),
 ]

@@ -12,11 +12,12 @@ from projects.models import Role
 from projects.selectors import project_role, project_with_role, role_at_least
 from training.architectures import architectures
 from training.base_weights import base_weights_for, base_weights_upload, may_upload_base_weights
-from training.launch import model_promote, test_look_start, training_run_start
-from training.models import ModelStage, ModelVersion, TrainingPolicy, TrainingRun
+from training.launch import model_promote, target_builds_start, test_look_start, training_run_start
+from training.models import DeploymentTarget, ModelStage, ModelVersion, TrainingPolicy, TrainingRun
 from training.selectors import (
     champion_get,
     champion_history,
+    deployment_targets,
     marginal_gain,
     model_version_get,
     model_versions,
@@ -29,6 +30,7 @@ from training.services import (
     training_policy_update,
     training_run_cancel,
 )
+from training.targets import latest_builds, target_create
 
 RUN_FORM_DEFAULTS = {
     "architecture": "yolo26n.yaml",
@@ -165,7 +167,9 @@ def model_page(request: HttpRequest, model_id: int) -> HttpResponse:
         "champion": champion,
         "champion_value": policy_figure(champion, policy.metric) if champion else None,
         "is_champion": model.stage == ModelStage.CHAMPION,
+        "builds": _latest(model),
     }
+    context["model_builds"] = [(model, context["builds"])]
     return render(request, "training/model.html", context)
 
 
@@ -264,3 +268,72 @@ def base_weights_page(request: HttpRequest) -> HttpResponse:
         "form": form,
     }
     return render(request, "training/base_weights.html", context, status=status)
+
+
+TARGET_INTEGERS = ("camera_width", "camera_height", "input_size", "threads")
+TARGET_FLOATS = ("latency_budget_ms", "size_budget_mb")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def deployment_targets_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    """A project's deployment targets and how its recent models fare on them (reviewers);
+    admins add targets here."""
+    project = project_with_role(project_id=project_id, user=request.user, required=Role.REVIEWER)
+    is_admin = role_at_least(project_role(project=project, user=request.user), Role.ADMIN)
+    errors, form, status = {}, {}, 200
+    if request.method == "POST":
+        if not is_admin:
+            raise PermissionDenied
+        form = {name: request.POST.get(name, "").strip() for name in (*TARGET_INTEGERS, *TARGET_FLOATS)}
+        form |= {"name": request.POST.get("name", ""), "precision": request.POST.get("precision", "")}
+        try:
+            target = target_create(
+                project=project,
+                **{name: _typed(form[name], int) for name in TARGET_INTEGERS},
+                **{name: _typed(form[name], float) for name in TARGET_FLOATS},
+                name=form["name"],
+                precision=form["precision"],
+                is_required=request.POST.get("is_required") == "on",
+            )
+        except ValidationFailed as error:
+            errors, status = error.fields or {"name": [error.message]}, 400
+        else:
+            messages.success(request, f"Target {target.name} added; models are measured on it when promoted, or now.")
+            return redirect("project-deployment-targets", project_id=project.pk)
+    models = list(model_versions(project=project)[:5])
+    context = {
+        "project": project,
+        "is_admin": is_admin,
+        "targets": deployment_targets(project=project),
+        "rows": [(model, _latest(model)) for model in models],
+        "errors": errors,
+        "form": form,
+        "precisions": DeploymentTarget.Precision.choices,
+    }
+    return render(request, "training/deployment_targets.html", context, status=status)
+
+
+def _typed(value: str, kind):
+    """`value` as an int or float when it reads as one; else as given, for the service to refuse."""
+    try:
+        return kind(value)
+    except ValueError:
+        return value
+
+
+def _latest(model: ModelVersion) -> list:
+    return sorted(latest_builds(model=model).values(), key=lambda build: build.target.name)
+
+
+@login_required
+@require_POST
+def model_targets_measure_page(request: HttpRequest, model_id: int) -> HttpResponse:
+    """Measure the model on every deployment target of its project again (reviewers)."""
+    model = _model_for(request, model_id, Role.REVIEWER)
+    builds = target_builds_start(model=model)
+    if builds:
+        messages.success(request, f"Measuring model {model.number} on {len(builds)} target(s); refresh in a minute.")
+    else:
+        messages.error(request, "The project has no deployment target yet.")
+    return redirect("model", model_id=model.pk)
