@@ -209,7 +209,9 @@ class ServingMetricsApi(ProjectApiMixin, APIView):
 
 
 class DriftApi(ProjectApiMixin, APIView):
-    """The latest drift reports of a project's models, newest first, with their alerts."""
+    """The latest drift reports of a project's models, newest first, with their alerts and
+    each camera's (API client's) own figures: typical size, share under half the training
+    pixels, PSI per feature."""
 
     permission_classes = [IsAuthenticated, IsProjectReviewer]
 
@@ -224,7 +226,8 @@ class DriftApi(ProjectApiMixin, APIView):
                     {
                         "id": report.pk, "model": report.model.number, "window_start": report.window_start,
                         "window_end": report.window_end, "predictions": report.predictions, "psi": report.psi,
-                        "summary": report.summary, "alerts": report.alerts, "created_at": report.created_at,
+                        "summary": report.summary, "alerts": report.alerts, "clients": report.clients,
+                        "created_at": report.created_at,
                     }
                     for report in reports
                 ],

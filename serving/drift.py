@@ -11,16 +11,18 @@ camera) are named as such, with both sizes.
 """
 
 import logging
+from collections import Counter
 from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.mail import mail_admins
+from django.db.models import Count
 from django.utils import timezone
 
-from serving.models import DriftReport, PredictionLog
-from training.models import ModelVersion
+from serving.models import ApiClient, DriftReport, PredictionLog
+from training.models import DeploymentTarget, ModelVersion
 from training.profile import FEATURES
 
 logger = logging.getLogger(__name__)
@@ -47,8 +49,10 @@ def psi(reference: np.ndarray, window: np.ndarray) -> float:
 
 
 def drift_report_compute(*, model: ModelVersion, hours: float | None = None) -> DriftReport | None:
-    """Compare the model's answers of the last `hours` with its reference profile; None when
-    the window holds fewer than QUORUM_DRIFT_MIN_PREDICTIONS answers or there is no profile."""
+    """Compare the model's answers of the last `hours` with its reference profile, pooled and
+    per API client (a camera); None when the window holds fewer than
+    QUORUM_DRIFT_MIN_PREDICTIONS answers or there is no profile. A client with fewer answers
+    than that is folded into the pool only, and the report says so."""
     hours = hours or settings.QUORUM_DRIFT_WINDOW_HOURS
     profile = model.reference_profile or {}
     end = timezone.now()
@@ -56,33 +60,36 @@ def drift_report_compute(*, model: ModelVersion, hours: float | None = None) -> 
     rows = PredictionLog.objects.filter(
         model=model, status=200, is_shadow=False, client__isnull=False, created_at__gte=start
     )  # API clients' answers: a person trying the model on the try-it page is no camera
-    values = {name: np.array([v for v in rows.values_list(name, flat=True) if v is not None], dtype=float)
-              for name in FEATURES}  # fmt: skip
     count = rows.count()
-    if not profile or count < settings.QUORUM_DRIFT_MIN_PREDICTIONS:
+    minimum = settings.QUORUM_DRIFT_MIN_PREDICTIONS
+    if not profile or count < minimum:
         return None
-    threshold = settings.QUORUM_DRIFT_PSI_ALERT
-    indices, summary, alerts = {}, {}, []
-    for name in FEATURES:
-        reference = np.asarray(profile.get(name) or [], dtype=float)
-        window = values[name]
-        if len(reference) < 10 or len(window) < 10:
+    indices, summary, alerts = _compare(profile, _features(rows), model, camera=None)
+    counts = dict(rows.values_list("client_id").annotate(n=Count("pk")).values_list("client_id", "n"))
+    names = dict(ApiClient.objects.filter(pk__in=counts).values_list("pk", "name"))
+    targets = list(DeploymentTarget.objects.filter(project_id=model.project_id))
+    clients, folded, client_alerts = [], [], []
+    for client_id, answers in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        if answers < minimum:
+            folded.append({"client": names.get(client_id, "?"), "client_id": client_id, "predictions": answers})
             continue
-        indices[name] = round(psi(reference, window), 4)
-        summary[name] = {"reference_median": float(np.median(reference)), "window_median": float(np.median(window))}
-        if indices[name] > threshold:
-            alerts.append({
-                "code": "drift", "feature": name,
-                "message": f"{LABELS[name].capitalize()} has drifted (PSI {indices[name]:.2f} > {threshold}): median "
-                f"{summary[name]['window_median']:.1f} served against {summary[name]['reference_median']:.1f} "
-                f"in training.",
-            })  # fmt: skip
-    resolution = _resolution_alert(profile, values, model)
-    if resolution:
-        alerts.insert(0, resolution)
+        camera = {"client": names.get(client_id, "?"), "client_id": client_id}
+        own = _features(rows.filter(client_id=client_id))
+        psi_own, _, own_alerts = _compare(profile, own, model, camera=camera, targets=targets)
+        clients.append({**camera, "predictions": answers, "psi": psi_own, **_size_facts(profile, own)})
+        client_alerts += own_alerts
+    if len(counts) == 1 and clients:
+        # one camera is the whole pool: its own alerts say the same, naming it
+        alerts = client_alerts
+    else:
+        covered = {alert["feature"] for alert in client_alerts}
+        alerts = [alert for alert in alerts if alert["feature"] not in covered] + client_alerts
+    alerts.sort(key=lambda alert: alert["code"] != "resolution_mismatch")
+    if folded:
+        summary["pooled_only"] = folded
     report = DriftReport.objects.create(
         project=model.project, model=model, window_start=start, window_end=end, predictions=count, psi=indices,
-        summary=summary, alerts=alerts,
+        summary=summary, alerts=alerts, clients=clients,
     )  # fmt: skip
     if alerts:
         text = "; ".join(alert["message"] for alert in alerts)
@@ -92,7 +99,96 @@ def drift_report_compute(*, model: ModelVersion, hours: float | None = None) -> 
     return report
 
 
-def _resolution_alert(profile: dict, values: dict, model: ModelVersion) -> dict | None:
+def _features(rows) -> dict[str, np.ndarray]:
+    return {
+        name: np.array([v for v in rows.values_list(name, flat=True) if v is not None], dtype=float)
+        for name in FEATURES
+    }
+
+
+def _compare(profile: dict, values: dict, model: ModelVersion, *, camera: dict | None, targets=()):
+    """(PSI per feature, reference and window medians, alerts) of one window of answers;
+    `camera` names the API client it is (None: the pool)."""
+    threshold = settings.QUORUM_DRIFT_PSI_ALERT
+    indices, summary, alerts = {}, {}, []
+    who = f"Camera {camera['client']!r}: " if camera else ""
+    for name in FEATURES:
+        reference = np.asarray(profile.get(name) or [], dtype=float)
+        window = values[name]
+        if len(reference) < 10 or len(window) < 10:
+            continue
+        indices[name] = round(psi(reference, window), 4)
+        summary[name] = {"reference_median": float(np.median(reference)), "window_median": float(np.median(window))}
+        if indices[name] > threshold and name not in ("width", "height"):
+            message = _shift_words(name, reference, window, indices[name], threshold)
+            alerts.append({"code": "drift", "feature": name, "message": who + message, **(camera or {})})
+    if max(indices.get("width", 0.0), indices.get("height", 0.0)) > threshold:
+        message = _size_words(profile, values, max(indices.get("width", 0.0), indices.get("height", 0.0)), threshold)
+        alerts.append({"code": "drift", "feature": "size", "message": who + message, **(camera or {})})
+    resolution = _resolution_alert(profile, values, model, camera=camera, targets=targets)
+    if resolution:
+        alerts.insert(0, resolution)
+    return indices, summary, alerts
+
+
+def _shift_words(name: str, reference: np.ndarray, window: np.ndarray, index: float, threshold: float) -> str:
+    """What moved, in words: where the served values sit against the training's tenths."""
+    low, high = np.quantile(reference, [0.1, 0.9])
+    below, above = float(np.mean(window < low)), float(np.mean(window > high))
+    label = LABELS[name].capitalize()
+    text = (
+        f"{label} has shifted (PSI {index:.2f} > {threshold}): {below:.0%} of served images are below the "
+        f"training's lowest tenth ({low:.1f}) and {above:.0%} above its highest tenth ({high:.1f}), "
+        "against 10% each in training"
+    )
+    served, trained = float(np.median(window)), float(np.median(reference))
+    if f"{served:.1f}" != f"{trained:.1f}":
+        text += f"; median {served:.1f} served against {trained:.1f}"
+    return text + "."
+
+
+def _size_facts(profile: dict, values: dict) -> dict:
+    """A camera's typical size and the share of its answers under half the training pixels."""
+    widths, heights = values["width"], values["height"]
+    trained = _trained_pixels(profile)
+    if not len(widths) or trained is None:
+        return {}
+    sizes = Counter(zip(widths.astype(int).tolist(), heights.astype(int).tolist(), strict=True))
+    (width, height), _ = sizes.most_common(1)[0]
+    below = float(np.mean(widths * heights < 0.5 * trained))
+    return {"typical_size": f"{width}x{height}", "share_below_half_pixels": round(below, 4)}
+
+
+def _trained_pixels(profile: dict) -> float | None:
+    widths, heights = np.asarray(profile.get("width") or []), np.asarray(profile.get("height") or [])
+    return float(np.median(widths * heights)) if len(widths) and len(heights) else None
+
+
+def _size_words(profile: dict, values: dict, index: float, threshold: float) -> str:
+    """Which sizes are served that training did not have, e.g. "31% of served images are
+    320x180; none of the training images are under 640x360"."""
+    ref_w, ref_h = np.asarray(profile["width"], dtype=float), np.asarray(profile["height"], dtype=float)
+    widths, heights = values["width"], values["height"]
+    ref_pixels, pixels = ref_w * ref_h, widths * heights
+    outside = (pixels < ref_pixels.min() * 0.99) | (pixels > ref_pixels.max() * 1.01)
+    sizes = Counter(
+        (int(w), int(h)) for w, h, out in zip(widths, heights, outside, strict=True) if out or not outside.any()
+    )
+    (width, height), number = sizes.most_common(1)[0]
+    share = number / len(widths)
+    half_w, half_h = int(np.median(ref_w) // 2), int(np.median(ref_h) // 2)
+    under = float(np.mean((ref_w < half_w) & (ref_h < half_h)))
+    if width * height < np.median(ref_pixels):
+        train_words = f"{'none' if under == 0 else f'{under:.0%}'} of the training images are under {half_w}x{half_h}"
+    else:
+        train_words = f"the training images are about {int(np.median(ref_w))}x{int(np.median(ref_h))}"
+    drifted = f"Image size has drifted (PSI {index:.2f} > {threshold})"
+    return f"{drifted}: {share:.0%} of served images are {width}x{height}; {train_words}."
+
+
+def _resolution_alert(
+    profile: dict, values: dict, model: ModelVersion, *, camera: dict | None, targets=()
+) -> dict | None:
     widths, heights = np.asarray(profile.get("width") or []), np.asarray(profile.get("height") or [])
     if not len(widths) or not len(values["width"]):
         return None
@@ -100,14 +196,25 @@ def _resolution_alert(profile: dict, values: dict, model: ModelVersion) -> dict 
     served = float(np.median(values["width"] * values["height"]))
     if served >= 0.5 * trained:
         return None
-    return {
+    facts = _size_facts(profile, values)
+    typical = facts["typical_size"]
+    who = f"camera {camera['client']!r} sends" if camera else "is served"
+    alert = {
         "code": "resolution_mismatch", "feature": "resolution",
         "message": f"Resolution mismatch: model {model.number} was trained on images of about "
-        f"{np.median(widths):.0f}x{np.median(heights):.0f} px but is served images of about "
+        f"{np.median(widths):.0f}x{np.median(heights):.0f} px but {who} images of about "
         f"{np.median(values['width']):.0f}x{np.median(values['height']):.0f} px "
-        f"({served / trained:.0%} of the pixels). Pedestrians look smaller and blurrier than any it learned from; "
+        f"({served / trained:.0%} of the pixels; {facts['share_below_half_pixels']:.0%} of its answers are under half "
+        f"the training pixels, typically {typical}). Pedestrians look smaller and blurrier than any it learned from; "
         "collect and annotate images from this camera.",
+        **(camera or {}), **facts,
     }  # fmt: skip
+    width, height = (int(side) for side in typical.split("x"))
+    match = next((t for t in targets if (t.camera_width, t.camera_height) == (width, height)), None)
+    if match is not None:
+        alert["target"] = {"id": match.pk, "name": match.name}
+        alert["message"] += f" Deployment target {match.name!r} has this camera's resolution: see the model on it."
+    return alert
 
 
 def drift_reports_compute() -> list[DriftReport]:

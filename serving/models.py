@@ -146,6 +146,11 @@ class DriftReport(models.Model):
     psi = models.JSONField(default=dict, help_text="Feature -> population stability index.")
     summary = models.JSONField(default=dict, help_text="Feature -> reference and window medians.")
     alerts = models.JSONField(default=list, help_text="[{code, feature, message}], empty when nothing drifted.")
+    clients = models.JSONField(
+        default=list,
+        help_text="Per API client with enough answers: client, predictions, psi, typical size, share under half "
+        "the training pixels.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

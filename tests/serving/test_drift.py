@@ -2,6 +2,7 @@
 window like the training data does not; the metrics API counts what the log holds."""
 
 import io
+import re
 from datetime import timedelta
 
 import numpy as np
@@ -18,7 +19,7 @@ from tests.serving.conftest import as_camera, as_reviewer, register_model
 from tests.serving.test_predict import post_image
 from tests.training.conftest import trainable_project
 from training.evaluation import detections_predict, split_images
-from training.models import ModelStage
+from training.models import DeploymentTarget, ModelStage
 from training.profile import reference_profile_build
 
 pytestmark = pytest.mark.django_db
@@ -93,7 +94,8 @@ def test_a_low_resolution_camera_raises_the_resolution_alert(api_client, profile
     codes = [alert["code"] for alert in report.alerts]
     assert codes[0] == "resolution_mismatch"
     message = report.alerts[0]["message"]
-    assert "trained on images of about 160x128 px" in message and "served images of about 53x42 px" in message
+    assert "trained on images of about 160x128 px" in message and "sends images of about 53x42 px" in message
+    assert "100% of its answers are under half the training pixels, typically 53x42" in message
     assert report.psi["width"] > 0.25 and report.psi["height"] > 0.25
     # the banner of the project's pages shows it to reviewers, and not to annotators
     page = Client()
@@ -162,3 +164,37 @@ def test_pages_for_reviewers_only(client, profiled):
     assert client.get("/serving/samples/..%2Fsettings.py").status_code == 404
     client.force_login(trainable.annotator)
     assert client.get(f"/projects/{trainable.project.pk}/monitoring/").status_code == 403
+
+
+def test_one_low_resolution_camera_among_hd_ones_is_named(api_client, profiled):
+    trainable, model = profiled
+    DeploymentTarget.objects.create(
+        project=trainable.project, name="gate", camera_width=53, camera_height=42, input_size=160, threads=1,
+        precision="int8", latency_budget_ms=50, size_budget_mb=5,
+    )  # fmt: skip
+    pictures = train_images(trainable)
+    serve(api_client, trainable, pictures)  # an HD camera
+    serve(api_client, trainable, pictures)  # another
+    serve(api_client, trainable, [p.resize((p.width // 3, p.height // 3)) for p in pictures])  # the low one
+    serve(api_client, trainable, pictures[:5])  # a camera with too few answers of its own
+    report = drift_report_compute(model=model)
+    low = PredictionLog.objects.filter(width=53).values_list("client__name", flat=True).first()
+    resolution = [alert for alert in report.alerts if alert["code"] == "resolution_mismatch"]
+    # the pooled median is HD: only the low camera's own report raises the alarm, naming it
+    assert [alert["client"] for alert in resolution] == [low]
+    assert resolution[0]["typical_size"] == "53x42" and resolution[0]["share_below_half_pixels"] == 1.0
+    assert f"camera {low!r} sends images of about 53x42 px" in resolution[0]["message"]
+    assert resolution[0]["target"]["name"] == "gate" and "'gate'" in resolution[0]["message"]
+    assert {c["client"]: c["typical_size"] for c in report.clients}[low] == "53x42"
+    assert len(report.clients) == 3 and [f["predictions"] for f in report.summary["pooled_only"]] == [5]
+    # no message calls equal medians a drift, and the size alert says which sizes are new
+    for alert in report.alerts:
+        assert not re.search(r"median ([\d.]+) served against \1\b", alert["message"]), alert["message"]
+    size = [alert for alert in report.alerts if alert["feature"] == "size"]
+    assert size and all("are 53x42; none of the training images are under 80x64" in a["message"] for a in size)
+    # the banner names the camera and links its target
+    page = Client()
+    page.force_login(trainable.reviewer)
+    text = page.get(f"/projects/{trainable.project.pk}/monitoring/").content.decode()
+    assert f"camera &#x27;{low}&#x27; sends" in text or f"camera '{low}' sends" in text
+    assert f"/projects/{trainable.project.pk}/deployment-targets/" in text
