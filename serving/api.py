@@ -64,6 +64,9 @@ class PredictionSerializer(serializers.Serializer):
         help_text="id, number, project, architecture, imgsz, runtime (e.g. onnxruntime CUDAExecutionProvider)"
     )
     rule = serializers.DictField(allow_null=True, help_text="The routing rule that chose the model (id, name).")
+    artifact = serializers.DictField(
+        help_text="The file that answered: sha256, and the deployment target and build when a rule named one."
+    )
     chosen_by = serializers.CharField(help_text="request (a model id was sent), rule, or champion.")
     is_canary = serializers.BooleanField()
     image = serializers.DictField(help_text="width and height of the upright image, pixels")

@@ -3,7 +3,8 @@ own storage to a local folder, checked by sha256, loaded and warmed up by
 `training.runtime.OnnxDetector`, and kept by (version id, sha256). A version without a
 usable ONNX export (none recorded, or ONNX Runtime cannot load it) falls back to its
 PyTorch weights (`TorchDetector`), checked by sha256 the same way; a file whose sha256
-does not match is never loaded."""
+does not match is never loaded. A deployment target's build is loaded the same way, by
+(build, sha256), at the target's input size and threads."""
 
 import logging
 import threading
@@ -12,12 +13,12 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from training.models import ModelVersion
+from training.models import ModelVersion, TargetBuild
 from training.runtime import ModelFileMismatch, OnnxDetector, TorchDetector, file_sha256
 
 logger = logging.getLogger(__name__)
 
-_detectors: dict[tuple[int, str], OnnxDetector | TorchDetector] = {}
+_detectors: dict[tuple[int | str, str], OnnxDetector | TorchDetector] = {}
 _lock = threading.Lock()
 
 
@@ -59,6 +60,28 @@ def _local_copy(name: str, sha256: str, suffix: str) -> Path:
                 target.write(block)
         partial.replace(path)
     return path
+
+
+def detector_for_build(build: TargetBuild) -> OnnxDetector:
+    """The loaded artifact of a deployment target's build, at the target's input size and
+    with its threads, as the device runs it (loaded on first use, checked by sha256)."""
+    key = (f"build-{build.pk}", build.artifact_sha256)
+    detector = _detectors.get(key)
+    if detector is not None:
+        return detector
+    with _lock:
+        detector = _detectors.get(key)
+        if detector is None:
+            path = _local_copy(build.artifact, build.artifact_sha256, ".onnx")
+            detector = OnnxDetector(
+                path,
+                imgsz=build.settings["input_size"],
+                sha256=build.artifact_sha256,
+                intra_op_threads=build.settings["threads"],
+                inter_op_threads=1,
+            )
+            _detectors[key] = detector
+    return detector
 
 
 def cache_clear() -> None:

@@ -1,11 +1,12 @@
 """Forms of the project's serving page (project admins): a new API client of the project,
-and a routing rule, each limited to the project's own clients and model versions."""
+and a routing rule, each limited to the project's own clients, model versions and
+deployment targets."""
 
 from django import forms
 
 from projects.models import Project
 from serving.models import ApiClient, RoutingRule
-from training.models import ModelVersion
+from training.models import DeploymentTarget, ModelVersion
 
 
 class ApiClientForm(forms.ModelForm):
@@ -21,7 +22,7 @@ class RoutingRuleForm(forms.ModelForm):
     class Meta:
         model = RoutingRule
         fields = ["order", "name", "is_active", "client", "max_width", "max_height", "model", "canary",
-                  "canary_share", "shadow"]  # fmt: skip
+                  "canary_share", "shadow", "target"]  # fmt: skip
 
     def __init__(self, *args, project: Project, **kwargs):
         super().__init__(*args, **kwargs)
@@ -33,4 +34,6 @@ class RoutingRuleForm(forms.ModelForm):
             field.empty_label = empty
             field.label_from_instance = lambda version: f"model {version.number} ({version.stage})"
         self.fields["client"].queryset = ApiClient.objects.filter(projects=project).order_by("name")
+        self.fields["target"].queryset = DeploymentTarget.objects.filter(project=project).order_by("name")
+        self.fields["target"].empty_label = "none (the model's own export)"
         self.fields["client"].empty_label = "any caller"

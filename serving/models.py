@@ -7,7 +7,7 @@ from django.db import models
 
 from datasets.models import Image
 from projects.models import Project
-from training.models import ModelVersion
+from training.models import DeploymentTarget, ModelVersion, TargetBuild
 
 
 class ApiClient(models.Model):
@@ -69,6 +69,11 @@ class RoutingRule(models.Model):
         ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
         help_text="Runs beside the answering model on every matched request; logged, never answers.",
     )  # fmt: skip
+    target = models.ForeignKey(
+        DeploymentTarget, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="Answer with the model's build for this deployment target (its artifact, input size and "
+        "threads), as the device runs it; the model's own export when it has no finished build there.",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["project", "order", "pk"]
@@ -89,6 +94,8 @@ class RoutingRule(models.Model):
             chosen = getattr(self, name)
             if chosen is not None and chosen.project_id != self.project_id:
                 errors[name] = "A model version of this rule's project."
+        if self.target_id is not None and self.target.project_id != self.project_id:
+            errors["target"] = "A deployment target of this rule's project."
         if self.canary_id is None and self.canary_share:
             errors["canary_share"] = "Name a canary model, or leave the share at 0."
         if self.client_id is not None and not self.client.projects.filter(pk=self.project_id).exists():
@@ -107,6 +114,11 @@ class PredictionLog(models.Model):
     model = models.ForeignKey(ModelVersion, on_delete=models.SET_NULL, null=True, related_name="+")
     rule = models.ForeignKey(RoutingRule, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     image = models.ForeignKey(Image, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    target_build = models.ForeignKey(
+        TargetBuild, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="The deployment target's build whose artifact answered (empty: the model's own export).",
+    )  # fmt: skip
+    artifact_sha256 = models.CharField(max_length=64, blank=True, help_text="Of the file that answered.")
     is_shadow = models.BooleanField(default=False)
     is_canary = models.BooleanField(default=False)
     status = models.PositiveSmallIntegerField(default=200)

@@ -25,7 +25,7 @@ from datasets.ingest import IncomingImage, image_ingest_one
 from datasets.models import Image
 from projects.models import Project, Role
 from projects.selectors import project_list, project_role, role_at_least
-from serving.cache import detector_for
+from serving.cache import detector_for, detector_for_build
 from serving.logbook import log_prediction
 from serving.models import ApiClient, JobState, PredictionJob, PredictionLog, RoutingRule
 from serving.routing import Route, route
@@ -38,7 +38,7 @@ from serving.state import (
     project_model,
     project_state,
 )
-from training.models import ModelStage, ModelVersion
+from training.models import ModelStage, ModelVersion, TargetBuild
 from training.profile import FEATURES, grey_features
 from training.runtime import ModelFileMismatch
 
@@ -64,6 +64,16 @@ def _detector(model: ModelVersion):
         logger.error("model %s refused: %s", model.pk, error)
         raise ModelUnavailable(
             f"Model {model.number}'s file failed its integrity check; it is not served. Tell an administrator."
+        ) from error
+
+
+def _build_detector(build: TargetBuild):
+    try:
+        return detector_for_build(build)
+    except ModelFileMismatch as error:
+        logger.error("build %s refused: %s", build.pk, error)
+        raise ModelUnavailable(
+            f"The artifact of build {build.pk} failed its integrity check; it is not served. Tell an administrator."
         ) from error
 
 
@@ -123,6 +133,8 @@ class Prediction:
     height: int
     latency_ms: float
     shadow: dict | None = field(default=None)
+    target_build: TargetBuild | None = None  # the deployment target's build that answered, if a rule chose one
+    runtime: str = ""
 
 
 def api_client_new_token(client: ApiClient) -> str:
@@ -250,10 +262,14 @@ def prediction_make(
         chosen_by = "rule" if the_route.rule is not None else "champion"
     answering = chosen or _model_of_route(state, the_route)
     caller.check_model(answering, project)
-    boxes = _detector(answering).predict(rgb, conf=conf, iou=iou)
+    build = _target_build(the_route, answering) if chosen is None else None
+    detector = _build_detector(build) if build is not None else _detector(answering)
+    boxes = detector.predict(rgb, conf=conf, iou=iou)
     latency_ms = (time.perf_counter() - started) * 1000
     features = {**grey_features(rgb), "width": width, "height": height}
     row = _log_row(request_id, project, caller, answering, the_route, image, boxes, latency_ms, features)
+    row.target_build = build
+    row.artifact_sha256 = build.artifact_sha256 if build is not None else answering.onnx_sha256
     kept = None
     if upload is not None and caller.client is not None and _is_uncertain(row):  # production traffic only
         upload.seek(0)
@@ -277,8 +293,22 @@ def prediction_make(
             shadow = {"model": shadow_model.pk, "queued": shadow_later(shadow_run)}
     return Prediction(
         request_id=request_id, project=project, model=answering, route=the_route, chosen_by=chosen_by, boxes=boxes,
-        width=width, height=height, latency_ms=latency_ms, shadow=shadow,
+        width=width, height=height, latency_ms=latency_ms, shadow=shadow, target_build=build, runtime=detector.runtime,
     )  # fmt: skip
+
+
+def _target_build(the_route: Route, model: ModelVersion) -> TargetBuild | None:
+    """The model's newest finished build on the matched rule's deployment target, if the rule
+    names one and the build exists; None: the model's own export answers (and the log says so)."""
+    rule = the_route.rule
+    if rule is None or rule.target_id is None:
+        return None
+    return (
+        TargetBuild.objects.filter(model=model, target_id=rule.target_id, state=TargetBuild.State.DONE)
+        .exclude(artifact="")
+        .order_by("-created_at", "-pk")
+        .first()
+    )
 
 
 def _is_uncertain(row: PredictionLog) -> bool:
@@ -514,8 +544,9 @@ def prediction_summary(prediction: Prediction) -> dict:
             "project": prediction.project.pk,
             "architecture": prediction.model.architecture,
             "imgsz": prediction.model.imgsz,
-            "runtime": detector_for(prediction.model).runtime,
+            "runtime": prediction.runtime or detector_for(prediction.model).runtime,
         },
+        "artifact": _artifact_summary(prediction),
         "rule": {"id": rule.pk, "name": rule.name} if rule else None,
         "chosen_by": prediction.chosen_by,
         "is_canary": prediction.route.is_canary,
@@ -525,6 +556,19 @@ def prediction_summary(prediction: Prediction) -> dict:
             for x1, y1, x2, y2, score, label in prediction.boxes.round(2).tolist()
         ],
         "latency_ms": round(prediction.latency_ms, 2),
+    }
+
+
+def _artifact_summary(prediction: Prediction) -> dict:
+    build = prediction.target_build
+    if build is None:
+        return {"sha256": prediction.model.onnx_sha256, "target": None, "build": None}
+    return {
+        "sha256": build.artifact_sha256,
+        "target": build.settings.get("name"),
+        "build": build.pk,
+        "precision": build.settings.get("precision"),
+        "input_size": build.settings.get("input_size"),
     }
 
 

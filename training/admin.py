@@ -5,8 +5,10 @@ from django.contrib import admin
 from training.models import (
     BaseWeights,
     DatasetSnapshot,
+    DeploymentTarget,
     ModelVersion,
     PromotionDecision,
+    TargetBuild,
     TestSetLook,
     TrainingPolicy,
     TrainingRun,
@@ -86,3 +88,19 @@ class TestSetLookAdmin(ReadOnlyAdmin):
 class TrainingPolicyAdmin(admin.ModelAdmin):
     list_display = ["project", "metric", "margin", "latency_budget_ms", "is_retrain_scheduled"]
     list_filter = ["metric", "is_retrain_scheduled"]
+
+
+@admin.register(DeploymentTarget)
+class DeploymentTargetAdmin(ReadOnlyAdmin):
+    """Targets are added and changed on the project's deployment-targets page or the API,
+    through the service that checks them; read here."""
+
+    list_display = ["name", "project", "camera_width", "camera_height", "input_size", "threads", "precision",
+                    "latency_budget_ms", "size_budget_mb", "is_required"]  # fmt: skip
+    list_filter = ["project", "precision", "is_required"]
+
+
+@admin.register(TargetBuild)
+class TargetBuildAdmin(ReadOnlyAdmin):
+    list_display = ["model", "target", "state", "passed", "latency_p95_ms", "size_bytes", "created_at"]
+    list_filter = ["state", "passed"]

@@ -3,6 +3,7 @@ on them (the artifact, accuracy at the camera's resolution, latency, size, the m
 
 import numpy as np
 import pytest
+from django.core.files.storage import default_storage
 from django.urls import reverse
 
 from serving.cache import cache_clear
@@ -283,3 +284,44 @@ def test_the_pages_show_a_model_s_builds(client, trainable):
     # a reviewer sees no form to add a target, and may not post one
     page = client.get(reverse("project-deployment-targets", kwargs={"project_id": trainable.project.pk}))
     assert b'id="add-target"' not in page.content
+
+
+def test_a_routing_rule_serves_the_target_s_artifact_and_the_log_records_it(detector_project, api_client, settings):
+    from serving.models import PredictionLog, RoutingRule
+    from serving.services import api_client_create
+    from tests.serving.test_predict import post_image
+
+    settings.QUORUM_PREDICTION_LOG_DEFERRED = False
+    trainable, model = detector_project
+    model.stage = ModelStage.CHAMPION
+    model.save(update_fields=["stage"])
+    build = _build(model, name="gate", precision="int8", camera_width=160, camera_height=128, input_size=160)
+    gate, gate_token = api_client_create(name="gate camera", projects=[trainable.project], user=None)
+    _, other_token = api_client_create(name="street camera", projects=[trainable.project], user=None)
+    RoutingRule.objects.create(project=trainable.project, name="gate gets int8", client=gate, target=build.target)
+    jpeg = val_jpeg(trainable)
+    cache_clear()
+    for token in (gate_token, other_token):
+        api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        response = post_image(api_client, jpeg, project=trainable.project.pk)
+        assert response.status_code == 200, response.content
+        body = response.json()
+        if token == gate_token:
+            assert body["artifact"] == {
+                "sha256": build.artifact_sha256, "target": "gate", "build": build.pk, "precision": "int8",
+                "input_size": 160,
+            }  # fmt: skip
+        else:
+            assert body["artifact"]["target"] is None and body["artifact"]["sha256"] == model.onnx_sha256
+    logs = {row.client.name: row for row in PredictionLog.objects.select_related("client")}
+    assert logs["gate camera"].target_build_id == build.pk
+    assert logs["gate camera"].artifact_sha256 == build.artifact_sha256
+    assert logs["street camera"].target_build_id is None
+    assert logs["street camera"].artifact_sha256 == model.onnx_sha256
+
+
+def val_jpeg(trainable) -> bytes:
+    """The bytes of one stored val image of the project."""
+    image = trainable.project.images.filter(split="val").order_by("pk").first()
+    with default_storage.open(image.file.name, "rb") as stored:
+        return stored.read()
