@@ -110,7 +110,9 @@ def project_serving_page(request: HttpRequest, project_id: int) -> HttpResponse:
     context = {
         "project": project,
         "clients": project_clients(project=project),
-        "rules": RoutingRule.objects.filter(project=project).select_related("client", "model", "canary", "shadow", "target"),
+        "rules": RoutingRule.objects.filter(project=project).select_related(
+            "client", "model", "canary", "shadow", "target"
+        ),
         "client_form": client_form,
         "rule_form": rule_form,
         "editing": editing,

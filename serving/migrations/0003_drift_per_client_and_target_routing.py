@@ -5,31 +5,47 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('serving', '0002_projects_and_images_moved'),
-        ('training', '0005_deployment_targets'),
+        ("serving", "0002_projects_and_images_moved"),
+        ("training", "0005_deployment_targets"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='driftreport',
-            name='clients',
-            field=models.JSONField(default=list, help_text='Per API client with enough answers: client, predictions, psi, typical size, share under half the training pixels.'),
+            model_name="driftreport",
+            name="clients",
+            field=models.JSONField(
+                default=list,
+                help_text="Per API client with enough answers: client, predictions, psi, typical size, share under half the training pixels.",
+            ),
         ),
         migrations.AddField(
-            model_name='predictionlog',
-            name='artifact_sha256',
-            field=models.CharField(blank=True, help_text='Of the file that answered.', max_length=64),
+            model_name="predictionlog",
+            name="artifact_sha256",
+            field=models.CharField(blank=True, help_text="Of the file that answered.", max_length=64),
         ),
         migrations.AddField(
-            model_name='predictionlog',
-            name='target_build',
-            field=models.ForeignKey(blank=True, help_text="The deployment target's build whose artifact answered (empty: the model's own export).", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='training.targetbuild'),
+            model_name="predictionlog",
+            name="target_build",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The deployment target's build whose artifact answered (empty: the model's own export).",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="training.targetbuild",
+            ),
         ),
         migrations.AddField(
-            model_name='routingrule',
-            name='target',
-            field=models.ForeignKey(blank=True, help_text="Answer with the model's build for this deployment target (its artifact, input size and threads), as the device runs it; the model's own export when it has no finished build there.", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='training.deploymenttarget'),
+            model_name="routingrule",
+            name="target",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Answer with the model's build for this deployment target (its artifact, input size and threads), as the device runs it; the model's own export when it has no finished build there.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="training.deploymenttarget",
+            ),
         ),
     ]
