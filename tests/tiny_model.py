@@ -14,9 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 IMGSZ = 160
 
 
-def tiny_onnx_train(folder: Path, *, imgsz: int = IMGSZ, from_starter: bool = False) -> Path:
-    """Train the tiny detector in `folder` at `imgsz`; its ONNX export (best.pt beside it).
-    `from_starter`: from the starter checkpoint (training/starter.py), a model that detects."""
+def tiny_onnx_train(
+    folder: Path, *, imgsz: int = IMGSZ, from_starter: bool = False, size: tuple[int, int] = (192, 128)
+) -> Path:
+    """Train the tiny detector in `folder` at `imgsz` on scenes of `size`; its ONNX export
+    (best.pt beside it). `from_starter`: from the starter checkpoint (training/starter.py),
+    a model that detects."""
     folder.mkdir(parents=True, exist_ok=True)
     dataset = folder / "dataset"
     conditions = condition_cycle()
@@ -25,10 +28,10 @@ def tiny_onnx_train(folder: Path, *, imgsz: int = IMGSZ, from_starter: bool = Fa
         (dataset / "labels" / split).mkdir(parents=True)
         for index in range(count):
             scene = render_scene(seed=1000 * (split == "val") + index, conditions=conditions[index % len(conditions)],
-                                 size=(192, 128))  # fmt: skip
+                                 size=size)  # fmt: skip
             scene.image.save(dataset / "images" / split / f"{index}.jpg", quality=92)
             boxes = tuple(FormatBox(*box, "pedestrian") for box in scene.boxes.tolist())
-            text = yolo_label_text(FormatImage(f"{index}.jpg", 192, 128, boxes), labels=["pedestrian"])
+            text = yolo_label_text(FormatImage(f"{index}.jpg", *size, boxes), labels=["pedestrian"])
             (dataset / "labels" / split / f"{index}.txt").write_text(text)
     (dataset / "data.yaml").write_text(
         yolo_data_yaml(labels=["pedestrian"], splits={"train": "images/train", "val": "images/val"})

@@ -2,8 +2,9 @@
 camera's resolution, its latency on the target's threads, its size, pass or fail.
 
 - The artifact: for fp32, the model's own ONNX export (dynamic height and width, letterboxed
-  to the target's input size on the longer side, as serving runs it); for int8, that export
-  quantized statically with ONNX Runtime (QDQ, int8 weights per channel, uint8 activations),
+  to the target's input size on the longer side, as serving runs it); for int8, that export's
+  convolutions quantized statically with ONNX Runtime (QDQ, int8 weights per channel, uint8
+  activations),
   calibrated on train images of the model's snapshot (QUORUM_TARGET_CALIBRATION_IMAGES, at
   least 100 when the snapshot has them), never val or test ones.
 - Accuracy: every val image is first resized to fit the camera's frame (the scene as the
@@ -184,4 +185,9 @@ def onnx_quantize_int8(source: Path, target: Path, *, images, imgsz: int) -> Non
         per_channel=True,
         weight_type=QuantType.QInt8,
         activation_type=QuantType.QUInt8,
+        # Convolutions only: quantizing the head's Concat too puts box pixels (0 to the input
+        # size) and class scores (0 to 1) in one uint8 scale, and every score rounds to 0 (the
+        # whole-graph int8 of a yolo26n found nothing on synthetic HD scenes; conv-only kept
+        # fp32's detections; bench/targets.py measures both sides).
+        op_types_to_quantize=["Conv"],
     )
