@@ -2,7 +2,7 @@
 
 import io
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from datasets.ingest import IncomingImage, image_ingest
 from demo.models import SyntheticTruth
@@ -20,15 +20,17 @@ def synthetic_images_add(
     seed: int,
     size: tuple[int, int] = HD_SIZE,
     progress: Callable[[int, int], None] | None = None,
+    conditions: Sequence[dict] | None = None,
 ) -> dict[str, int]:
     """Render `count` scenes for `seed` and ingest them as synthetic images with their truth.
 
     Conditions cycle through every combination of the vocabulary (in an order shuffled by
-    `seed`), so every condition is well represented. Scene i of a seed is always the same
+    `seed`), so every condition is well represented; `conditions` (a list to cycle through
+    instead) plants a mix, say one condition rare. Scene i of a seed is always the same
     picture, so running again with the same seed adds only what is missing. `size`: width
     and height in pixels (small scenes make quick training tests).
     """
-    combinations = condition_cycle()
+    combinations = list(conditions) if conditions else condition_cycle()
     random.Random(seed).shuffle(combinations)
     totals = {"stored": 0, "duplicate": 0, "refused": 0}
     for start in range(0, count, GROUP):

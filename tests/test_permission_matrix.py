@@ -36,7 +36,7 @@ from serving.models import PredictionJob
 from serving.services import api_client_create
 from tests.factories import MembershipFactory, UserFactory
 from tests.training.conftest import make_model, make_run, trainable_project
-from training.models import BaseWeights, DeploymentTarget, TargetBuild
+from training.models import BaseWeights, DataCurve, DeploymentTarget, TargetBuild
 from training.targets import target_builds_request
 
 pytestmark = pytest.mark.django_db
@@ -101,6 +101,9 @@ MATRIX: dict[str, list[tuple[str, Cell]]] = {
     "model-test-look": [page("POST", "reviewer", 302)],
     "model-targets-measure": [page("POST", "reviewer", 302)],
     "project-deployment-targets": [page("GET", "reviewer", 200), page("POST", "admin", 400)],  # an empty form
+    "project-data-curves": [page("GET", "reviewer", 200), page("POST", "admin", 400)],  # no run chosen
+    "data-curve": [page("GET", "reviewer", 200)],
+    "data-curve-cancel": [page("POST", "admin", 302)],
     "serving-try": [page("GET", "reviewer", 200)],
     "serving-monitoring": [page("GET", "reviewer", 200)],
     "project-serving": [page("GET", "admin", 200), page("POST", "admin", 400)],
@@ -167,6 +170,10 @@ MATRIX: dict[str, list[tuple[str, Cell]]] = {
     "api-model-targets": [api("GET", "reviewer", 200), api("POST", "reviewer", 202)],  # every target
     "api-target-manifest": [api("GET", "reviewer", 200)],
     "api-target-artifact": [api("GET", "reviewer", 200)],
+    "api-data-curves": [api("GET", "reviewer", 200), api("POST", "admin", 202)],  # the defaults
+    "api-data-curve": [api("GET", "reviewer", 200)],
+    "api-data-curve-download": [api("GET", "reviewer", 200)],
+    "api-data-curve-cancel": [api("POST", "admin", 202)],
     # --- API: serving ----------------------------------------------------------------
     # a stored image of A with the champion, which A does not have: allowed callers get 409
     "api-predict": [api("POST", "client", 409, body='{"image_id": {image_id}}')],
@@ -234,8 +241,11 @@ def world(settings, tmp_path):
     build.state, build.passed = TargetBuild.State.DONE, True
     build.artifact = default_storage.save("targets/matrix.onnx", ContentFile(b"onnx bytes"))
     build.save()
+    curve = DataCurve.objects.create(
+        project=a.project, number=1, snapshot=run.snapshot, run_settings={"imgsz": 160}, fractions=[0.5, 1.0]
+    )
     ids = {
-        "target_id": target.pk, "build_id": build.pk,
+        "target_id": target.pk, "build_id": build.pk, "curve_id": curve.pk,
         "project_id": a.project.pk, "user_id": a.annotator.pk, "image_id": image.pk, "assignment_id": assignment.pk,
         "version_id": a.version.pk, "run_id": run.pk, "model_id": model.pk, "job_id": job.pk, "name": "bus.jpg",
         "base_id": base.pk,

@@ -4,6 +4,7 @@ from django.contrib import admin
 
 from training.models import (
     BaseWeights,
+    DataCurve,
     DatasetSnapshot,
     DeploymentTarget,
     ModelVersion,
@@ -104,3 +105,9 @@ class DeploymentTargetAdmin(ReadOnlyAdmin):
 class TargetBuildAdmin(ReadOnlyAdmin):
     list_display = ["model", "target", "state", "passed", "latency_p95_ms", "size_bytes", "created_at"]
     list_filter = ["state", "passed"]
+
+
+@admin.register(DataCurve)
+class DataCurveAdmin(ReadOnlyAdmin):
+    list_display = ["project", "number", "state", "fractions", "created_by", "created_at", "finished_at"]
+    list_filter = ["project", "state"]

@@ -1,12 +1,14 @@
-"""REST API of training runs and the model registry.
+"""REST API of training runs, the model registry, deployment targets and data curves.
 
 Roles (DESIGN.md): reviewers and admins read runs and models and promote; admins start
 and cancel runs; annotators see none of it (403 in their own project, 404 elsewhere).
 """
 
+import json
+
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404
-from drf_spectacular.utils import extend_schema
+from django.http import FileResponse, Http404, HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.parsers import MultiPartParser
@@ -19,9 +21,11 @@ from config.errors import Conflict, ValidationFailed
 from projects.permissions import IsProjectAdmin, IsProjectReviewer, ProjectApiMixin
 from training.architectures import architectures
 from training.base_weights import base_weights_for, base_weights_upload, may_upload_base_weights
-from training.launch import model_promote, target_builds_start, test_look_start, training_run_start
+from training.data_curves import DEFAULT_FRACTIONS, data_curve_cancel, data_curve_csv, data_curve_progress
+from training.launch import data_curve_start, model_promote, target_builds_start, test_look_start, training_run_start
 from training.models import (
     BaseWeights,
+    DataCurve,
     DeploymentTarget,
     ModelVersion,
     PromotionDecision,
@@ -32,6 +36,8 @@ from training.models import (
 )
 from training.selectors import (
     champion_history,
+    data_curve_get,
+    data_curves,
     deployment_target_get,
     deployment_targets,
     marginal_gain,
@@ -540,3 +546,117 @@ class TargetBuildArtifactApi(APIView):
         filename = build_manifest(build)["artifact"]["file"]
         return FileResponse(default_storage.open(build.artifact, "rb"), as_attachment=True, filename=filename,
                             content_type="application/octet-stream")  # fmt: skip
+
+
+class DataCurveInputSerializer(TrainingRunInputSerializer):
+    """A run's settings (those of `run` when given) and the fractions of the train split."""
+
+    run = serializers.IntegerField(required=False, help_text="Copy this run's settings.")
+    fractions = serializers.ListField(
+        child=serializers.FloatField(), required=False, help_text="Default [0.125, 0.25, 0.5, 1]."
+    )
+
+
+class DataCurveSerializer(serializers.ModelSerializer):
+    progress = serializers.SerializerMethodField()
+    runs = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DataCurve
+        fields = ["id", "project", "number", "snapshot", "run_settings", "fractions", "state", "progress", "runs",
+                  "result", "error", "created_at", "finished_at"]  # fmt: skip
+
+    def get_progress(self, curve: DataCurve) -> dict:
+        return data_curve_progress(curve)
+
+    def get_runs(self, curve: DataCurve) -> list[dict]:
+        return [
+            {"id": run.pk, "number": run.number, "fraction": run.train_fraction, "state": run.state,
+             "epoch": run.epoch, "epochs": run.epochs, "train_images": run.train_images}
+            for run in curve.runs.order_by("train_fraction")
+        ]  # fmt: skip
+
+
+class ProjectDataCurvesApi(ProjectApiMixin, APIView):
+    """A project's data curves (reviewers); POST starts one (admins): the same settings
+    trained on nested, stratified fractions of the train split."""
+
+    def get_permissions(self):
+        return [IsAuthenticated(), IsProjectAdmin() if self.request.method == "POST" else IsProjectReviewer()]
+
+    @extend_schema(responses=DataCurveSerializer(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        project = self.project_for(request, project_id)
+        return Response(DataCurveSerializer(data_curves(project=project), many=True).data)
+
+    @extend_schema(request=DataCurveInputSerializer, responses={202: DataCurveSerializer})
+    def post(self, request: Request, project_id: int) -> Response:
+        project = self.project_for(request, project_id)
+        data = DataCurveInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        fields = {"fractions": values.pop("fractions", DEFAULT_FRACTIONS)}
+        run_id = values.pop("run", None)
+        if run_id is not None:
+            run = training_runs(project=project).filter(pk=run_id).first()
+            if run is None:
+                message = "No run of this project has that id."
+                raise ValidationFailed(message, fields={"run": [message]})
+            # the run's settings, and only what the request named over them
+            named = {name: values[name] for name in request.data if name in values}
+            fields |= {"from_run": run, **named}
+        else:
+            fields |= values
+        curve = data_curve_start(project=project, user=request.user, **fields)
+        return Response(DataCurveSerializer(curve).data, status=status.HTTP_202_ACCEPTED)
+
+
+class DataCurveApi(APIView):
+    """One data curve: its runs and progress, then its points, fits, backtest, expected gains,
+    the images needed to reach the panel, and the conditions ranked (reviewers)."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    @extend_schema(responses=DataCurveSerializer)
+    def get(self, request: Request, curve_id: int) -> Response:
+        curve = data_curve_get(curve_id=curve_id, user=request.user)
+        self.check_object_permissions(request, curve.project)
+        return Response(DataCurveSerializer(curve).data)
+
+
+class DataCurveDownloadApi(APIView):
+    """The curve's result as a file: `?format=json` (default) or `csv`."""
+
+    permission_classes = [IsAuthenticated, IsProjectReviewer]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["json", "csv"])],
+        responses={(200, "application/json"): dict, (200, "text/csv"): str},
+    )
+    def get(self, request: Request, curve_id: int) -> HttpResponse:
+        curve = data_curve_get(curve_id=curve_id, user=request.user)
+        self.check_object_permissions(request, curve.project)
+        kind = request.query_params.get("format", "json")
+        if kind not in ("json", "csv"):
+            raise ValidationFailed("format is json or csv.", fields={"format": ["json or csv."]})
+        name = f"data-curve-{curve.project_id}-{curve.number}.{kind}"
+        if kind == "csv":
+            body, content_type = data_curve_csv(curve), "text/csv"
+        else:
+            body, content_type = json.dumps(DataCurveSerializer(curve).data, default=str, indent=1), "application/json"
+        response = HttpResponse(body, content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+
+class DataCurveCancelApi(APIView):
+    """Cancel a running curve and its runs (admins)."""
+
+    permission_classes = [IsAuthenticated, IsProjectAdmin]
+
+    @extend_schema(request=None, responses={202: DataCurveSerializer})
+    def post(self, request: Request, curve_id: int) -> Response:
+        curve = data_curve_get(curve_id=curve_id, user=request.user)
+        self.check_object_permissions(request, curve.project)
+        curve = data_curve_cancel(curve=curve, user=request.user)
+        return Response(DataCurveSerializer(curve).data, status=status.HTTP_202_ACCEPTED)

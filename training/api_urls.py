@@ -23,4 +23,8 @@ urlpatterns = [
     path("models/<int:model_id>/targets/", api.ModelTargetsApi.as_view(), name="api-model-targets"),
     path("target-builds/<int:build_id>/manifest/", api.TargetBuildManifestApi.as_view(), name="api-target-manifest"),
     path("target-builds/<int:build_id>/artifact/", api.TargetBuildArtifactApi.as_view(), name="api-target-artifact"),
+    path("projects/<int:project_id>/data-curves/", api.ProjectDataCurvesApi.as_view(), name="api-data-curves"),
+    path("data-curves/<int:curve_id>/", api.DataCurveApi.as_view(), name="api-data-curve"),
+    path("data-curves/<int:curve_id>/download/", api.DataCurveDownloadApi.as_view(), name="api-data-curve-download"),
+    path("data-curves/<int:curve_id>/cancel/", api.DataCurveCancelApi.as_view(), name="api-data-curve-cancel"),
 ]

@@ -171,6 +171,16 @@ def _versus_humans(version, image_ids, detections, bootstrap: int) -> dict | Non
     }
 
 
+def humans_compare(version, image_ids, detections, bootstrap: int = 0) -> dict | None:
+    """The model's detections on `image_ids` beside the panel's leave-one-out figures on the
+    same images (`human_mean`, `model_mean`, `gap`, ...); None without a panel of 2."""
+    return _versus_humans(version, list(image_ids), list(detections), bootstrap)
+
+
+def score_at_precision(truths, detections, precision: float) -> float | None:
+    return _score_at_precision(truths, detections, precision)
+
+
 def _score_at_precision(truths, detections, precision: float) -> float | None:
     """The lowest score threshold at which the model's precision over the images is at
     least `precision` (detections matched by score, setup "none"); None when none is."""

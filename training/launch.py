@@ -6,7 +6,8 @@ training/tasks.py.)"""
 from django.db import transaction
 
 from config.celery import send_quietly
-from training.models import ModelVersion, PromotionDecision, TargetBuild, TestSetLook, TrainingRun
+from training.data_curves import data_curve_create
+from training.models import DataCurve, ModelVersion, PromotionDecision, TargetBuild, TestSetLook, TrainingRun
 from training.services import promotion_decide, test_look_request, training_run_create
 from training.targets import target_builds_request
 from training.tasks import target_build_task, test_look_compute_task, training_run_execute_task
@@ -47,3 +48,11 @@ def target_builds_start(*, model: ModelVersion, targets=None, only_unmeasured: b
     for build in builds:
         transaction.on_commit(lambda build_id=build.pk: send_quietly(target_build_task, build_id))
     return builds
+
+
+def data_curve_start(**fields) -> DataCurve:
+    """A data curve made by `data_curve_create(**fields)`, its runs sent to workers once committed."""
+    curve, runs = data_curve_create(**fields)
+    for run in runs:
+        transaction.on_commit(lambda run_id=run.pk: send_quietly(training_run_execute_task, run_id))
+    return curve

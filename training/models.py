@@ -143,6 +143,13 @@ class TrainingRun(models.Model):
     )
     device = models.CharField(max_length=32, default="auto", help_text="auto, cpu, 0, 0,1, ...")
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    train_fraction = models.FloatField(
+        default=1.0, help_text="The share of the snapshot's train images it trains on (nested, stratified)."
+    )
+    curve = models.ForeignKey(
+        "DataCurve", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs",
+        help_text="The data curve this run is a point of.",
+    )  # fmt: skip
     state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Times a worker started it.")
@@ -176,6 +183,10 @@ class TrainingRun(models.Model):
             models.UniqueConstraint(fields=["project", "number"], name="training_run_number_unique"),
             models.CheckConstraint(condition=models.Q(epochs__gte=1), name="training_run_epochs_positive"),
             models.CheckConstraint(condition=models.Q(imgsz__gte=32), name="training_run_imgsz_at_least_32"),
+            models.CheckConstraint(
+                condition=models.Q(train_fraction__gt=0) & models.Q(train_fraction__lte=1),
+                name="training_run_fraction_0_to_1",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -340,3 +351,34 @@ class TargetBuild(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} on {self.target.name} ({self.state})"
+
+
+class DataCurve(models.Model):
+    """ "Is more data worth it?": the same run settings trained on nested, stratified
+    fractions of one snapshot's train split, the points fitted and extrapolated, and where
+    more annotation would pay most."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        CANCELLED = "cancelled", "Cancelled"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="data_curves")
+    number = models.PositiveIntegerField(help_text="1, 2, ... within the project.")
+    snapshot = models.ForeignKey(DatasetSnapshot, on_delete=models.PROTECT, related_name="curves")
+    run_settings = models.JSONField(default=dict, help_text="The run settings every point trains with.")
+    fractions = models.JSONField(default=list)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RUNNING)
+    result = models.JSONField(default=dict, blank=True, help_text="Points, fits, backtest, gains, where to annotate.")
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "-number"]
+        constraints = [models.UniqueConstraint(fields=["project", "number"], name="data_curve_number_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.project} data curve {self.number}"

@@ -39,13 +39,16 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from datasets.models import Image
 from projects.models import Project
 from training.base_weights import BaseWeightsChanged, base_weights_copy
 from training.evaluation import coco_figures, detections_predict, ground_truth, model_evaluate, split_images
+from training.fractions import fraction_subset
 from training.models import DatasetSnapshot, ModelVersion, RunState, TrainingRun
 from training.profile import reference_profile_build
 from training.runtime import file_sha256
 from training.trainer import PREFIX
+from transfer.exports import export_file_names
 
 logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,10 +178,35 @@ def _dataset(snapshot: DatasetSnapshot, folder: Path) -> Path:
     return folder / "data.yaml"
 
 
+def train_subset_yaml(run: TrainingRun, data: Path, workdir: Path) -> Path:
+    """A data.yaml in `workdir` whose train split is the run's fraction of the snapshot's
+    (nested and stratified by condition, `training.fractions`), listed in a text file; val
+    is the snapshot's own."""
+    import yaml
+
+    config = yaml.safe_load(data.read_text())
+    root = Path(config.get("path") or data.parent)
+    files = sorted(path for path in (root / config["train"]).iterdir() if path.suffix == ".jpg")
+    names = export_file_names(run.project)
+    rows = Image.objects.filter(project_id=run.project_id).values_list("pk", "stratum", "sha256")
+    by_stem = {names[pk].rsplit(".", 1)[0]: (stratum, sha256) for pk, stratum, sha256 in rows if pk in names}
+    items = [(index, *by_stem.get(path.stem, ("", path.stem))) for index, path in enumerate(files)]
+    kept = fraction_subset(items, run.train_fraction, seed=run.seed)
+    listing = workdir / "train_subset.txt"
+    listing.write_text("".join(f"{files[index]}\n" for index in kept))
+    subset = workdir / "data_subset.yaml"
+    subset.write_text(
+        yaml.safe_dump({**config, "path": str(root), "train": str(listing), "val": str(root / config["val"])})
+    )
+    return subset
+
+
 def _train(run: TrainingRun, workdir: Path, heartbeat: _Heartbeat) -> dict:
     """Run the trainer subprocess to its end; its "done" event."""
     workdir.mkdir(parents=True, exist_ok=True)
     data = _dataset(run.snapshot, workdir / "dataset")
+    if run.train_fraction < 1:
+        data = train_subset_yaml(run, data, workdir)
     last = workdir / "train" / "weights" / "last.pt"
     spec = {
         "data": str(data),

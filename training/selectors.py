@@ -7,7 +7,15 @@ from django.shortcuts import get_object_or_404
 
 from projects.models import Project
 from projects.selectors import project_list
-from training.models import DeploymentTarget, ModelStage, ModelVersion, PromotionDecision, TargetBuild, TrainingRun
+from training.models import (
+    DataCurve,
+    DeploymentTarget,
+    ModelStage,
+    ModelVersion,
+    PromotionDecision,
+    TargetBuild,
+    TrainingRun,
+)
 
 
 def training_runs(*, project: Project) -> QuerySet[TrainingRun]:
@@ -89,3 +97,13 @@ def target_build_get(*, build_id: int, user: AbstractBaseUser) -> TargetBuild:
 def model_target_builds(*, model: ModelVersion) -> list[TargetBuild]:
     """The model's builds, newest first."""
     return list(TargetBuild.objects.filter(model=model).select_related("target").order_by("-created_at", "-pk"))
+
+
+def data_curves(*, project: Project) -> QuerySet[DataCurve]:
+    return DataCurve.objects.filter(project=project).order_by("-number")
+
+
+def data_curve_get(*, curve_id: int, user: AbstractBaseUser) -> DataCurve:
+    """The curve if `user` may see its project (404 otherwise, whether or not it exists)."""
+    curves = DataCurve.objects.select_related("project", "snapshot")
+    return get_object_or_404(curves.filter(project__in=project_list(user=user)), pk=curve_id)

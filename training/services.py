@@ -85,6 +85,7 @@ def training_run_create(
     device: str = "auto",
     trigger: str = TrainingRun.Trigger.MANUAL,
     base_weights: int | None = None,
+    train_fraction: float = 1.0,
 ) -> TrainingRun:
     """A queued run on a snapshot of the project's current consensus version, sent to the
     `training` queue after commit. Everything is checked before the snapshot is written."""
@@ -102,6 +103,8 @@ def training_run_create(
             problems[name] = [f"Between {low} and {high}."]
     if imgsz % 32:
         problems.setdefault("imgsz", []).append("A multiple of 32 (the network's stride).")
+    if not (isinstance(train_fraction, int | float) and 0 < train_fraction <= 1):
+        problems["train_fraction"] = ["A share of the train images in (0, 1]."]
     if init not in TrainingRun.Init.values:
         problems["init"] = ["scratch, champion or base."]
     base = None
@@ -150,6 +153,7 @@ def training_run_create(
             base_weights_sha256=base.sha256 if base else "",
             device=device,
             trigger=trigger,
+            train_fraction=train_fraction,
             created_by=user,
         )
     return run

@@ -17,4 +17,7 @@ urlpatterns = [
         name="project-deployment-targets",
     ),
     path("models/<int:model_id>/targets/measure/", views.model_targets_measure_page, name="model-targets-measure"),
+    path("projects/<int:project_id>/data-curves/", views.data_curves_page, name="project-data-curves"),
+    path("data-curves/<int:curve_id>/", views.data_curve_page, name="data-curve"),
+    path("data-curves/<int:curve_id>/cancel/", views.data_curve_cancel_page, name="data-curve-cancel"),
 ]

@@ -12,11 +12,14 @@ from projects.models import Role
 from projects.selectors import project_role, project_with_role, role_at_least
 from training.architectures import architectures
 from training.base_weights import base_weights_for, base_weights_upload, may_upload_base_weights
-from training.launch import model_promote, target_builds_start, test_look_start, training_run_start
+from training.data_curves import DEFAULT_FRACTIONS, data_curve_cancel, data_curve_progress
+from training.launch import data_curve_start, model_promote, target_builds_start, test_look_start, training_run_start
 from training.models import DeploymentTarget, ModelStage, ModelVersion, TrainingPolicy, TrainingRun
 from training.selectors import (
     champion_get,
     champion_history,
+    data_curve_get,
+    data_curves,
     deployment_targets,
     marginal_gain,
     model_version_get,
@@ -337,3 +340,75 @@ def model_targets_measure_page(request: HttpRequest, model_id: int) -> HttpRespo
     else:
         messages.error(request, "The project has no deployment target yet.")
     return redirect("model", model_id=model.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def data_curves_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    """ "Is more data worth it?": the project's data curves; admins start one from a run."""
+    project = project_with_role(project_id=project_id, user=request.user, required=Role.REVIEWER)
+    is_admin = role_at_least(project_role(project=project, user=request.user), Role.ADMIN)
+    runs = list(training_runs(project=project))
+    form = {"run": str(runs[0].pk) if runs else "", "fractions": ", ".join(f"{f:g}" for f in DEFAULT_FRACTIONS)}
+    status = 200
+    if request.method == "POST":
+        if not is_admin:
+            raise PermissionDenied
+        form = {"run": request.POST.get("run", ""), "fractions": request.POST.get("fractions", "")}
+        run = next((run for run in runs if str(run.pk) == form["run"]), None)
+        try:
+            if run is None:
+                raise ValidationFailed("Choose a run whose settings the curve repeats.", fields={"run": ["A run."]})
+            fractions = [_float(part, "fractions") for part in form["fractions"].replace(";", ",").split(",") if part]
+            curve = data_curve_start(project=project, user=request.user, from_run=run, fractions=fractions)
+        except DomainError as error:
+            messages.error(request, error.message)
+            status = 400
+        else:
+            messages.success(request, f"Data curve {curve.number}: {len(curve.fractions)} runs queued.")
+            return redirect("data-curve", curve_id=curve.pk)
+    context = {
+        "project": project,
+        "is_admin": is_admin,
+        "curves": [(curve, data_curve_progress(curve)) for curve in data_curves(project=project)],
+        "runs": runs,
+        "form": form,
+    }
+    return render(request, "training/data_curves.html", context, status=status)
+
+
+@login_required
+def data_curve_page(request: HttpRequest, curve_id: int) -> HttpResponse:
+    """One data curve: progress, then the points, the fits, what 2x and 4x the data would
+    buy, the images needed to reach the panel, and the conditions ranked."""
+    curve = data_curve_get(curve_id=curve_id, user=request.user)
+    role = project_role(project=curve.project, user=request.user)
+    if not role_at_least(role, Role.REVIEWER):
+        raise PermissionDenied
+    result = curve.result or {}
+    context = {
+        "project": curve.project,
+        "curve": curve,
+        "is_admin": role_at_least(role, Role.ADMIN),
+        "progress": data_curve_progress(curve),
+        "runs": curve.runs.order_by("train_fraction"),
+        "result": result,
+        "recall": (result.get("figures") or {}).get("recall") or {},
+        "ap50": (result.get("figures") or {}).get("ap50") or {},
+    }
+    return render(request, "training/data_curve.html", context)
+
+
+@login_required
+@require_POST
+def data_curve_cancel_page(request: HttpRequest, curve_id: int) -> HttpResponse:
+    curve = data_curve_get(curve_id=curve_id, user=request.user)
+    if not role_at_least(project_role(project=curve.project, user=request.user), Role.ADMIN):
+        raise PermissionDenied
+    try:
+        data_curve_cancel(curve=curve, user=request.user)
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Data curve {curve.number} and its runs are cancelled.")
+    return redirect("data-curve", curve_id=curve.pk)

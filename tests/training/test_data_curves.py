@@ -1,0 +1,159 @@
+"""Data curves: nested, stratified fractions; the runs a curve makes and cancels; the API's
+refusals; and a real curve on a project where night is planted hard and rare."""
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from django.urls import reverse
+
+from demo.simulation import panel_simulate
+from demo.synthetic_data import synthetic_images_add
+from groundtruth.computing import consensus_version_compute
+from groundtruth.services import consensus_version_create
+from projects.models import Project, Role
+from tests.factories import MembershipFactory
+from training.data_curves import data_curve_create, data_curve_refresh
+from training.fractions import fraction_subset
+from training.models import DataCurve, RunState, TrainingRun
+from training.runner import _dataset, train_subset_yaml, training_run_execute
+from training.starter import starter_register
+
+pytestmark = pytest.mark.django_db
+
+
+def test_fractions_are_nested_stratified_and_seeded():
+    items = [(i, "weather=night" if i % 10 == 0 else "weather=sun", f"{i:064x}") for i in range(200)]
+    subsets = {f: fraction_subset(items, f, seed=3) for f in (0.125, 0.25, 0.5, 1.0)}
+    assert subsets[1.0] == list(range(200))
+    for small, large in ((0.125, 0.25), (0.25, 0.5), (0.5, 1.0)):
+        assert set(subsets[small]) <= set(subsets[large])
+    for fraction, kept in subsets.items():
+        assert len(kept) == round(fraction * 200)
+        strata = Counter("night" if i % 10 == 0 else "sun" for i in kept)
+        assert abs(strata["night"] - fraction * 20) <= 1 and abs(strata["sun"] - fraction * 180) <= 1
+    # strata of one image each still give the fraction's share of the whole
+    singles = [(i, f"stratum {i}", f"{i:064x}") for i in range(24)]
+    assert len(fraction_subset(singles, 0.25, seed=1)) == 6
+    assert fraction_subset(items, 0.25, seed=3) == subsets[0.25]
+    assert fraction_subset(items, 0.25, seed=4) != subsets[0.25]
+    with pytest.raises(ValueError):
+        fraction_subset(items, 0.0, seed=3)
+
+
+def test_a_run_s_fraction_trains_on_a_listed_subset_and_the_same_val(trainable, tmp_path):
+    _, runs = data_curve_create(
+        project=trainable.project, user=trainable.admin, fractions=[0.25, 0.5, 1.0], imgsz=160, epochs=1
+    )
+    quarter = runs[0]
+    data = _dataset(quarter.snapshot, tmp_path / "dataset")
+    subset = train_subset_yaml(quarter, data, tmp_path)
+    config, original = yaml.safe_load(subset.read_text()), yaml.safe_load(data.read_text())
+    listed = [Path(line) for line in Path(config["train"]).read_text().splitlines()]
+    every = sorted((data.parent / original["train"]).glob("*.jpg"))
+    assert set(listed) < set(every) and all(path.exists() for path in listed)
+    assert len(listed) == round(0.25 * len(every))
+    assert Path(config["val"]) == data.parent / original["val"]
+    assert config["names"] == original["names"]
+
+
+def test_a_curve_makes_one_run_per_fraction_on_one_snapshot_and_cancels_them(api_client, trainable):
+    api_client.force_authenticate(trainable.admin)
+    url = reverse("api-data-curves", kwargs={"project_id": trainable.project.pk})
+    response = api_client.post(url, {"imgsz": 160, "epochs": 2}, format="json")
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert [run["fraction"] for run in body["runs"]] == [0.125, 0.25, 0.5, 1.0]
+    runs = TrainingRun.objects.filter(curve_id=body["id"])
+    assert runs.count() == 4 and len({run.snapshot_id for run in runs}) == 1
+    assert {(run.imgsz, run.epochs, run.seed) for run in runs} == {(160, 2, 0)}
+    # from a run: its settings, with what the request names over them
+    again = api_client.post(url, {"run": runs.first().pk, "epochs": 3, "fractions": [0.5, 0.25, 1]}, format="json")
+    assert again.status_code == 202
+    assert [(r["fraction"], r["epochs"]) for r in again.json()["runs"]] == [(0.25, 3), (0.5, 3), (1.0, 3)]
+    cancel = api_client.post(reverse("api-data-curve-cancel", kwargs={"curve_id": body["id"]}))
+    assert cancel.status_code == 202 and cancel.json()["state"] == "cancelled"
+    assert set(runs.values_list("state", flat=True)) == {RunState.CANCELLED}
+    assert api_client.post(reverse("api-data-curve-cancel", kwargs={"curve_id": body["id"]})).status_code == 409
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"fractions": [0.5, 1]}, {"fractions": [0.25, 0.5, 0.9]}, {"fractions": [0, 0.5, 1]}, {"fractions": ["a"]},
+     {"fractions": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1]}],
+)  # fmt: skip
+def test_bad_fractions_are_refused_and_nothing_is_made(api_client, trainable, body):
+    api_client.force_authenticate(trainable.admin)
+    url = reverse("api-data-curves", kwargs={"project_id": trainable.project.pk})
+    response = api_client.post(url, body, format="json")
+    assert response.status_code == 400
+    assert "fractions" in response.json()["error"]["fields"]
+    assert not DataCurve.objects.exists() and not TrainingRun.objects.exists()
+
+
+def test_a_reviewer_reads_curves_but_may_not_start_one(api_client, trainable):
+    api_client.force_authenticate(trainable.reviewer)
+    url = reverse("api-data-curves", kwargs={"project_id": trainable.project.pk})
+    assert api_client.get(url).status_code == 200
+    assert api_client.post(url, {}, format="json").status_code == 403
+    assert not TrainingRun.objects.exists()
+
+
+# --- a real curve ------------------------------------------------------------------------
+
+DAY = [{"weather": w, "setting": "street", "resolution": "hd"} for w in ("sun", "overcast")]
+NIGHT = {"weather": "night", "setting": "street", "resolution": "hd"}
+
+
+@pytest.fixture
+def night_is_rare(db, settings, tmp_path):
+    """90 street scenes of 320 x 192 (the starter's scale), a third at night (dark and
+    noisy), annotated by a panel of 3; all but 2 of the train split's night scenes planted
+    out of it (into test), so night is hard for the model and rare in its training, while
+    val keeps its third."""
+    settings.QUORUM_TRAINING_DIR = tmp_path / "training"
+    # the runs execute in this process, inside the test's transaction: the heartbeat thread's
+    # own connection cannot see them on PostgreSQL, and would take them for lost if it beat
+    settings.QUORUM_TRAINING_HEARTBEAT_SECONDS = 3600
+    project = Project.objects.create(name="Night", overlap_k=3, split_seed=5)
+    synthetic_images_add(project=project, count=90, seed=31, size=(320, 192), conditions=[*DAY, NIGHT])
+    night_train = project.images.filter(split="train", conditions__weather="night").order_by("pk")
+    project.images.filter(pk__in=list(night_train.values_list("pk", flat=True)[2:])).update(split="test")
+    panel_simulate(project=project, annotators=3, fraction=1.0, seed=3)
+    admin = MembershipFactory(project=project, user__username="night-admin", role=Role.ADMIN).user
+    consensus_version_compute(version_id=consensus_version_create(project=project, user=admin).pk)
+    return project, admin
+
+
+def test_a_curve_rises_with_the_data_and_ranks_the_rare_hard_condition_first(night_is_rare, client):
+    project, admin = night_is_rare
+    starter = starter_register()
+    curve, runs = data_curve_create(
+        project=project, user=admin, init="base", base_weights=starter.pk, imgsz=320, epochs=8, batch=8, patience=8,
+    )  # fmt: skip
+    for run in runs:
+        finished = training_run_execute(run_id=run.pk, worker="test")
+        assert finished.state == RunState.SUCCEEDED, finished.error
+        data_curve_refresh(curve_id=curve.pk)
+    curve.refresh_from_db()
+    assert curve.state == DataCurve.State.DONE, curve.error
+    points = curve.result["points"]
+    summary = [(p["images"], p["ap50"], p["recall"]) for p in points], curve.result["conditions"]
+    assert [p["fraction"] for p in points] == [0.125, 0.25, 0.5, 1.0]
+    assert points[0]["images"] < points[-1]["images"]
+    assert points[-1]["ap50"] > points[0]["ap50"], summary
+    assert points[-1]["recall"] >= points[0]["recall"], summary
+    recall = curve.result["figures"]["recall"]
+    assert set(recall["backtest"]) == {"power", "logarithmic"}
+    assert "2x" in recall["fits"]["logarithmic"]["gains"]
+    ranked = curve.result["conditions"]
+    assert (ranked[0]["dimension"], ranked[0]["value"]) == ("weather", "night"), ranked
+    assert {row["dimension"] for row in ranked} == {"weather"}  # setting and resolution never vary here
+    assert ranked[0]["annotator_hours_per_1000_images"] > 0
+    client.force_login(admin)
+    page = client.get(reverse("data-curve", kwargs={"curve_id": curve.pk})).content.decode()
+    first_row = page.split('id="conditions"')[1].split("<tr data-condition=")[1]
+    assert first_row.startswith('"weather=night"')
+    csv_text = client.get(reverse("api-data-curve-download", kwargs={"curve_id": curve.pk}) + "?format=csv")
+    assert csv_text.status_code == 200 and b"condition,weather,night" in csv_text.content
