@@ -24,15 +24,17 @@ _lock = threading.Lock()
 
 def detector_for(model: ModelVersion) -> OnnxDetector | TorchDetector:
     """The loaded detector of `model` (loaded on first use; later calls are a dict read)."""
-    key = (model.pk, model.onnx_sha256)
+    return _cached((model.pk, model.onnx_sha256), lambda: _load(model))
+
+
+def _cached(key: tuple, load) -> OnnxDetector | TorchDetector:
     detector = _detectors.get(key)
     if detector is not None:
         return detector
     with _lock:
         detector = _detectors.get(key)
         if detector is None:
-            detector = _load(model)
-            _detectors[key] = detector
+            detector = _detectors[key] = load()
     return detector
 
 
@@ -65,23 +67,18 @@ def _local_copy(name: str, sha256: str, suffix: str) -> Path:
 def detector_for_build(build: TargetBuild) -> OnnxDetector:
     """The loaded artifact of a deployment target's build, at the target's input size and
     with its threads, as the device runs it (loaded on first use, checked by sha256)."""
-    key = (f"build-{build.pk}", build.artifact_sha256)
-    detector = _detectors.get(key)
-    if detector is not None:
-        return detector
-    with _lock:
-        detector = _detectors.get(key)
-        if detector is None:
-            path = _local_copy(build.artifact, build.artifact_sha256, ".onnx")
-            detector = OnnxDetector(
-                path,
-                imgsz=build.settings["input_size"],
-                sha256=build.artifact_sha256,
-                intra_op_threads=build.settings["threads"],
-                inter_op_threads=1,
-            )
-            _detectors[key] = detector
-    return detector
+
+    def load() -> OnnxDetector:
+        path = _local_copy(build.artifact, build.artifact_sha256, ".onnx")
+        return OnnxDetector(
+            path,
+            imgsz=build.settings["input_size"],
+            sha256=build.artifact_sha256,
+            intra_op_threads=build.settings["threads"],
+            inter_op_threads=1,
+        )
+
+    return _cached((f"build-{build.pk}", build.artifact_sha256), load)
 
 
 def cache_clear() -> None:

@@ -166,14 +166,25 @@ def _trained_pixels(profile: dict) -> float | None:
 
 def _size_words(profile: dict, values: dict, index: float, threshold: float) -> str:
     """Which sizes are served that training did not have, e.g. "31% of served images are
-    320x180; none of the training images are under 640x360"."""
+    320x180; none of the training images are under 640x360"; or, when every served size
+    is within the training's range, which size's share moved most."""
     ref_w, ref_h = np.asarray(profile["width"], dtype=float), np.asarray(profile["height"], dtype=float)
     widths, heights = values["width"], values["height"]
     ref_pixels, pixels = ref_w * ref_h, widths * heights
+    drifted = f"Image size has drifted (PSI {index:.2f} > {threshold})"
     outside = (pixels < ref_pixels.min() * 0.99) | (pixels > ref_pixels.max() * 1.01)
-    sizes = Counter(
-        (int(w), int(h)) for w, h, out in zip(widths, heights, outside, strict=True) if out or not outside.any()
-    )
+    if not outside.any():
+        served = Counter(zip(widths.astype(int).tolist(), heights.astype(int).tolist(), strict=True))
+        trained = Counter(zip(ref_w.astype(int).tolist(), ref_h.astype(int).tolist(), strict=True))
+        (width, height) = max(
+            sorted(set(served) | set(trained)),
+            key=lambda size: abs(served[size] / len(widths) - trained[size] / len(ref_w)),
+        )
+        return (
+            f"{drifted}: the mix of sizes changed; {width}x{height} is {served[(width, height)] / len(widths):.0%} of "
+            f"served images against {trained[(width, height)] / len(ref_w):.0%} of the training images."
+        )
+    sizes = Counter((int(w), int(h)) for w, h in zip(widths[outside], heights[outside], strict=True))
     (width, height), number = sizes.most_common(1)[0]
     share = number / len(widths)
     half_w, half_h = int(np.median(ref_w) // 2), int(np.median(ref_h) // 2)
@@ -181,8 +192,7 @@ def _size_words(profile: dict, values: dict, index: float, threshold: float) -> 
     if width * height < np.median(ref_pixels):
         train_words = f"{'none' if under == 0 else f'{under:.0%}'} of the training images are under {half_w}x{half_h}"
     else:
-        train_words = f"the training images are about {int(np.median(ref_w))}x{int(np.median(ref_h))}"
-    drifted = f"Image size has drifted (PSI {index:.2f} > {threshold})"
+        train_words = f"none of the training images are over {int(ref_w.max())}x{int(ref_h.max())}"
     return f"{drifted}: {share:.0%} of served images are {width}x{height}; {train_words}."
 
 

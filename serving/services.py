@@ -58,23 +58,21 @@ class ModelUnavailable(DomainError):
 
 
 def _detector(model: ModelVersion):
-    try:
-        return detector_for(model)
-    except ModelFileMismatch as error:
-        logger.error("model %s refused: %s", model.pk, error)
-        raise ModelUnavailable(
-            f"Model {model.number}'s file failed its integrity check; it is not served. Tell an administrator."
-        ) from error
+    return _checked(lambda: detector_for(model), f"Model {model.number}'s file", f"model {model.pk}")
 
 
 def _build_detector(build: TargetBuild):
+    return _checked(lambda: detector_for_build(build), f"The artifact of build {build.pk}", f"build {build.pk}")
+
+
+def _checked(load, what: str, name: str):
+    """A loaded detector, or 503 when its file failed the integrity check."""
     try:
-        return detector_for_build(build)
+        return load()
     except ModelFileMismatch as error:
-        logger.error("build %s refused: %s", build.pk, error)
-        raise ModelUnavailable(
-            f"The artifact of build {build.pk} failed its integrity check; it is not served. Tell an administrator."
-        ) from error
+        logger.error("%s refused: %s", name, error)
+        message = f"{what} failed its integrity check; it is not served. Tell an administrator."
+        raise ModelUnavailable(message) from error
 
 
 @dataclass(frozen=True)

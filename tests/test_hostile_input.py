@@ -21,7 +21,8 @@ from serving.models import PredictionJob
 from serving.services import api_client_create
 from tests.factories import UserFactory
 from tests.training.conftest import make_model, make_run, trainable_project
-from training.models import BaseWeights
+from training.models import BaseWeights, DataCurve, DeploymentTarget
+from training.targets import target_builds_request
 
 pytestmark = pytest.mark.django_db
 
@@ -52,9 +53,16 @@ def world(settings):
     model = make_model(a, ap50=0.5)
     client, client_token = api_client_create(name="hostile cam", projects=[a.project], user=None)
     job = PredictionJob.objects.create(client=client, image_ids=[image.pk])
+    target = DeploymentTarget.objects.create(
+        project=a.project, name="dashcam", camera_width=320, camera_height=180, input_size=320, threads=1,
+        precision="int8", latency_budget_ms=50, size_budget_mb=5,
+    )  # fmt: skip
+    (build,) = target_builds_request(model=model, targets=[target])
+    curve = DataCurve.objects.create(project=a.project, number=1, snapshot=run.snapshot, fractions=[0.5, 1.0])
     ids = {
         "project_id": a.project.pk, "user_id": a.annotator.pk, "image_id": image.pk, "assignment_id": assignment.pk,
         "version_id": a.version.pk, "run_id": run.pk, "model_id": model.pk, "job_id": job.pk,
+        "target_id": target.pk, "build_id": build.pk, "curve_id": curve.pk,
         "base_id": BaseWeights.objects.create(
             name="hostile", format="pt", architecture="yolo26n.yaml", classes=["person"], sha256="0" * 64, size=1,
             file="base-weights/0.pt", is_shared=True,

@@ -198,3 +198,17 @@ def test_one_low_resolution_camera_among_hd_ones_is_named(api_client, profiled):
     text = page.get(f"/projects/{trainable.project.pk}/monitoring/").content.decode()
     assert f"camera &#x27;{low}&#x27; sends" in text or f"camera '{low}' sends" in text
     assert f"/projects/{trainable.project.pk}/deployment-targets/" in text
+
+
+def test_size_words_name_new_sizes_or_the_mix_that_moved():
+    from serving.drift import _size_words
+
+    profile = {"width": [1280.0] * 50 + [640.0] * 50, "height": [720.0] * 50 + [360.0] * 50}
+    low = {"width": np.array([1280.0] * 60 + [320.0] * 40), "height": np.array([720.0] * 60 + [180.0] * 40)}
+    message = _size_words(profile, low, 0.9, 0.25)
+    assert "40% of served images are 320x180; none of the training images are under 480x270" in message
+    # every served size is a training size: the message says whose share moved, not two equal medians
+    three = {"width": [1280.0] * 40 + [640.0] * 40 + [960.0] * 20, "height": [720.0] * 40 + [360.0] * 40 + [540.0] * 20}
+    mix = {"width": np.array([1280.0] * 90 + [640.0] * 10), "height": np.array([720.0] * 90 + [360.0] * 10)}
+    message = _size_words(three, mix, 0.6, 0.25)
+    assert "the mix of sizes changed; 1280x720 is 90% of served images against 40% of the training" in message
