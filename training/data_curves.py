@@ -94,9 +94,9 @@ def data_curve_create(
         ]
         Project.objects.select_for_update().get(pk=project.pk)
         number = (DataCurve.objects.filter(project=project).aggregate(top=Max("number"))["top"] or 0) + 1
-        settings = {name: run_fields[name] for name in sorted(run_fields)}
         curve = DataCurve.objects.create(
-            project=project, number=number, snapshot=runs[0].snapshot, run_settings=settings, fractions=fractions,
+            project=project, number=number, snapshot=runs[0].snapshot, run_settings=run_settings_of(runs[0]),
+            fractions=fractions,
             created_by=user,
         )  # fmt: skip
         TrainingRun.objects.filter(pk__in=[run.pk for run in runs]).update(curve=curve)
