@@ -11,7 +11,8 @@ curve's result is computed (detections, bootstrap, fits, conditions).
 
 Printed per project: the points (train images, recall at the humans' precision, AP50),
 each fit's backtest (fitted on the three smaller points, predicted against measured at
-the largest) and the gain it expects from 2x the images. Timing, on the easy project: the
+the largest) and the gain it expects from 2x the images, raw and corrected for the fit's
+optimism (tau, its mean one-step-ahead error). Timing, on the easy project: the
 curve (create, its 4 runs, its result) against the reference, the same 4 fractions as 4
 plain runs (created and executed the same way, no curve); 3 measurements of each side,
 alternating; median and range, and the ratio per pair. Target: the curve costs at most
@@ -105,10 +106,12 @@ def main() -> None:
             for figure in ("recall", "ap50"):
                 fits = result["figures"][figure]
                 for family, test in fits["backtest"].items():
-                    gain = fits["fits"][family]["gains"]["2x"]["gain"]
+                    fit = fits["fits"][family]
+                    gain, tau = fit["gains"]["2x"], fit["optimism"]
+                    corrected = "" if tau is None else f", corrected {gain['gain_corrected']:+.3f} (tau {tau:.3f})"
                     print(f"    {figure:6} {family:11} backtest: predicted {test['predicted']:.3f} at {test['size']} "
                           f"images, measured {test['measured']:.3f}, error {test['error']:+.3f}; "
-                          f"2x the images: {gain:+.3f}")  # fmt: skip
+                          f"2x the images: {gain['gain']:+.3f}{corrected}")  # fmt: skip
         for turn in range(RUNS):
             seconds["plain"].append(plain_once(projects["easy"]))
             if turn + 1 < RUNS:

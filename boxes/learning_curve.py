@@ -12,6 +12,13 @@ check them by backtesting, and collect in rounds. Quorum fits two members by lea
 `backtest` fits on every point but the largest and reports its error there (predicted
 minus measured); `images_to_reach` inverts a fit; intervals come from refitting bootstrap
 replicates of the points.
+
+The correction: Mahmood et al. estimate the data for a target V* as the data for V* + tau,
+with tau learned from earlier tasks, because the fits tend to be optimistic. Quorum learns
+tau from the curve itself: `optimism` is the mean error of the fit one step ahead (fitted on
+the first k points, predicting point k + 1, for every k the family can fit), floored at 0,
+so a curve whose fits ran ahead of the measures asks for more data, and one whose fits
+lagged behind is not made more hopeful.
 """
 
 import math
@@ -112,6 +119,29 @@ def backtest(family: str, sizes, values) -> Backtest | None:
         family=family, fitted_on=len(n) - 1, size=float(n[-1]), predicted=float(fit.predict(n[-1])),
         measured=float(y[-1]),
     )  # fmt: skip
+
+
+def one_step_errors(family: str, sizes, values) -> list[float]:
+    """Predicted minus measured at each point from the fit on the points before it (sorted by
+    size), for every prefix long enough to fit; the last one is `backtest`'s error."""
+    order = np.argsort(np.asarray(sizes, dtype=float))
+    n = np.asarray(sizes, dtype=float)[order]
+    y = np.asarray(values, dtype=float)[order]
+    needed = 3 if family == "power" else 2
+    errors = []
+    for k in range(needed, len(n)):
+        try:
+            fit = curve_fit_family(family, n[:k], y[:k])
+        except ValueError:
+            continue
+        errors.append(float(fit.predict(n[k])) - float(y[k]))
+    return errors
+
+
+def optimism(family: str, sizes, values) -> float | None:
+    """tau: the mean one-step-ahead error, floored at 0; None when no step can be checked."""
+    errors = one_step_errors(family, sizes, values)
+    return max(float(np.mean(errors)), 0.0) if errors else None
 
 
 def images_to_reach(fit: CurveFit, target: float, *, current: float, limit: float = 10.0) -> float | None:

@@ -6,7 +6,8 @@ class ServingConfig(AppConfig):
 
     def ready(self) -> None:
         """Saves and deletes of what a prediction looks up drop the processes' kept copies
-        (serving/state.py: why these are signals)."""
+        (serving/state.py: why these are signals); the served images are offered to training's
+        data curves."""
         from django.db.models.signals import m2m_changed, post_delete, post_save
 
         from projects.models import Project
@@ -21,3 +22,9 @@ class ServingConfig(AppConfig):
             )
         for through in (ApiClient.projects.through, ApiClient.allowed_models.through):
             m2m_changed.connect(serving_state_changed, sender=through, dispatch_uid=f"serving-state-{through.__name__}")
+
+        # the data curves weigh each condition by the served traffic (training.traffic: why registered)
+        from serving.selectors import served_images
+        from training.traffic import served_images_register
+
+        served_images_register(served_images)

@@ -74,3 +74,18 @@ def drift_alerts_current(*, project: Project) -> list[dict]:
         seen.add(report.model_id)
         alerts += [{**alert, "model": report.model.number, "at": report.created_at} for alert in report.alerts]
     return alerts
+
+
+SERVED_IMAGES_LIMIT = 50_000
+
+
+def served_images(project: Project, since) -> list[dict]:
+    """The images API clients sent to `project` since `since` that were answered (not shadow
+    runs), newest first, at most `SERVED_IMAGES_LIMIT`: size, brightness, contrast, time.
+    Registered for training's data curves (training.traffic)."""
+    rows = PredictionLog.objects.filter(
+        project=project, client__isnull=False, is_shadow=False, status=200, created_at__gte=since,
+        width__isnull=False, height__isnull=False, brightness__isnull=False, contrast__isnull=False,
+    ).order_by("-created_at")  # fmt: skip
+    fields = ("width", "height", "brightness", "contrast", "created_at")
+    return list(rows.values(*fields)[:SERVED_IMAGES_LIMIT])

@@ -41,6 +41,7 @@ from serving.state import (
 from training.models import ModelStage, ModelVersion, TargetBuild
 from training.profile import FEATURES, grey_features
 from training.runtime import ModelFileMismatch
+from training.targets import build_is_current
 
 logger = logging.getLogger(__name__)
 
@@ -296,17 +297,19 @@ def prediction_make(
 
 
 def _target_build(the_route: Route, model: ModelVersion) -> TargetBuild | None:
-    """The model's newest finished build on the matched rule's deployment target, if the rule
-    names one and the build exists; None: the model's own export answers (and the log says so)."""
+    """The model's newest finished build on the matched rule's deployment target that measured
+    what the target names now, if the rule names one and such a build exists; None: the
+    model's own export answers (and the log says so)."""
     rule = the_route.rule
     if rule is None or rule.target_id is None:
         return None
-    return (
+    builds = (
         TargetBuild.objects.filter(model=model, target_id=rule.target_id, state=TargetBuild.State.DONE)
         .exclude(artifact="")
+        .select_related("target")
         .order_by("-created_at", "-pk")
-        .first()
     )
+    return next((build for build in builds[:10] if build_is_current(build, build.target)), None)
 
 
 def _is_uncertain(row: PredictionLog) -> bool:

@@ -32,6 +32,18 @@ def grey_features(rgb: np.ndarray) -> dict[str, float]:
     return {"brightness": float(grey.mean()), "contrast": float(grey.std())}
 
 
+def image_features(image_ids) -> dict[int, dict[str, float]]:
+    """Per stored image (by id, in id order): width, height, brightness and contrast, the
+    measures serving logs for each image it answers."""
+    out = {}
+    rows = Image.objects.filter(pk__in=list(image_ids)).order_by("pk").values_list("pk", "file", "width", "height")
+    for pk, file, width, height in rows:
+        with default_storage.open(file, "rb") as stored:
+            rgb = np.asarray(decode_upright_rgb(stored, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS).image)
+        out[pk] = {"width": width, "height": height, **grey_features(rgb)}
+    return out
+
+
 def output_features(rows: np.ndarray) -> dict[str, float | None]:
     """Boxes, median box height and mean confidence of one answer (m x 5+ rows)."""
     rows = np.asarray(rows, dtype=float)
@@ -52,13 +64,9 @@ def reference_profile_build(*, version: ConsensusVersion, val_detections: Sequen
     if len(train_ids) > SAMPLE:
         train_ids = sorted(rng.choice(train_ids, SAMPLE, replace=False).tolist())
     profile: dict[str, list] = {name: [] for name in FEATURES}
-    for file, width, height in Image.objects.filter(pk__in=train_ids).values_list("file", "width", "height"):
-        with default_storage.open(file, "rb") as stored:
-            rgb = np.asarray(decode_upright_rgb(stored, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS).image)
-        profile["width"].append(width)
-        profile["height"].append(height)
-        for name, value in grey_features(rgb).items():
-            profile[name].append(round(value, 3))
+    for features in image_features(train_ids).values():
+        for name, value in features.items():
+            profile[name].append(round(value, 3) if name in ("brightness", "contrast") else value)
     for rows in val_detections:
         rows = np.asarray(rows, dtype=float).reshape(-1, 5)
         for name, value in output_features(rows[rows[:, 4] >= SERVING_CONFIDENCE]).items():

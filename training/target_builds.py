@@ -36,6 +36,7 @@ from training.evaluation import CONFIDENCE_FLOOR, MAX_DETECTIONS, model_evaluate
 from training.models import DeploymentTarget, TargetBuild
 from training.runner import verified_onnx_path
 from training.runtime import OnnxDetector, file_sha256, model_input
+from training.targets import build_reasons
 
 logger = logging.getLogger(__name__)
 LATENCY_CALLS = 30
@@ -112,17 +113,6 @@ def _measure(build: TargetBuild) -> None:
     build.passed = not build.reasons
     build.state, build.finished_at = TargetBuild.State.DONE, timezone.now()
     build.save()
-
-
-def build_reasons(spec: dict, *, p95_ms: float, size_bytes: int) -> list[str]:
-    """One line per budget the build misses (empty: it passes)."""
-    reasons = []
-    if p95_ms > spec["latency_budget_ms"]:
-        reasons.append(f"p95 latency {p95_ms:.1f} ms is over the budget of {spec['latency_budget_ms']:g} ms")
-    megabytes = size_bytes / 1e6
-    if megabytes > spec["size_budget_mb"]:
-        reasons.append(f"size {megabytes:.2f} MB is over the budget of {spec['size_budget_mb']:g} MB")
-    return reasons
 
 
 def _latencies(detector: OnnxDetector, image_ids: list[int], camera, timings: list[float]) -> list[float]:

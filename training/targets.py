@@ -5,6 +5,11 @@ int8, and the p95 latency and size budgets. Each model is measured on each targe
 build (`training/target_builds.py`, on a worker); a required target that a model fails, or
 has not been measured on, keeps it from becoming the champion unless a reviewer overrides
 with a written reason.
+
+A build holds the settings it was measured with. Changing a budget judges the finished
+builds again against it (the measures stand); changing what is measured (camera, input
+size, threads, precision) leaves the old builds on record but no longer counts them: the
+model is unmeasured on that target until it is built again.
 """
 
 from collections.abc import Mapping
@@ -31,6 +36,8 @@ TARGET_FIELDS = (
     "size_budget_mb",
     "is_required",
 )
+MEASURED_FIELDS = ("camera_width", "camera_height", "input_size", "threads", "precision")
+BUDGET_FIELDS = ("latency_budget_ms", "size_budget_mb")
 
 
 def target_check(fields: Mapping) -> dict:
@@ -106,9 +113,39 @@ def target_update(*, target: DeploymentTarget, **fields) -> DeploymentTarget:
     try:
         with transaction.atomic():
             target.save(update_fields=list(checked))
+            if any(name in checked for name in BUDGET_FIELDS):
+                _builds_judge_again(target)
     except IntegrityError:
         raise _name_taken(checked["name"]) from None
     return target
+
+
+def _builds_judge_again(target: DeploymentTarget) -> None:
+    """The finished builds measured as the target now is, judged against its budgets now."""
+    spec = target_settings(target)
+    for build in TargetBuild.objects.filter(target=target, state=TargetBuild.State.DONE, latency_p95_ms__isnull=False):
+        if not build_is_current(build, target):
+            continue
+        build.reasons = build_reasons(spec, p95_ms=build.latency_p95_ms, size_bytes=build.size_bytes)
+        build.passed = not build.reasons
+        build.settings = {**build.settings, **{name: spec[name] for name in BUDGET_FIELDS}}
+        build.save(update_fields=["reasons", "passed", "settings"])
+
+
+def build_is_current(build: TargetBuild, target: DeploymentTarget) -> bool:
+    """Whether the build measured what the target names now (camera, input, threads, precision)."""
+    return all(build.settings.get(name) == getattr(target, name) for name in MEASURED_FIELDS)
+
+
+def build_reasons(spec: dict, *, p95_ms: float, size_bytes: int) -> list[str]:
+    """One line per budget the build misses (empty: it passes)."""
+    reasons = []
+    if p95_ms > spec["latency_budget_ms"]:
+        reasons.append(f"p95 latency {p95_ms:.1f} ms is over the budget of {spec['latency_budget_ms']:g} ms")
+    megabytes = size_bytes / 1e6
+    if megabytes > spec["size_budget_mb"]:
+        reasons.append(f"size {megabytes:.2f} MB is over the budget of {spec['size_budget_mb']:g} MB")
+    return reasons
 
 
 def _name_taken(name: str) -> ValidationFailed:
@@ -121,10 +158,11 @@ def target_delete(*, target: DeploymentTarget) -> None:
 
 
 def latest_builds(*, model: ModelVersion) -> dict[int, TargetBuild]:
-    """Target id -> the model's newest build on it."""
+    """Target id -> the model's newest build on it that measured what the target names now."""
     latest: dict[int, TargetBuild] = {}
     for build in TargetBuild.objects.filter(model=model).select_related("target").order_by("-created_at", "-pk"):
-        latest.setdefault(build.target_id, build)
+        if build_is_current(build, build.target):
+            latest.setdefault(build.target_id, build)
     return latest
 
 
@@ -149,11 +187,11 @@ def target_gate(*, model: ModelVersion) -> tuple[str | None, list[int]]:
 
 def target_builds_request(*, model: ModelVersion, targets=None, only_unmeasured: bool = False) -> list[TargetBuild]:
     """Queued builds of `model` on `targets` (default: every target of its project; with
-    `only_unmeasured`, those it has no build on yet)."""
+    `only_unmeasured`, those it has no current build on yet)."""
     if targets is None:
         targets = DeploymentTarget.objects.filter(project_id=model.project_id)
     if only_unmeasured:
-        measured = set(TargetBuild.objects.filter(model=model).values_list("target_id", flat=True))
+        measured = set(latest_builds(model=model))
         targets = [target for target in targets if target.pk not in measured]
     return [
         TargetBuild.objects.create(model=model, target=target, settings=target_settings(target)) for target in targets

@@ -12,7 +12,7 @@ from projects.models import Role
 from projects.selectors import project_role, project_with_role, role_at_least
 from training.architectures import architectures
 from training.base_weights import base_weights_for, base_weights_upload, may_upload_base_weights
-from training.data_curves import DEFAULT_FRACTIONS, data_curve_cancel, data_curve_progress
+from training.data_curves import DEFAULT_FRACTIONS, curve_chart, data_curve_cancel, data_curve_progress
 from training.launch import data_curve_start, model_promote, target_builds_start, test_look_start, training_run_start
 from training.models import DeploymentTarget, ModelStage, ModelVersion, TrainingPolicy, TrainingRun
 from training.selectors import (
@@ -395,6 +395,7 @@ def data_curve_page(request: HttpRequest, curve_id: int) -> HttpResponse:
         "result": result,
         "recall": (result.get("figures") or {}).get("recall") or {},
         "ap50": (result.get("figures") or {}).get("ap50") or {},
+        "chart": {"recall": curve_chart(result, "recall"), "ap50": curve_chart(result, "ap50")},
     }
     return render(request, "training/data_curve.html", context)
 

@@ -9,6 +9,8 @@ from boxes.learning_curve import (
     bootstrap_fits,
     curve_fit_family,
     images_to_reach,
+    one_step_errors,
+    optimism,
 )
 
 SIZES = np.array([100.0, 200.0, 400.0, 800.0])
@@ -66,3 +68,32 @@ def test_bootstrap_fits_refit_each_replicate():
     predictions = np.array([float(f.predict(1600.0)) for f in fits])
     low, high = np.quantile(predictions, [0.05, 0.95])
     assert low < 0.9 - 2.5 * 1600**-0.5 < high
+
+
+def test_optimism_is_the_mean_one_step_ahead_error_floored_at_zero():
+    # a curve that flattens faster than the logarithm: each step's fit runs ahead of the measure
+    values = 0.9 - 2.5 * SIZES ** (-0.5)
+    errors = one_step_errors("logarithmic", SIZES, values)
+    by_hand = [
+        float(curve_fit_family("logarithmic", SIZES[:k], values[:k]).predict(SIZES[k])) - values[k] for k in (2, 3)
+    ]
+    assert errors == pytest.approx(by_hand) and all(error > 0 for error in errors)
+    assert optimism("logarithmic", SIZES, values) == pytest.approx(np.mean(by_hand))
+    # the last step is the backtest
+    assert errors[-1] == pytest.approx(backtest("logarithmic", SIZES, values).error)
+    # an exact power curve: its own fit is right one step ahead
+    assert optimism("power", SIZES, values) == pytest.approx(0.0, abs=1e-4)
+    # a curve that speeds up: the fits lag behind, and the correction never makes them more hopeful
+    rising = 0.1 + 0.0002 * SIZES
+    assert all(error < 0 for error in one_step_errors("logarithmic", SIZES, rising))
+    assert optimism("logarithmic", SIZES, rising) == 0.0
+    # too few points to check a step
+    assert optimism("power", SIZES[:3], values[:3]) is None
+
+
+def test_the_corrected_target_asks_for_more_images():
+    values = 0.9 - 2.5 * SIZES ** (-0.5)
+    fit = curve_fit_family("logarithmic", SIZES, values)
+    tau = optimism("logarithmic", SIZES, values)
+    raw, corrected = images_to_reach(fit, 0.85, current=800.0), images_to_reach(fit, 0.85 + tau, current=800.0)
+    assert raw is not None and corrected is not None and corrected > raw

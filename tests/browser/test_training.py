@@ -6,11 +6,13 @@ import re
 import time
 import uuid
 
+import numpy as np
 import pytest
 
 from tests.conftest import screenshot, sign_in
 from tests.training.conftest import trainable_project
 from tests.workers import start_worker, stop_worker
+from training.data_curves import data_curve_create, figure_fits
 from training.models import ModelStage, ModelVersion, TrainingRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -89,3 +91,48 @@ def test_an_admin_trains_watches_reads_and_promotes(browser, live_server, settin
         assert errors == []
     finally:
         stop_worker(worker)
+
+
+def test_the_data_curve_page_draws_points_and_fits_with_the_values_under_the_pointer(browser, live_server):
+    trainable = trainable_project(images=24, name="Curve")
+    curve, _ = data_curve_create(project=trainable.project, user=trainable.admin, imgsz=160, epochs=1)
+    sizes = [20, 40, 80, 160]
+    rng = np.random.default_rng(0)
+    recall = [0.9 - 2.5 * n**-0.5 for n in sizes]
+    ap50 = [0.85 - 2.0 * n**-0.5 for n in sizes]
+    points = [
+        {"fraction": f, "images": n, "recall": r, "recall_interval": [r - 0.05, r + 0.05], "ap50": a,
+         "ap50_interval": [a - 0.05, a + 0.05]}
+        for f, n, r, a in zip((0.125, 0.25, 0.5, 1.0), sizes, recall, ap50, strict=True)
+    ]  # fmt: skip
+    figures = {
+        name: figure_fits(sizes, values, np.array(values) + rng.normal(0, 0.01, (50, 4)), 0.95, name)
+        for name, values in (("recall", recall), ("ap50", ap50))
+    }
+    curve.result = {"val_images": 30, "points": points, "human": {"recall": 0.95, "precision": 0.9},
+                    "figures": figures, "conditions": [], "traffic": {"images": 0, "per_week": None, "dimensions": {},
+                    "note": "0 images served in the last 28 days."}}  # fmt: skip
+    curve.state = "done"
+    curve.save()
+    page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    sign_in(page, live_server.url, trainable.admin.username)
+    page.goto(f"{live_server.url}/data-curves/{curve.pk}/")
+    page.wait_for_selector("#chart-recall .u-over")
+    legend = page.locator("#chart-recall .u-legend .u-series .u-label").all_inner_texts()
+    assert [text.strip() for text in legend] == [
+        "training images", "measured recall", "power fit", "logarithmic fit", "panel recall",
+    ]  # fmt: skip
+    # the values under the pointer: at the right edge the fits are drawn out to 4x the images
+    page.locator("#chart-recall").scroll_into_view_if_needed()
+    plot = page.locator("#chart-recall .u-over").bounding_box()
+    page.mouse.move(plot["x"] + plot["width"] / 2, plot["y"] + plot["height"] / 2)
+    page.mouse.move(plot["x"] + plot["width"] - 2, plot["y"] + plot["height"] / 2)
+    values = page.locator("#chart-recall .u-legend .u-series .u-value").all_inner_texts()
+    assert float(values[0]) == 640 and float(values[2]) == pytest.approx(0.9 - 2.5 * 640**-0.5, abs=2e-3), values
+    assert page.locator("#chart-ap50 .u-legend .u-series").count() == 4  # no panel line for AP50
+    assert "0 images served" in page.inner_text("#traffic")
+    screenshot(page, "data-curve")
+    assert errors == []

@@ -1,22 +1,31 @@
 """Data curves: nested, stratified fractions; the runs a curve makes and cancels; the API's
 refusals; and a real curve on a project where night is planted hard and rare."""
 
+import random
+import threading
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import yaml
+from django.db import connection, transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from demo.simulation import panel_simulate
 from demo.synthetic_data import synthetic_images_add
 from groundtruth.computing import consensus_version_compute
 from groundtruth.services import consensus_version_create
 from projects.models import Project, Role
+from serving.models import ApiClient, PredictionLog
 from tests.factories import MembershipFactory
-from training.data_curves import data_curve_create, data_curve_refresh
+from tests.training.conftest import trainable_project
+from training.data_curves import data_curve_create, data_curve_refresh, served_traffic
+from training.evaluation import split_images
 from training.fractions import fraction_subset
 from training.models import DataCurve, RunState, TrainingRun
+from training.profile import image_features
 from training.runner import _dataset, train_subset_yaml, training_run_execute
 from training.starter import starter_register
 
@@ -151,9 +160,127 @@ def test_a_curve_rises_with_the_data_and_ranks_the_rare_hard_condition_first(nig
     assert (ranked[0]["dimension"], ranked[0]["value"]) == ("weather", "night"), ranked
     assert {row["dimension"] for row in ranked} == {"weather"}  # setting and resolution never vary here
     assert ranked[0]["annotator_hours_per_1000_images"] > 0
+    # nothing served yet: the val split's mix, misses per 1,000 images
+    assert curve.result["traffic"]["per_week"] is None and ranked[0]["misses_avoided_per_week"] is None
+    head = curve.result["headline"]
+    assert head["images_2x"] == 2 * points[-1]["images"] and head["annotator_hours"] > 0
+    fitted = recall["fits"][head["family"]]
+    assert head["gain"] == fitted["gains"]["2x"]["gain"]
+    if fitted["optimism"] is not None:
+        assert head["gain_corrected"] == pytest.approx(head["gain"] - fitted["optimism"], abs=2e-4)
     client.force_login(admin)
     page = client.get(reverse("data-curve", kwargs={"curve_id": curve.pk})).content.decode()
     first_row = page.split('id="conditions"')[1].split("<tr data-condition=")[1]
     assert first_row.startswith('"weather=night"')
+    assert 'id="headline"' in page and 'id="chart-recall-data"' in page and "annotator hours" in page
     csv_text = client.get(reverse("api-data-curve-download", kwargs={"curve_id": curve.pk}) + "?format=csv")
     assert csv_text.status_code == 200 and b"condition,weather,night" in csv_text.content
+
+
+# --- the served traffic's mix of conditions ----------------------------------------------
+
+
+@pytest.fixture
+def day_and_night(db):
+    """120 street scenes (a third at night), a panel of 3 and its consensus; `setting` is
+    then drawn at random per image (street or highway), a condition no pixel shows."""
+    project = Project.objects.create(name="Traffic", overlap_k=3, split_seed=2)
+    synthetic_images_add(project=project, count=120, seed=41, size=(320, 192), conditions=[*DAY, NIGHT])
+    rng = random.Random(5)
+    for image in project.images.all():
+        image.conditions = {**image.conditions, "setting": rng.choice(["street", "highway"])}
+        image.save(update_fields=["conditions"])
+    panel_simulate(project=project, annotators=3, fraction=1.0, seed=3)
+    admin = MembershipFactory(project=project, user__username="traffic-admin", role=Role.ADMIN).user
+    version = consensus_version_compute(version_id=consensus_version_create(project=project, user=admin).pk)
+    return project, version
+
+
+def _serve(project, rows, *, days_ago: float = 3.0):
+    """PredictionLog rows as an API client's answers, spread over the last `days_ago` days."""
+    client = ApiClient.objects.create(name="camera", token_prefix="x", token_sha256=f"{project.pk:064x}")
+    now = timezone.now()
+    PredictionLog.objects.bulk_create(
+        PredictionLog(
+            project=project,
+            client=client,
+            status=200,
+            width=row["width"],
+            height=row["height"],
+            brightness=row["brightness"],
+            contrast=row["contrast"],
+            created_at=now - timedelta(days=days_ago * index / len(rows)),
+        )
+        for index, row in enumerate(rows)
+    )
+    # a shadow run and a refused request are not traffic
+    PredictionLog.objects.create(project=project, client=client, status=200, is_shadow=True, width=320, height=192,
+                                 brightness=5.0, contrast=1.0, created_at=now)  # fmt: skip
+    PredictionLog.objects.create(project=project, client=client, status=413, created_at=now)
+
+
+def _traffic(project, version):
+    val_ids = split_images(version=version, split="val")
+    conditions = dict(project.images.filter(pk__in=val_ids).values_list("pk", "conditions"))
+    return served_traffic(
+        project=project, version=version, val_ids=val_ids, conditions=conditions, dimensions=["setting", "weather"]
+    )
+
+
+def test_the_served_mix_of_conditions_is_estimated_from_what_serving_logs(day_and_night):
+    project, version = day_and_night
+    # served: the test split's scenes (never seen by the classifier), 30% of them at night
+    features = image_features(project.images.filter(split="test").values_list("pk", flat=True))
+    kinds = dict(project.images.values_list("pk", "conditions__weather"))
+    night = [row for pk, row in features.items() if kinds[pk] == "night"]
+    day = [row for pk, row in features.items() if kinds[pk] != "night"]
+    assert night and day
+    rng = random.Random(1)
+    served = [rng.choice(night) for _ in range(60)] + [rng.choice(day) for _ in range(140)]
+    _serve(project, served, days_ago=3.5)
+    traffic = _traffic(project, version)
+    assert traffic["images"] == 200  # the shadow run and the refusal left out
+    assert traffic["per_week"] == pytest.approx(400, rel=0.02)  # 200 images over 3.5 days
+    weather = traffic["dimensions"]["weather"]
+    assert weather["source"] == "served" and weather["balanced_accuracy"] >= 0.7, weather
+    assert weather["shares"]["night"] == pytest.approx(0.3, abs=0.08), weather
+    assert sum(weather["shares"].values()) == pytest.approx(1.0, abs=1e-3)
+    # no pixel tells a highway from a street here: the val split's mix stands in, and says why
+    setting = traffic["dimensions"]["setting"]
+    assert setting["source"] == "val" and setting["balanced_accuracy"] < 0.7, setting
+    assert "not told apart" in setting["note"]
+
+
+def test_too_little_traffic_falls_back_to_the_val_mix_per_1000_images(day_and_night):
+    project, version = day_and_night
+    features = list(image_features(project.images.filter(split="test").values_list("pk", flat=True)).values())
+    _serve(project, features[:10])
+    traffic = _traffic(project, version)
+    assert traffic["images"] == 10 and traffic["per_week"] is None and traffic["dimensions"] == {}
+    assert "fewer than 30" in traffic["note"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_curve_being_settled_elsewhere_is_left_to_that_worker():
+    trainable = trainable_project(images=24, name="Race")
+    curve, _ = data_curve_create(project=trainable.project, user=trainable.admin, imgsz=160, epochs=1)
+    TrainingRun.objects.filter(curve=curve).update(state=RunState.FAILED)
+    held, release = threading.Event(), threading.Event()
+
+    def other_worker():
+        with transaction.atomic():
+            DataCurve.objects.select_for_update().get(pk=curve.pk)
+            held.set()
+            release.wait(30)
+        connection.close()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    try:
+        assert held.wait(30)
+        assert data_curve_refresh(curve_id=curve.pk).state == DataCurve.State.RUNNING
+    finally:
+        release.set()
+        thread.join()
+    settled = data_curve_refresh(curve_id=curve.pk)
+    assert settled.state == DataCurve.State.FAILED and "Only 0 of its runs succeeded" in settled.error

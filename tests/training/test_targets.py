@@ -13,7 +13,7 @@ from training.evaluation import detections_predict, model_evaluate, split_images
 from training.models import DeploymentTarget, ModelStage, TargetBuild
 from training.runner import verified_onnx_path
 from training.target_builds import camera_view, target_build_execute
-from training.targets import target_builds_request, target_settings
+from training.targets import latest_builds, target_builds_request, target_gate, target_settings
 
 pytestmark = pytest.mark.django_db
 
@@ -110,6 +110,30 @@ def test_a_required_target_a_model_fails_blocks_its_promotion_with_409(api_clien
     # an override with a written reason promotes anyway, as for any refusal
     accepted = api_client.post(url, {"override_reason": "the camera gets a faster board next week"}, format="json")
     assert accepted.status_code == 200
+
+
+def test_a_changed_budget_judges_builds_again_and_a_changed_camera_needs_new_ones(admin_api, trainable):
+    target = DeploymentTarget.objects.create(project=trainable.project, **GOOD)
+    model = make_model(trainable, ap50=0.6)
+    build = _done_build(model, target, passed=False, reasons=["p95 latency 80.0 ms is over the budget of 50 ms"])
+    TargetBuild.objects.filter(pk=build.pk).update(latency_p95_ms=80.0, size_bytes=3_000_000)
+    url = reverse("api-deployment-target", kwargs={"target_id": target.pk})
+    # a looser latency budget: the same measures now pass, and the gate opens
+    assert admin_api.patch(url, {"latency_budget_ms": 100}, format="json").status_code == 200
+    build.refresh_from_db()
+    assert build.passed is True and build.reasons == [] and build.settings["latency_budget_ms"] == 100
+    assert target_gate(model=model) == (None, [])
+    # a tighter size budget: it fails again, with the size as the reason
+    assert admin_api.patch(url, {"size_budget_mb": 2}, format="json").status_code == 200
+    build.refresh_from_db()
+    assert build.passed is False and build.reasons == ["size 3.00 MB is over the budget of 2 MB"]
+    # another camera: what was measured no longer counts; the model is unmeasured there
+    assert admin_api.patch(url, {"camera_width": 640, "camera_height": 360}, format="json").status_code == 200
+    assert latest_builds(model=model) == {}
+    reason, unmeasured = target_gate(model=model)
+    assert unmeasured == [target.pk] and "not yet measured on required target 'dashcam'" in reason
+    (rebuilt,) = target_builds_request(model=model, only_unmeasured=True)
+    assert rebuilt.settings["camera_width"] == 640
 
 
 def test_a_passed_required_target_lets_the_model_through(api_client, trainable):
