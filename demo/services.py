@@ -116,7 +116,7 @@ def demo_gold_ensure(*, project: Project, count: int = DEMO_GOLD_IMAGES) -> int:
 
 # A few minutes on two CPU cores for the demo's few hundred images, from the starter
 # checkpoint (training/starter.py) when this checkout has it.
-DEMO_TRAINING = {"architecture": "yolo26n.yaml", "imgsz": 640, "epochs": 12, "batch": 16, "patience": 12}
+DEMO_TRAINING = {"architecture": "yolo26n.yaml", "imgsz": 512, "epochs": 10, "batch": 16, "patience": 10}
 
 
 def demo_training_ensure(*, project: Project) -> TrainingRun | None:

@@ -242,7 +242,7 @@ def _headline(project: Project, recall: dict, current: int) -> dict | None:
     return {
         "family": family, "images": current, "images_2x": gain["images"], "gain": gain["gain"],
         "gain_corrected": gain["gain_corrected"], "gain_interval": gain["gain_interval"],
-        "backtest_error": tests.get(family, {}).get("error"), "annotator_hours": _r(hours, 1) if hours else None,
+        "backtest_error": tests.get(family, {}).get("error"), "annotator_hours": _r(hours) if hours else None,
         "seconds_per_image": _r(seconds, 1) if seconds else None, "k": project.overlap_k,
     }  # fmt: skip
 

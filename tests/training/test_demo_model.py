@@ -1,7 +1,8 @@
 """`make run`'s first model: the demo project as `make run` makes it (300 synthetic scenes,
 five simulated annotators on 70% of the slots, 30 gold images), its first run with the demo's training
-settings (from the starter checkpoint), on the CPU: at the humans' precision it finds at
-least half of what the panel finds on the validation split."""
+settings (from the starter checkpoint, fine-tuned), on the CPU: at the humans' precision it
+finds at least 65% of what the panel finds on the validation split (74% measured; at
+ultralytics' default learning rates the same run found 60%)."""
 
 import pytest
 
@@ -24,7 +25,7 @@ from training.starter import STARTER_NAME
 pytestmark = [pytest.mark.django_db, pytest.mark.demo_model]
 
 
-def test_the_demo_s_first_model_finds_at_least_half_of_what_the_panel_finds(settings, tmp_path):
+def test_the_demo_s_first_model_finds_at_least_65_percent_of_what_the_panel_finds(settings, tmp_path):
     settings.QUORUM_TRAINING_DIR = tmp_path / "training"
     # the run executes in this process, inside the test's transaction: the heartbeat thread's
     # own connection cannot see it on PostgreSQL, and would take it for lost if it beat
@@ -63,4 +64,4 @@ def test_the_demo_s_first_model_finds_at_least_half_of_what_the_panel_finds(sett
         f"{done.train_seconds:.0f} s training on {done.device_name}"
     )
     assert human["recall_share"] == pytest.approx(model_recall / panel_recall)
-    assert human["recall_share"] >= 0.5
+    assert human["recall_share"] >= 0.65
