@@ -51,8 +51,10 @@ class CurveFit:
         return _logarithmic(n, *self.params)
 
 
-def curve_fit_family(family: str, sizes, values) -> CurveFit:
-    """Least-squares fit of `family` to (size, value) points; at least 2 points (3 for power)."""
+def curve_fit_family(family: str, sizes, values, *, start: tuple[float, ...] | None = None) -> CurveFit:
+    """Least-squares fit of `family` to (size, value) points; at least 2 points (3 for power).
+    `start`: the parameters of a fit to nearby points (a bootstrap replicate's point fit),
+    tried first; the power curve then needs no other starts when it converges from there."""
     n = np.asarray(sizes, dtype=float)
     y = np.asarray(values, dtype=float)
     if family == "logarithmic":
@@ -61,7 +63,7 @@ def curve_fit_family(family: str, sizes, values) -> CurveFit:
     elif family == "power":
         if len(n) < 3:
             raise ValueError("The power curve needs at least 3 points.")
-        params = _power_fit(n, y)
+        params = _power_fit(n, y, start=start)
     else:
         raise ValueError(f"Unknown family {family!r}; one of {FAMILIES}.")
     fit = CurveFit(family=family, params=params, rmse=0.0)
@@ -69,27 +71,40 @@ def curve_fit_family(family: str, sizes, values) -> CurveFit:
     return CurveFit(family=family, params=params, rmse=float(np.sqrt(np.mean(residual**2))))
 
 
-def _power_fit(n: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """a - b n^-c from a few starts of c (the fit is not convex); the best of them."""
-    best, best_cost = None, math.inf
+def _power_fit(n: np.ndarray, y: np.ndarray, *, start=None) -> tuple[float, float, float]:
+    """a - b n^-c from a few starts of c (the fit is not convex); the best of them. From a
+    given `start` alone when the solver converges there."""
+    # n is scaled to the largest size for the solver: b then absorbs scale^-c
     scale = float(np.max(n))
-    for c0 in (0.1, 0.3, 0.5, 1.0, 2.0):
-        # n is scaled to the largest size for the solver: b then absorbs scale^-c
-        x = n / scale
-        a0 = float(np.max(y)) + 0.05
-        b0 = max(a0 - float(np.min(y)), 1e-3)
-        try:
-            (a, b, c), _ = curve_fit(
-                _power, x, y, p0=(a0, b0, c0), bounds=((-10.0, 0.0, 1e-4), (10.0, 1e3, 10.0)), maxfev=20000
-            )
-        except RuntimeError:
-            continue
-        cost = float(np.sum((_power(x, a, b, c) - y) ** 2))
-        if cost < best_cost:
-            best, best_cost = (float(a), float(b) * scale**c, float(c)), cost
+    x = n / scale
+    a0 = float(np.max(y)) + 0.05
+    b0 = max(a0 - float(np.min(y)), 1e-3)
+    starts = [(a0, b0, c0) for c0 in (0.1, 0.3, 0.5, 1.0, 2.0)]
+    if start is not None:
+        a, b, c = start
+        guess = (min(max(a, -10.0), 10.0), min(max(b * scale ** (-c), 0.0), 1e3), min(max(c, 1e-4), 10.0))
+        fitted = _power_solve(x, y, guess)
+        if fitted is not None:
+            a, b, c = fitted[0]
+            return float(a), float(b) * scale**c, float(c)
+    best, best_cost = None, math.inf
+    for p0 in starts:
+        fitted = _power_solve(x, y, p0)
+        if fitted is not None and fitted[1] < best_cost:
+            (a, b, c), best_cost = fitted
+            best = (float(a), float(b) * scale**c, float(c))
     if best is None:
         raise ValueError("The power curve did not converge on these points.")
     return best
+
+
+def _power_solve(x: np.ndarray, y: np.ndarray, p0) -> tuple[tuple, float] | None:
+    """(params, squared error) from the start `p0`; None when the solver gives up."""
+    try:
+        params, _ = curve_fit(_power, x, y, p0=p0, bounds=((-10.0, 0.0, 1e-4), (10.0, 1e3, 10.0)), maxfev=20000)
+    except RuntimeError:
+        return None
+    return tuple(params), float(np.sum((_power(x, *params) - y) ** 2))
 
 
 @dataclass(frozen=True)
@@ -162,12 +177,13 @@ def images_to_reach(fit: CurveFit, target: float, *, current: float, limit: floa
     return float(needed) if needed <= limit * current else None
 
 
-def bootstrap_fits(family: str, sizes, replicates) -> list[CurveFit]:
-    """One fit per replicate (a row of values, one per size); replicates that fail to fit are left out."""
+def bootstrap_fits(family: str, sizes, replicates, *, start: tuple[float, ...] | None = None) -> list[CurveFit]:
+    """One fit per replicate (a row of values, one per size); replicates that fail to fit are
+    left out. `start`: the fit to the points themselves, from which each replicate's starts."""
     fits = []
     for row in np.asarray(replicates, dtype=float):
         try:
-            fits.append(curve_fit_family(family, sizes, row))
+            fits.append(curve_fit_family(family, sizes, row, start=start))
         except ValueError:
             continue
     return fits

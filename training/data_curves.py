@@ -280,7 +280,7 @@ def figure_fits(sizes, values, replicates, human_recall, figure: str) -> dict:
         except ValueError as error:
             out["fits"][family] = {"error": str(error)}
             continue
-        boot = bootstrap_fits(family, sizes, replicates)
+        boot = bootstrap_fits(family, sizes, replicates, start=fit.params)
         gains = {}
         for factor in (2, 4):
             at = current * factor
@@ -292,8 +292,9 @@ def figure_fits(sizes, values, replicates, human_recall, figure: str) -> dict:
             }  # fmt: skip
         tau = optimism(family, sizes, values)
         for gain in gains.values():
-            # Mahmood et al.'s correction, tau learned from this curve's own one-step-ahead errors
-            gain["gain_corrected"] = _r(gain["gain"] - tau) if tau is not None else None
+            # Mahmood et al.'s correction, tau learned from this curve's own one-step-ahead errors;
+            # a fit that ran ahead by more than it promises promises nothing (never a loss)
+            gain["gain_corrected"] = _r(max(gain["gain"] - tau, 0.0)) if tau is not None else None
         entry = {
             "params": [_r(p, 6) for p in fit.params], "rmse": _r(fit.rmse, 6), "gains": gains,
             "optimism": _r(tau) if tau is not None else None,

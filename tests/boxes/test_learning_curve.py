@@ -97,3 +97,17 @@ def test_the_corrected_target_asks_for_more_images():
     tau = optimism("logarithmic", SIZES, values)
     raw, corrected = images_to_reach(fit, 0.85, current=800.0), images_to_reach(fit, 0.85 + tau, current=800.0)
     assert raw is not None and corrected is not None and corrected > raw
+
+
+def test_bootstrap_fits_started_from_the_point_fit_find_the_same_curves():
+    rng = np.random.default_rng(1)
+    base = 0.9 - 2.5 * SIZES ** (-0.5)
+    replicates = base + rng.normal(0, 0.03, (40, 4))
+    point = curve_fit_family("power", SIZES, base)
+    cold = bootstrap_fits("power", SIZES, replicates)
+    warm = bootstrap_fits("power", SIZES, replicates, start=point.params)
+    assert len(warm) == len(cold) == 40
+    for a, b, row in zip(cold, warm, replicates, strict=True):
+        # as close to each replicate as the five starts get, and the same curve out to 4x
+        assert np.sum((b.predict(SIZES) - row) ** 2) <= np.sum((a.predict(SIZES) - row) ** 2) + 1e-8
+        assert float(b.predict(3200.0)) == pytest.approx(float(a.predict(3200.0)), abs=1e-3)
