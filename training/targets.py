@@ -175,9 +175,9 @@ def target_gate(*, model: ModelVersion) -> tuple[str | None, list[int]]:
         build = latest.get(target.pk)
         if build is None:
             unmeasured.append(target.pk)
-            reasons.append(f"not yet measured on required target {target.name!r} (a build was started)")
+            reasons.append(f"is not yet measured on required target {target.name!r} (a build was started)")
         elif build.passed is None:
-            reasons.append(f"its build on required target {target.name!r} is still {build.state}")
+            reasons.append(f"is waiting for its build on required target {target.name!r} ({build.state})")
         elif not build.passed:
             reasons.append(f"fails required target {target.name!r}: {'; '.join(build.reasons)}")
     if not reasons:
