@@ -132,7 +132,7 @@ def model_evaluate(
     return result
 
 
-def _versus_humans(version, image_ids, detections, bootstrap: int) -> dict | None:
+def _versus_humans(version, image_ids, detections, bootstrap: int, min_images: int | None = None) -> dict | None:
     by_image = panels(project=version.project, image_ids=list(image_ids), include_not_blind=version.include_not_blind)
     kept = [index for index, image_id in enumerate(image_ids) if len(by_image.get(image_id, {})) >= 2]
     if not kept:
@@ -143,7 +143,7 @@ def _versus_humans(version, image_ids, detections, bootstrap: int) -> dict | Non
         model_detections=[detections[i] for i in kept],
         iou_threshold=version.iou_threshold,
         quorum=version.quorum,
-        min_images=min(BASELINE_MIN_IMAGES, len(kept)),
+        min_images=min(BASELINE_MIN_IMAGES, len(kept)) if min_images is None else min_images,
         height_bins=HEIGHT_BINS,
         bootstrap=bootstrap,
     )
@@ -171,10 +171,13 @@ def _versus_humans(version, image_ids, detections, bootstrap: int) -> dict | Non
     }
 
 
-def humans_compare(version, image_ids, detections, bootstrap: int = 0) -> dict | None:
+def humans_compare(version, image_ids, detections, bootstrap: int = 0, min_images: int | None = None) -> dict | None:
     """The model's detections on `image_ids` beside the panel's leave-one-out figures on the
-    same images (`human_mean`, `model_mean`, `gap`, ...); None without a panel of 2."""
-    return _versus_humans(version, list(image_ids), list(detections), bootstrap)
+    same images (`human_mean`, `model_mean`, `gap`, ...); None without a panel of 2.
+    `min_images`: the images an annotator must have labelled among them to count (default:
+    all of them, up to the baseline's 20); a handful of images of one condition, labelled
+    by a panel drawn per image, passes 1, else no annotator would count."""
+    return _versus_humans(version, list(image_ids), list(detections), bootstrap, min_images)
 
 
 def score_at_precision(truths, detections, precision: float) -> float | None:

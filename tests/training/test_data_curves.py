@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from django.db import connection, transaction
@@ -23,7 +24,7 @@ from serving.models import ApiClient, PredictionLog
 from tests.factories import MembershipFactory
 from tests.training.conftest import trainable_project
 from training.data_curves import data_curve_create, data_curve_refresh, served_traffic
-from training.evaluation import split_images
+from training.evaluation import ground_truth, humans_compare, split_images
 from training.fractions import fraction_subset
 from training.models import DataCurve, RunState, TrainingRun
 from training.profile import image_features
@@ -287,3 +288,21 @@ def test_a_curve_being_settled_elsewhere_is_left_to_that_worker():
         thread.join()
     settled = data_curve_refresh(curve_id=curve.pk)
     assert settled.state == DataCurve.State.FAILED and "Only 0 of its runs succeeded" in settled.error
+
+
+def test_a_condition_s_few_images_are_compared_with_every_annotator_who_saw_one(db):
+    """Five annotators, three per image: on six images of one condition nobody has labelled
+    all six, so the baseline's default (every image) counts nobody; the data curve's
+    comparison counts each annotator on the images they saw."""
+    project = Project.objects.create(name="Panel of five", overlap_k=3, split_seed=4)
+    synthetic_images_add(project=project, count=30, seed=51, size=(160, 128))
+    panel_simulate(project=project, annotators=5, fraction=1.0, seed=6)
+    admin = MembershipFactory(project=project, user__username="five-admin", role=Role.ADMIN).user
+    version = consensus_version_compute(version_id=consensus_version_create(project=project, user=admin).pk)
+    ids = list(project.images.order_by("pk").values_list("pk", flat=True)[:6])
+    truths = ground_truth(version=version, image_ids=ids)
+    perfect = [np.hstack([truth.boxes, np.full((len(truth.boxes), 1), 0.9)]) for truth in truths]
+    assert humans_compare(version, ids, perfect) is None
+    compare = humans_compare(version, ids, perfect, min_images=1)
+    assert compare["annotators"] >= 4 and compare["model_mean"]["recall_at_precision"] >= 0.5
+    assert compare["human_mean"]["recall"] is not None
