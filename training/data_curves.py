@@ -72,6 +72,7 @@ SERVED_MIN_IMAGES = 30  # fewer served images: the val split's mix stands for th
 NEIGHBOURS = 5
 MIN_BALANCED_ACCURACY = 0.7
 CLASSIFIER_PER_VALUE = 60  # train images per condition value the classifier learns from
+CLASSIFIER_CHECK = 400  # val images it is checked on
 
 
 def fractions_check(fractions) -> list[float]:
@@ -390,10 +391,17 @@ def served_traffic(*, project: Project, version, val_ids, conditions: dict, dime
     if not dimensions:
         return out
     train_ids = _classifier_train_ids(version, dimensions)
-    features = image_features([*train_ids, *val_ids])
+    # the classifier is checked on at most CLASSIFIER_CHECK val images (seeded), each decoded once
+    check_ids = list(val_ids)
+    if len(check_ids) > CLASSIFIER_CHECK:
+        drawn = np.random.default_rng(version.pk).choice(check_ids, CLASSIFIER_CHECK, replace=False)
+        check_ids = sorted(int(pk) for pk in drawn)
+    features = image_features([*train_ids, *check_ids])
     served_x = np.array([_feature_vector(row) for row in served])
     for dimension in dimensions:
-        out["dimensions"][dimension] = _dimension_shares(dimension, train_ids, val_ids, conditions, features, served_x)
+        out["dimensions"][dimension] = _dimension_shares(
+            dimension, train_ids, check_ids, conditions, features, served_x
+        )
     return out
 
 

@@ -23,6 +23,7 @@ from projects.models import Project, Role
 from serving.models import ApiClient, PredictionLog
 from tests.factories import MembershipFactory
 from tests.training.conftest import trainable_project
+from training import data_curves
 from training.data_curves import data_curve_create, data_curve_refresh, served_traffic
 from training.evaluation import ground_truth, humans_compare, split_images
 from training.fractions import fraction_subset
@@ -306,3 +307,15 @@ def test_a_condition_s_few_images_are_compared_with_every_annotator_who_saw_one(
     compare = humans_compare(version, ids, perfect, min_images=1)
     assert compare["annotators"] >= 4 and compare["model_mean"]["recall_at_precision"] >= 0.5
     assert compare["human_mean"]["recall"] is not None
+
+
+def test_the_classifier_is_checked_on_a_capped_seeded_sample_of_val(day_and_night, monkeypatch):
+    project, version = day_and_night
+    features = list(image_features(project.images.filter(split="test").values_list("pk", flat=True)).values())
+    _serve(project, features * 3)
+    monkeypatch.setattr(data_curves, "CLASSIFIER_CHECK", 5)
+    decoded, real = [], data_curves.image_features
+    monkeypatch.setattr(data_curves, "image_features", lambda ids: decoded.extend(ids) or real(ids))
+    _traffic(project, version)
+    val_ids = set(split_images(version=version, split="val"))
+    assert len(val_ids) > 5 and len(set(decoded) & val_ids) == 5
