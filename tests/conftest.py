@@ -131,6 +131,15 @@ def sign_in(page, base_url: str, username: str) -> None:
     page.click("button[type=submit]")
 
 
+def errors_collected(page) -> list[str]:
+    """The page's console errors and uncaught exceptions, as they come (a test ends by
+    asserting the list is empty)."""
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
 def screenshot(page, name: str) -> None:
     """With QUORUM_SCREENSHOTS=<folder> (`make screenshots`), the page as the README shows
     it, saved as <folder>/<name>.png; screenshots are never committed."""

@@ -9,7 +9,7 @@ from annotation.models import Assignment
 from datasets.ingest import IncomingImage, image_ingest
 from groundtruth.models import Annotation
 from tests import images
-from tests.conftest import screenshot
+from tests.conftest import errors_collected, screenshot
 from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -28,9 +28,7 @@ def project(people):
 def open_canvas(browser, live_server, project, *, context=None):
     context = context or browser.new_context(viewport={"width": 1200, "height": 800})
     page = context.new_page()
-    errors = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    errors = errors_collected(page)
     page.goto(f"{live_server.url}/login/")
     if page.locator("#id_username").count():
         page.fill("#id_username", "anna")

@@ -11,7 +11,7 @@ from groundtruth.computing import consensus_version_compute
 from groundtruth.models import Adjudication, Annotation, Box, ImageConsensus, ImageState
 from groundtruth.services import consensus_version_create
 from tests import images
-from tests.conftest import screenshot, sign_in
+from tests.conftest import errors_collected, screenshot, sign_in
 from tests.factories import MembershipFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -43,9 +43,7 @@ def test_a_reviewer_settles_an_image_with_the_keyboard_and_the_mouse(browser, li
     image, version = disputed
     assert ImageConsensus.objects.get(version=version, image=image).state == ImageState.NEEDS_REVIEW
     page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
-    errors = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    errors = errors_collected(page)
     sign_in(page, live_server.url, "rita")
     # an image that cannot be reviewed here is refused, and the queue takes over
     page.goto(f"{live_server.url}/projects/{people.project.pk}/review/?image=999999")

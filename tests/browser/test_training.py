@@ -9,7 +9,7 @@ import uuid
 import numpy as np
 import pytest
 
-from tests.conftest import screenshot, sign_in
+from tests.conftest import errors_collected, screenshot, sign_in
 from tests.training.conftest import trainable_project
 from tests.workers import start_worker, stop_worker
 from training.data_curves import data_curve_create, figure_fits
@@ -40,9 +40,7 @@ def test_an_admin_trains_watches_reads_and_promotes(browser, live_server, settin
     )
     try:
         page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
-        errors = []
-        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-        page.on("pageerror", lambda error: errors.append(str(error)))
+        errors = errors_collected(page)
         sign_in(page, live_server.url, trainable.admin.username)
 
         # the admin fills the form on the project's training page
@@ -115,9 +113,7 @@ def test_the_data_curve_page_draws_points_and_fits_with_the_values_under_the_poi
     curve.state = "done"
     curve.save()
     page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
-    errors = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    errors = errors_collected(page)
     sign_in(page, live_server.url, trainable.admin.username)
     page.goto(f"{live_server.url}/data-curves/{curve.pk}/")
     page.wait_for_selector("#chart-recall .u-over")

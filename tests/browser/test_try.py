@@ -5,7 +5,7 @@ import pytest
 
 from serving.cache import cache_clear
 from serving.models import PredictionLog
-from tests.conftest import screenshot, sign_in
+from tests.conftest import errors_collected, screenshot, sign_in
 from tests.serving.conftest import register_model
 from tests.training.conftest import trainable_project
 from training.models import ModelStage
@@ -20,9 +20,7 @@ def test_the_try_page_draws_the_boxes_for_bus_jpg(browser, live_server, tiny_onn
     trainable = trainable_project(images=8, name="Try")
     champion = register_model(trainable, tiny_onnx, stage=ModelStage.CHAMPION)
     page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
-    errors = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    errors = errors_collected(page)
     sign_in(page, live_server.url, trainable.reviewer.username)
 
     page.goto(f"{live_server.url}/projects/{trainable.project.pk}/try/")
