@@ -118,8 +118,106 @@ class AgreementReport:
     seed: int
 
 
+# Resamples drawn at once (a block x images matrix of weights): the draws are the same in
+# any block size, so this bounds memory only (16 MB a block at 100,000 images).
+RESAMPLE_BLOCK = 20
 # Per-image columns summed over images (and over resamples): see `_image_counts`.
 _TP, _BOXES, _IOU, _VALUES, _OBSERVED, _ABSENT, _ALPHA_BOXES, _OVERLAP = range(8)
+
+
+@dataclass(frozen=True)
+class ImageCounts:
+    """What `measure` sums, image by image: enough to give its report without the boxes.
+    Counts of disjoint sets of images concatenate (`counts_concatenate`), so a large
+    project's images can be counted in chunks, in several processes, and reported once.
+    `pair_image` indexes the rows; `pair_a` and `pair_b` are annotators (a before b in the
+    image's own order), `pair_stats` their TP, |A|, |B| and IoU sum on that image."""
+
+    counts: np.ndarray  # images x 8: the columns above
+    units: np.ndarray  # consensus clusters per image
+    uncertain: np.ndarray  # clusters below the quorum per image
+    seen: np.ndarray  # annotators per image
+    pair_image: np.ndarray
+    pair_a: np.ndarray
+    pair_b: np.ndarray
+    pair_stats: np.ndarray  # pairs x 4
+    annotators: tuple = ()  # everyone who saw one of the images, in `repr` order
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def f1(self) -> np.ndarray:
+        """Each image's pairwise F1 (NaN with fewer than two annotators; 1 where all drew nothing)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f1 = np.where(self.seen >= 2, 2 * self.counts[:, _TP] / self.counts[:, _BOXES], np.nan)
+        return np.where((self.seen >= 2) & (self.counts[:, _BOXES] == 0), 1.0, f1)
+
+    def mean_iou(self) -> np.ndarray:
+        """Each image's mean IoU of its matched pairs (NaN without any)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.counts[:, _TP] > 0, self.counts[:, _IOU] / self.counts[:, _TP], np.nan)
+
+
+def image_counts(
+    annotations_per_image: Sequence[Mapping[Hashable, np.ndarray]],
+    *,
+    iou_threshold: float = 0.5,
+    consolidator: Callable[[int, Mapping[Hashable, np.ndarray]], ImageWork] | None = None,
+) -> ImageCounts:
+    """Each image's counts (see `ImageCounts`); `consolidator` as in `measure`."""
+    count = len(annotations_per_image)
+    counts = np.zeros((count, 8))
+    units = np.zeros(count, dtype=int)
+    uncertain = np.zeros(count, dtype=int)
+    seen = np.zeros(count, dtype=int)
+    pair_image, pair_a, pair_b, pair_stats = [], [], [], []
+    for index, image in enumerate(annotations_per_image):
+        work = (
+            consolidator(index, image)
+            if consolidator is not None
+            else consolidate_image(image, iou_threshold=iou_threshold)
+        )
+        pairs, stats = _pair_counts(work, iou_threshold)
+        counts[index] = _image_counts(work, stats)
+        if len(pairs):
+            annotators = np.empty(len(work.consensus.annotators), dtype=object)
+            annotators[:] = list(work.consensus.annotators)
+            pair_image.append(np.full(len(pairs), index))
+            pair_a.append(annotators[pairs[:, 0]])
+            pair_b.append(annotators[pairs[:, 1]])
+            pair_stats.append(stats)
+        units[index] = len(work.consensus.clusters)
+        uncertain[index] = len(work.consensus.uncertain)
+        seen[index] = len(work.consensus.annotators)
+    return ImageCounts(
+        counts=counts,
+        units=units,
+        uncertain=uncertain,
+        seen=seen,
+        pair_image=np.concatenate(pair_image) if pair_image else np.zeros(0, dtype=int),
+        pair_a=np.concatenate(pair_a) if pair_a else np.zeros(0, dtype=object),
+        pair_b=np.concatenate(pair_b) if pair_b else np.zeros(0, dtype=object),
+        pair_stats=np.concatenate(pair_stats) if pair_stats else np.zeros((0, 4)),
+        annotators=tuple(sorted({a for image in annotations_per_image for a in image}, key=repr)),
+    )
+
+
+def counts_concatenate(parts: Sequence[ImageCounts]) -> ImageCounts:
+    """The counts of several disjoint sets of images, as one, in the order given."""
+    offsets = np.cumsum([0] + [len(part) for part in parts])
+    return ImageCounts(
+        counts=np.concatenate([part.counts for part in parts]) if parts else np.zeros((0, 8)),
+        units=np.concatenate([part.units for part in parts]) if parts else np.zeros(0, dtype=int),
+        uncertain=np.concatenate([part.uncertain for part in parts]) if parts else np.zeros(0, dtype=int),
+        seen=np.concatenate([part.seen for part in parts]) if parts else np.zeros(0, dtype=int),
+        pair_image=np.concatenate([part.pair_image + offset for part, offset in zip(parts, offsets, strict=False)])
+        if parts
+        else np.zeros(0, dtype=int),
+        pair_a=np.concatenate([part.pair_a for part in parts]) if parts else np.zeros(0, dtype=object),
+        pair_b=np.concatenate([part.pair_b for part in parts]) if parts else np.zeros(0, dtype=object),
+        pair_stats=np.concatenate([part.pair_stats for part in parts]) if parts else np.zeros((0, 4)),
+        annotators=tuple(sorted({a for part in parts for a in part.annotators}, key=repr)),
+    )
 
 
 def measure(
@@ -141,36 +239,30 @@ def measure(
     so that a caller who needs each image's consensus with its own quorum, weights, fusion
     or ignore flags gets it from the same pass. The figures do not change: they depend on
     the clusters only, and clusters depend on the boxes and the IoU threshold alone.
+
+    The same as `report_from_counts(image_counts(...))`, which is how a project too large
+    for one process is measured chunk by chunk.
     """
-    annotators = tuple(sorted({a for image in annotations_per_image for a in image}, key=repr))
+    counted = image_counts(annotations_per_image, iou_threshold=iou_threshold, consolidator=consolidator)
+    return report_from_counts(counted, bootstrap=bootstrap, confidence=confidence, seed=seed)
+
+
+def report_from_counts(
+    counted: ImageCounts, *, bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> AgreementReport:
+    """`measure`'s report from the images' counts (one `ImageCounts`, or chunks of them
+    joined by `counts_concatenate`): the same numbers, the same resamples."""
+    annotators = counted.annotators
     position = {annotator: i for i, annotator in enumerate(annotators)}
-    count = len(annotations_per_image)
-    image_counts = np.zeros((count, 8))
-    pair_rows: list[np.ndarray] = []
-    pair_columns: list[np.ndarray] = []
-    pair_values: list[np.ndarray] = []
-    units = np.zeros(count, dtype=int)
-    uncertain = np.zeros(count, dtype=int)
-    seen = np.zeros(count, dtype=int)
-    for index, image in enumerate(annotations_per_image):
-        work = (
-            consolidator(index, image)
-            if consolidator is not None
-            else consolidate_image(image, iou_threshold=iou_threshold)
-        )
-        local = np.array([position[a] for a in work.consensus.annotators], dtype=int)
-        pairs, stats = _pair_counts(work, iou_threshold)
-        image_counts[index] = _image_counts(work, stats)
-        if len(pairs):
-            pair_rows.append(np.full(len(pairs), index))
-            pair_columns.append(local[pairs[:, 0]] * len(annotators) + local[pairs[:, 1]])
-            pair_values.append(stats)
-        units[index] = len(work.consensus.clusters)
-        uncertain[index] = len(work.consensus.uncertain)
-        seen[index] = len(local)
-    rows = np.concatenate(pair_rows) if pair_rows else np.zeros(0, dtype=int)
-    columns = np.concatenate(pair_columns) if pair_columns else np.zeros(0, dtype=int)
-    values = np.concatenate(pair_values) if pair_values else np.zeros((0, 4))
+    count = len(counted)
+    image_counts = counted.counts
+    rows = counted.pair_image.astype(int)
+    columns = (
+        _positions(counted.pair_a, position) * len(annotators) + _positions(counted.pair_b, position)
+        if len(rows)
+        else np.zeros(0, dtype=int)
+    )
+    values = counted.pair_stats
     agreement = _agreement(annotators, columns, values)
 
     totals = image_counts.sum(axis=0)
@@ -179,15 +271,14 @@ def measure(
         image_alpha = np.where(
             image_counts[:, _VALUES] > 0, 1.0 - image_counts[:, _OBSERVED] / image_counts[:, _VALUES] / expected, np.nan
         )
-        image_f1 = np.where(
-            seen >= 2, 2 * image_counts[:, _TP] / image_counts[:, _BOXES], np.nan
-        )  # both drew nothing: agreement
-        image_f1 = np.where((seen >= 2) & (image_counts[:, _BOXES] == 0), 1.0, image_f1)
-        image_iou = np.where(image_counts[:, _TP] > 0, image_counts[:, _IOU] / image_counts[:, _TP], np.nan)
     figures = ImageFigures(
-        annotators=seen, f1=image_f1, mean_iou=image_iou, alpha=image_alpha, units=units, uncertain=uncertain
+        annotators=counted.seen,
+        f1=counted.f1(),
+        mean_iou=counted.mean_iou(),
+        alpha=image_alpha,
+        units=counted.units,
+        uncertain=counted.uncertain,
     )
-
     # Per image and pair: true positives and |A| + |B|, for the mean of the pairs' F1.
     pair_matrix = csr_matrix(
         (
@@ -203,8 +294,8 @@ def measure(
         rng = np.random.default_rng(seed)
         low, high = 50 * (1 - confidence), 50 * (1 + confidence)
         samples = {name: [] for name in point}
-        for start in range(0, bootstrap, 100):
-            size = min(100, bootstrap - start)
+        for start in range(0, bootstrap, RESAMPLE_BLOCK):
+            size = min(RESAMPLE_BLOCK, bootstrap - start)
             picks = rng.integers(0, count, size=(size, count))
             weights = np.bincount((picks + np.arange(size)[:, None] * count).ravel(), minlength=size * count).reshape(
                 size, count
@@ -288,6 +379,12 @@ def alpha_units(
         offset += len(block)
     np.fill_diagonal(distance, 0.0)
     return units, distance, annotators
+
+
+def _positions(values: np.ndarray, position: Mapping[Hashable, int]) -> np.ndarray:
+    """Each value's position in the annotators' order (looked up once per distinct value)."""
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return np.array([position[value] for value in distinct.tolist()], dtype=int)[inverse.reshape(-1)]
 
 
 def _pair_counts(work: ImageWork, threshold: float) -> tuple[np.ndarray, np.ndarray]:

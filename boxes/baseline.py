@@ -36,7 +36,7 @@ the model on the same draw (B = 1000, seeded), percentile intervals.
 """
 
 from collections import defaultdict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -125,19 +125,25 @@ class Baseline:
 
 
 @dataclass
-class _Scored:
-    """One annotator's per-image counts and the model's detections on their images."""
+class AnnotatorCounts:
+    """One annotator's per-image counts (and, with a model, the model's detections on their
+    images). Counts of disjoint sets of images merge (`baseline_counts_merge`), so a large
+    project is scored chunk by chunk and summed up once (`baseline_from_counts`)."""
 
-    images: list[int] = field(default_factory=list)
+    images: list[int] = field(default_factory=list)  # positions of the images scored
     counts: list[tuple[int, int, int]] = field(default_factory=list)  # tp, fp, fn
     conditions: dict = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0]))
     heights: dict = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
-    offsets: list[np.ndarray] = field(default_factory=list)  # per matched box: edges and shift, px and heights
+    offset_sum: np.ndarray = field(default_factory=lambda: np.zeros(12))  # matched boxes' edges and shift
+    offset_count: int = 0
     truths: list[ImageTruth] = field(default_factory=list)
     detections: list[np.ndarray] = field(default_factory=list)
     det_image: list[np.ndarray] = field(default_factory=list)  # per scored image: its position
     det_score: list[np.ndarray] = field(default_factory=list)
     det_tp: list[np.ndarray] = field(default_factory=list)
+
+
+RESAMPLE_BLOCK = 20  # resamples drawn at once: 20 x images weights, whatever the bootstrap (same draws)
 
 
 def human_baseline(
@@ -165,9 +171,86 @@ def human_baseline(
         raise ValueError("model_detections must have one array per image")
     if conditions is not None and len(conditions) != len(annotations_per_image):
         raise ValueError("conditions must have one label per image")
+    scored = _score(
+        annotations_per_image, model_detections=model_detections, iou_threshold=iou_threshold, quorum=quorum,
+        conditions=conditions, height_bins=height_bins,
+    )  # fmt: skip
+    return _summarize(
+        scored, images=len(annotations_per_image), with_model=model_detections is not None, min_images=min_images,
+        height_bins=height_bins, bootstrap=bootstrap, confidence=confidence, seed=seed,
+    )  # fmt: skip
+
+
+def baseline_counts(
+    annotations_per_image: Sequence[Mapping[Hashable, np.ndarray]],
+    *,
+    first_index: int = 0,
+    iou_threshold: float = 0.5,
+    quorum: float | None = None,
+    height_bins: Sequence[float] = (50.0, 100.0),
+) -> dict[Hashable, AnnotatorCounts]:
+    """Each annotator's counts on these images (no model), the images numbered from
+    `first_index`: what `baseline_from_counts` needs, for one chunk of a project."""
+    scored = _score(annotations_per_image, iou_threshold=iou_threshold, quorum=quorum, height_bins=height_bins)
+    for record in scored.values():
+        record.images = [first_index + index for index in record.images]
+    return dict(scored)
+
+
+def baseline_counts_merge(parts: Sequence[Mapping[Hashable, AnnotatorCounts]]) -> dict[Hashable, AnnotatorCounts]:
+    """The counts of disjoint chunks of images as one, in the order given (images and
+    counts as arrays: a 100,000-image project's are a few MB, not a million tuples)."""
+    images: dict[Hashable, list] = defaultdict(list)
+    counts: dict[Hashable, list] = defaultdict(list)
+    merged: dict[Hashable, AnnotatorCounts] = defaultdict(AnnotatorCounts)
+    for part in parts:
+        for annotator, record in part.items():
+            images[annotator].append(np.asarray(record.images, dtype=np.int64))
+            counts[annotator].append(np.asarray(record.counts, dtype=np.int64).reshape(-1, 3))
+            total = merged[annotator]
+            for label, (found, references) in record.heights.items():
+                total.heights[label][0] += found
+                total.heights[label][1] += references
+            total.offset_sum = total.offset_sum + record.offset_sum
+            total.offset_count += record.offset_count
+    for annotator, total in merged.items():
+        total.images = np.concatenate(images[annotator])
+        total.counts = np.concatenate(counts[annotator])
+    return dict(merged)
+
+
+def baseline_from_counts(
+    counts: Mapping[Hashable, AnnotatorCounts],
+    *,
+    images: int,
+    min_images: int = 20,
+    height_bins: Sequence[float] = (50.0, 100.0),
+    bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Baseline:
+    """`human_baseline` (without a model) from merged counts over `images` images: the same
+    figures and the same resamples as one pass over them all."""
+    return _summarize(
+        counts, images=images, with_model=False, min_images=min_images, height_bins=height_bins,
+        bootstrap=bootstrap, confidence=confidence, seed=seed,
+    )  # fmt: skip
+
+
+def _score(
+    annotations_per_image: Sequence[Mapping[Hashable, np.ndarray]],
+    *,
+    model_detections: Sequence[np.ndarray] | None = None,
+    iou_threshold: float,
+    quorum: float | None,
+    conditions: Sequence[Hashable] | None = None,
+    height_bins: Sequence[float],
+) -> dict[Hashable, AnnotatorCounts]:
+    """Every annotator against the others' consensus, image by image (and the model on
+    the same references)."""
     edges = np.asarray(sorted(height_bins), dtype=float)
     labels = _bin_labels(edges)
-    scored: dict[Hashable, _Scored] = defaultdict(_Scored)
+    scored: dict[Hashable, AnnotatorCounts] = defaultdict(AnnotatorCounts)
     for index, image in enumerate(annotations_per_image):
         if len(image) < 2:
             continue
@@ -188,7 +271,9 @@ def human_baseline(
             found[result.pairs[:, 1]] = True
             if len(result.pairs):
                 mine = as_boxes(image[annotator])[result.pairs[:, 0]]
-                record.offsets.append(_offsets(mine, truth[result.pairs[:, 1]]))
+                offsets = _offsets(mine, truth[result.pairs[:, 1]])
+                record.offset_sum = record.offset_sum + offsets.sum(axis=0)
+                record.offset_count += len(offsets)
             bins = np.searchsorted(edges, truth[:, 3] - truth[:, 1], side="right")
             for bin_index, was_found in zip(bins.tolist(), found.tolist(), strict=True):
                 record.heights[labels[bin_index]][0] += int(was_found)
@@ -207,39 +292,62 @@ def human_baseline(
                 record.det_image.append(np.full(int((~is_ignored).sum()), len(record.images) - 1))
                 record.det_score.append(scores[~is_ignored])
                 record.det_tp.append(is_tp[~is_ignored])
+    return scored
 
+
+def _summarize(
+    scored: Mapping[Hashable, AnnotatorCounts],
+    *,
+    images: int,
+    with_model: bool,
+    min_images: int,
+    height_bins: Sequence[float],
+    bootstrap: int,
+    confidence: float,
+    seed: int,
+) -> Baseline:
+    """Per annotator figures, the panel's mean and spread, and the image bootstrap (drawn
+    `RESAMPLE_BLOCK` resamples at a time, so memory stays at 20 x images)."""
+    labels = _bin_labels(np.asarray(sorted(height_bins), dtype=float))
     kept = {a: record for a, record in scored.items() if len(record.images) >= min_images}
     too_few = tuple(sorted((a for a in scored if a not in kept), key=repr))
-    rng = np.random.default_rng(seed)
-    count = len(annotations_per_image)
-    weights = _resample_weights(rng, bootstrap, count) if bootstrap and count else np.zeros((0, count))
+    order = sorted(kept, key=repr)
+    counts = {a: np.array(kept[a].counts, dtype=float).reshape(-1, 3) for a in order}
+    positions = {a: np.asarray(kept[a].images, dtype=int) for a in order}
+    points = {a: OperatingPoint(*(int(v) for v in counts[a].sum(axis=0)), images=len(positions[a])) for a in order}
+    versus = {a: _versus_model(kept[a], points[a], counts[a]) for a in order} if with_model else {}
+    human_draws: dict = {a: {name: [] for name in HUMAN_FIGURES} for a in order}
+    gap_draws: dict = {a: {name: [] for name in GAP_FIGURES} for a in order}
+    if bootstrap and images:
+        rng = np.random.default_rng(seed)
+        for start in range(0, bootstrap, RESAMPLE_BLOCK):
+            weights = _resample_weights(rng, min(RESAMPLE_BLOCK, bootstrap - start), images)
+            for annotator in order:
+                image_weights = weights[:, positions[annotator]]
+                resampled = _human_figures(image_weights @ counts[annotator], image_weights.sum(axis=1))
+                for name in HUMAN_FIGURES:
+                    human_draws[annotator][name].append(resampled[name])
+                if with_model:
+                    gaps = _model_gaps(versus[annotator][1], image_weights, resampled)
+                    for name in GAP_FIGURES:
+                        gap_draws[annotator][name].append(gaps[name])
+    human_draws = {a: {name: _joined(values) for name, values in draws.items()} for a, draws in human_draws.items()}
     results: dict[Hashable, AnnotatorBaseline] = {}
-    human_draws: dict[str, list[np.ndarray]] = {name: [] for name in HUMAN_FIGURES}
-    gap_draws: dict[str, list[np.ndarray]] = {name: [] for name in GAP_FIGURES}
-    for annotator in sorted(kept, key=repr):
+    for annotator in order:
         record = kept[annotator]
-        counts = np.array(record.counts, dtype=float)
-        point = OperatingPoint(*(int(v) for v in counts.sum(axis=0)), images=len(record.images))
-        image_weights = weights[:, record.images]
-        resampled = _human_figures(image_weights @ counts, image_weights.sum(axis=1))
-        for name in HUMAN_FIGURES:
-            human_draws[name].append(resampled[name])
-        model = None
-        if model_detections is not None:
-            model, gaps = _versus_model(record, point, counts, image_weights, resampled)
-            for name in GAP_FIGURES:
-                gap_draws[name].append(gaps[name])
         results[annotator] = AnnotatorBaseline(
             annotator=annotator,
-            point=point,
-            intervals={name: _interval(resampled[name], confidence) for name in HUMAN_FIGURES} if bootstrap else {},
+            point=points[annotator],
+            intervals={name: _interval(human_draws[annotator][name], confidence) for name in HUMAN_FIGURES}
+            if bootstrap
+            else {},
             by_condition={
                 condition: OperatingPoint(*totals[:3], images=totals[3])
                 for condition, totals in sorted(record.conditions.items(), key=lambda item: repr(item[0]))
             },
             recall_by_height={label: tuple(record.heights[label]) for label in labels if label in record.heights},
-            habits=_habits(record.offsets),
-            model=model,
+            habits=_habits(record.offset_sum, record.offset_count),
+            model=versus[annotator][0] if with_model else None,
         )
 
     human_mean, human_spread = _mean_and_spread(
@@ -251,7 +359,9 @@ def human_baseline(
         human_mean=human_mean,
         human_spread=human_spread,
         human_intervals={
-            name: _interval(np.mean(draws, axis=0), confidence) for name, draws in human_draws.items() if draws
+            name: _interval(np.mean([human_draws[a][name] for a in order], axis=0), confidence)
+            for name in HUMAN_FIGURES
+            if order
         }
         if bootstrap
         else {},
@@ -259,13 +369,17 @@ def human_baseline(
         confidence=confidence,
         seed=seed,
     )
-    if model_detections is None or not results:
+    if not with_model or not results:
         return baseline
     model_mean, _ = _mean_and_spread(
         {name: [getattr(r.model, name) for r in results.values()] for name in MODEL_FIGURES}
     )
     gap, _ = _mean_and_spread({name: [getattr(r.model, name) for r in results.values()] for name in GAP_FIGURES})
-    panel_draws = {name: np.mean(draws, axis=0) for name, draws in gap_draws.items()} if bootstrap else {}
+    panel_draws = (
+        {name: np.mean([_joined(gap_draws[a][name]) for a in order], axis=0) for name in GAP_FIGURES}
+        if bootstrap
+        else {}
+    )
     return Baseline(
         **{
             **baseline.__dict__,
@@ -275,6 +389,10 @@ def human_baseline(
             "gap_draws": panel_draws,
         }
     )
+
+
+def _joined(blocks: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(blocks) if blocks else np.zeros(0)
 
 
 def _offsets(boxes: np.ndarray, references: np.ndarray) -> np.ndarray:
@@ -288,13 +406,12 @@ def _offsets(boxes: np.ndarray, references: np.ndarray) -> np.ndarray:
     return np.hstack([edges, shift, edges / height, shift / height])
 
 
-def _habits(offsets: list[np.ndarray]) -> Habits | None:
-    if not offsets:
+def _habits(offset_sum: np.ndarray, offset_count: int) -> Habits | None:
+    if not offset_count:
         return None
-    values = np.vstack(offsets)
-    mean = values.mean(axis=0)
+    mean = offset_sum / offset_count
     return Habits(
-        boxes=len(values),
+        boxes=offset_count,
         edges_px=tuple(float(v) for v in mean[:4]),
         shift_px=tuple(float(v) for v in mean[4:6]),
         edges_heights=tuple(float(v) for v in mean[6:10]),
@@ -302,9 +419,9 @@ def _habits(offsets: list[np.ndarray]) -> Habits | None:
     )
 
 
-def _versus_model(record: _Scored, point: OperatingPoint, counts, image_weights, human) -> tuple[ModelVersus, dict]:
-    """The model against one annotator's references: the point figures and, per bootstrap
-    resample, the gaps."""
+def _versus_model(record: AnnotatorCounts, point: OperatingPoint, counts: np.ndarray) -> tuple[ModelVersus, Callable]:
+    """The model against one annotator's references: the point figures, and the curve that
+    gives them for rows of image weights (`_model_gaps` calls it on bootstrap resamples)."""
     image_of = np.concatenate(record.det_image) if record.det_image else np.zeros(0, dtype=int)
     scores = np.concatenate(record.det_score) if record.det_score else np.zeros(0)
     is_tp = np.concatenate(record.det_tp) if record.det_tp else np.zeros(0, dtype=bool)
@@ -351,22 +468,25 @@ def _versus_model(record: _Scored, point: OperatingPoint, counts, image_weights,
         recall_gap=float(recall_at_p[0] - point.recall),
         miss_rate_gap=float(miss_at_f[0] - point.miss_rate),
     )
-    gaps = {"recall_gap": np.zeros(0), "miss_rate_gap": np.zeros(0)}
-    if len(image_weights):
-        recall_draws, miss_draws = [], []
-        for start in range(0, len(image_weights), 50):
-            chunk = image_weights[start : start + 50]
-            r, m, _, _ = curve(chunk, human["precision"][start : start + 50], human["fppi"][start : start + 50])
-            recall_draws.append(r)
-            miss_draws.append(m)
-        gaps = {
-            "recall_gap": np.concatenate(recall_draws) - human["recall"],
-            "miss_rate_gap": np.concatenate(miss_draws) - human["miss_rate"],
-        }
-    return model, gaps
+    return model, curve
 
 
-def _coco(record: _Scored) -> tuple[dict, list]:
+def _model_gaps(curve: Callable, image_weights: np.ndarray, human: dict) -> dict[str, np.ndarray]:
+    """Per resample (rows of `image_weights`), the model's recall at the human's precision
+    minus the human's recall, and its miss rate at the human's FPPI minus theirs."""
+    recall_draws, miss_draws = [], []
+    for start in range(0, len(image_weights), 50):
+        chunk = image_weights[start : start + 50]
+        r, m, _, _ = curve(chunk, human["precision"][start : start + 50], human["fppi"][start : start + 50])
+        recall_draws.append(r)
+        miss_draws.append(m)
+    return {
+        "recall_gap": _joined(recall_draws) - human["recall"],
+        "miss_rate_gap": _joined(miss_draws) - human["miss_rate"],
+    }
+
+
+def _coco(record: AnnotatorCounts) -> tuple[dict, list]:
     """The references and the model's detections of one annotator's images as COCO data
     (ignore regions as crowds), for AP50."""
     images, annotations, results = [], [], []

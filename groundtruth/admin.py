@@ -11,6 +11,7 @@ from groundtruth.models import (
     Annotation,
     AnnotationKind,
     Box,
+    ConsensusChunk,
     ConsensusVersion,
     GroundTruthBox,
     ImageConsensus,
@@ -32,6 +33,17 @@ class ConsensusVersionAdmin(ReadOnlyAdmin):
     list_display = ["project", "number", "state", "is_current", "iou_threshold", "quorum", "alpha", "created_at"]
     list_filter = ["state", "is_current", "fuse", "reliability_weighted", "project"]
     search_fields = ["project__name"]
+
+
+@admin.register(ConsensusChunk)
+class ConsensusChunkAdmin(ReadOnlyAdmin):
+    list_display = ["version", "index", "state", "attempts", "worker", "peak_rss_mb", "started_at", "finished_at"]
+    list_filter = ["state", "version__project"]
+    list_select_related = ["version__project"]
+    exclude = ["counts", "image_ids"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field for field in super().get_readonly_fields(request, obj) if field not in self.exclude]
 
 
 @admin.register(ImageConsensus)

@@ -21,6 +21,7 @@ from datasets.selectors import image_get
 from groundtruth.models import AgreementReport, ConsensusVersion
 from groundtruth.selectors import (
     adjudication_view,
+    chunk_progress,
     consensus_version_get,
     consensus_versions,
     gold_paused,
@@ -64,18 +65,23 @@ class ConsensusInputSerializer(serializers.Serializer):
 
 class ConsensusVersionSerializer(serializers.ModelSerializer):
     images = serializers.SerializerMethodField()
+    chunks = serializers.SerializerMethodField()
 
     class Meta:
         model = ConsensusVersion
         fields = [
             "id", "project", "number", "iou_threshold", "quorum", "fuse", "reliability_weighted", "accept_f1",
             "include_not_blind", "code_version", "state", "error", "is_current", "alpha", "alpha_low", "alpha_high",
-            "pairwise_f1", "mean_iou", "created_at", "started_at", "finished_at", "images",
+            "pairwise_f1", "mean_iou", "created_at", "started_at", "finished_at", "images", "chunks",
         ]  # fmt: skip
 
     def get_images(self, version: ConsensusVersion) -> dict[str, int]:
         """Images per state: auto_accepted, needs_review, adjudicated."""
         return image_state_counts(version=version)
+
+    def get_chunks(self, version: ConsensusVersion) -> dict[str, int]:
+        """The version's chunks (computed by the groundtruth workers): total, done, running, workers."""
+        return chunk_progress(version=version)
 
 
 class ProjectConsensusApi(ProjectApiMixin, APIView):

@@ -9,100 +9,203 @@ The Celery tasks (groundtruth/tasks.py) run these; nothing here sends a task.
 
 import dataclasses
 import logging
+import os
+import resource
+import socket
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from boxes.agreement import measure
+from boxes.agreement import counts_concatenate, image_counts, report_from_counts
 from boxes.consensus import ImageWork, consolidate_image
 from boxes.estimates import AnnotatorReliability, Reliability
 from boxes.geometry import iou_pairs
 from boxes.reliability import estimate_reliability
 from datasets.models import Image
+from groundtruth.chunks import chunk_counts_dump, chunk_counts_load
 from groundtruth.models import (
     Adjudication,
     AnnotationKind,
     BoxSource,
+    ChunkState,
+    ConsensusChunk,
     ConsensusVersion,
     GroundTruthBox,
     ImageConsensus,
     ImageState,
     VersionState,
 )
-from groundtruth.reports import agreement_report_build
-from groundtruth.selectors import Panel, gold_references, panels
+from groundtruth.reports import agreement_report_build, iou_histogram_counts, report_baseline, report_counts
+from groundtruth.selectors import Panel, complete_image_ids, gold_references, panels
 
 logger = logging.getLogger(__name__)
 
 
 def consensus_version_compute(*, version_id: int) -> ConsensusVersion | None:
-    """Compute a version over every image with all k submissions, and make it current.
-    Safe to run again: a finished version is left as it is, an unfinished one redone."""
-    version = ConsensusVersion.objects.select_related("project").filter(pk=version_id).first()
-    if version is None or version.state == VersionState.DONE:
-        return version
-    version.state, version.started_at = VersionState.RUNNING, timezone.now()
-    version.save(update_fields=["state", "started_at"])
+    """Compute a version in this process: plan it, compute every chunk, finish it. Safe to
+    run again: a finished version is left as it is, an unfinished one carried on. (Workers
+    do the same steps as separate tasks: `groundtruth.tasks`.)"""
+    for chunk_id in consensus_version_start(version_id=version_id):
+        consensus_chunk_compute(chunk_id=chunk_id)
+    consensus_version_finish(version_id=version_id)
+    return ConsensusVersion.objects.select_related("project").filter(pk=version_id).first()
+
+
+def consensus_version_start(*, version_id: int) -> list[int]:
+    """Plan a version: its complete images (every blind submission in, at that moment) cut
+    into chunks of `QUORUM_CONSENSUS_CHUNK_IMAGES` in id order, and, when weighted, the
+    annotators' reliability estimated once for the whole project (EM over a seeded sample
+    of `QUORUM_CONSENSUS_RELIABILITY_SAMPLE` images with every gold image in it; the whole
+    project when it is smaller). Returns the ids of the chunks to compute.
+
+    Called again on a running version (the sweep, after a worker died or a send was
+    lost), it keeps what is done and returns the chunks that are not; on a failed
+    version, it starts over; on a finished one, it returns nothing."""
     try:
-        clock = time.perf_counter()
-        timings = {}
-        by_image = panels(project=version.project, include_not_blind=version.include_not_blind)
-        image_ids = sorted(by_image)
-        annotations = [{a: boxes for a, (boxes, _) in by_image[i].items()} for i in image_ids]
-        timings["load"], clock = time.perf_counter() - clock, time.perf_counter()
-        reliability = None
-        if version.reliability_weighted and annotations:
-            # gold images anchor the estimate: there the truth of a candidate is observed
-            references = gold_references(project=version.project)
-            gold = {
-                index: truth[~ignored]
-                for index, image_id in enumerate(image_ids)
-                if image_id in references
-                for truth, ignored in [references[image_id]]
-            }
-            reliability = estimate_reliability(annotations, iou_threshold=version.iou_threshold, gold=gold)
-        prepared: dict[int, tuple] = {}
-
-        def consolidator(index: int, image: dict) -> ImageWork:
-            # the version's own consensus of each image, made in the agreement pass
-            work = _consolidate(version, by_image[image_ids[index]], reliability)
-            prepared[index] = _image_boxes(work)
-            return work
-
-        report = (
-            measure(annotations, iou_threshold=version.iou_threshold, bootstrap=1000, consolidator=consolidator)
-            if annotations
-            else None
-        )
-        results = [
-            _image_result(version, image_id, len(by_image[image_id]), prepared[index], report.images.f1[index],
-                          report.images.mean_iou[index])
-            for index, image_id in enumerate(image_ids)
-        ]  # fmt: skip
-        timings["compute"], clock = time.perf_counter() - clock, time.perf_counter()
         with transaction.atomic():
+            version = (
+                ConsensusVersion.objects.select_for_update().select_related("project").filter(pk=version_id).first()
+            )
+            if version is None or version.state == VersionState.DONE:
+                return []
+            if version.state == VersionState.RUNNING and version.chunks.exists():
+                return list(version.chunks.exclude(state=ChunkState.DONE).values_list("pk", flat=True))
+            clock = time.perf_counter()
+            version.chunks.all().delete()
             ImageConsensus.objects.filter(version=version).delete()
-            _write(results)
+            image_ids = complete_image_ids(project=version.project)
+            reliability = _reliability_estimate(version, image_ids) if version.reliability_weighted else None
+            size = settings.QUORUM_CONSENSUS_CHUNK_IMAGES
+            ConsensusChunk.objects.bulk_create(
+                ConsensusChunk(version=version, index=index, first=first, image_ids=image_ids[first : first + size])
+                for index, first in enumerate(range(0, max(len(image_ids), 1), size))
+            )
+            version.state, version.started_at, version.error = VersionState.RUNNING, timezone.now(), ""
+            version.reliability = _reliability_json(reliability)
+            version.timings = {"plan": round(time.perf_counter() - clock, 3)}
+            version.save(update_fields=["state", "started_at", "error", "reliability", "timings"])
+            return list(version.chunks.values_list("pk", flat=True))
+    except Exception as error:
+        _failed(version_id, error)
+        raise
+
+
+def consensus_chunk_compute(*, chunk_id: int) -> int | None:
+    """Compute one chunk: each of its images' consensus with the version's parameters,
+    written as its rows, and the counts the version's figures are summed from. Safe to run
+    twice (a redelivered task): its rows are replaced, a chunk already done is left alone.
+    Returns the version's id when every chunk of it is done (time to finish it)."""
+    chunk = ConsensusChunk.objects.select_related("version__project").filter(pk=chunk_id).first()
+    if chunk is None or chunk.version.state != VersionState.RUNNING:
+        return None
+    version = chunk.version
+    if chunk.state != ChunkState.DONE:
+        try:
+            _chunk_compute(version, chunk)
+        except Exception as error:
+            _failed(version.pk, error)
+            raise
+    return None if version.chunks.exclude(state=ChunkState.DONE).exists() else version.pk
+
+
+def _chunk_compute(version: ConsensusVersion, chunk: ConsensusChunk) -> None:
+    ConsensusChunk.objects.filter(pk=chunk.pk).update(
+        state=ChunkState.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(),
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+    )  # fmt: skip
+    clock, seconds = time.perf_counter(), {}
+    image_ids = list(chunk.image_ids)
+    by_image = panels(project=version.project, image_ids=image_ids, include_not_blind=version.include_not_blind)
+    panel_of = [by_image.get(image_id, {}) for image_id in image_ids]
+    annotations = [{a: boxes for a, (boxes, _) in panel.items()} for panel in panel_of]
+    seconds["load"], clock = time.perf_counter() - clock, time.perf_counter()
+    reliability = _reliability_from_json(version.reliability)
+    prepared: dict[int, tuple] = {}
+
+    def consolidator(index: int, image: dict) -> ImageWork:
+        # the version's own consensus of each image, made in the agreement pass
+        work = _consolidate(version, panel_of[index], reliability)
+        prepared[index] = _image_boxes(work)
+        return work
+
+    counted = image_counts(annotations, iou_threshold=version.iou_threshold, consolidator=consolidator)
+    f1, mean_iou = counted.f1(), counted.mean_iou()
+    results = [
+        _image_result(version, image_id, len(panel_of[index]), prepared[index], f1[index], mean_iou[index])
+        for index, image_id in enumerate(image_ids)
+    ]
+    member_ious = np.concatenate([ious for *_, ious in results]) if results else np.zeros(0)
+    blob = chunk_counts_dump(
+        counted, report_counts(annotations, first_index=chunk.first), iou_histogram_counts(member_ious)
+    )
+    seconds["compute"], clock = time.perf_counter() - clock, time.perf_counter()
+    with transaction.atomic():
+        locked = ConsensusChunk.objects.select_for_update().filter(pk=chunk.pk).first()
+        if locked is None or locked.state == ChunkState.DONE:
+            return  # its version was deleted, or a second delivery finished it first
+        ImageConsensus.objects.filter(version=version, image_id__in=image_ids).delete()
+        _write(results)
+        seconds["write"] = time.perf_counter() - clock
+        locked.counts = blob
+        locked.state, locked.finished_at = ChunkState.DONE, timezone.now()
+        locked.seconds = {name: round(value, 3) for name, value in seconds.items()}
+        locked.peak_rss_mb = peak_rss_mb()
+        locked.save(update_fields=["counts", "state", "finished_at", "seconds", "peak_rss_mb"])
+
+
+def consensus_version_finish(*, version_id: int) -> ConsensusVersion | None:
+    """Finish a version whose chunks are all done: their counts merged into the version's
+    figures and report (the same numbers as one pass over every image), the reviewers'
+    settlements applied, and the version made current. Runs once: the version's row is
+    locked, and a finished version is left as it is. None while chunks are still to do."""
+    try:
+        with transaction.atomic():
+            version = (
+                ConsensusVersion.objects.select_for_update().select_related("project").filter(pk=version_id).first()
+            )
+            if version is None or version.state != VersionState.RUNNING:
+                return version
+            chunks = list(version.chunks.order_by("index").defer("counts"))
+            if not chunks or any(chunk.state != ChunkState.DONE for chunk in chunks):
+                return None
+            clock = time.perf_counter()
+            blobs = version.chunks.order_by("index").values_list("counts", flat=True)
+            parts = [chunk_counts_load(bytes(blob)) for blob in blobs.iterator(chunk_size=1)]  # one blob at a time
+            counted = counts_concatenate([part.counted for part in parts])
+            image_ids = [image_id for chunk in chunks for image_id in chunk.image_ids]
             adjudications_apply(version)
-            timings["write"], clock = time.perf_counter() - clock, time.perf_counter()
+            reliability = _reliability_from_json(version.reliability)
+            report = report_from_counts(counted, bootstrap=1000) if len(counted) else None
             if report is not None:
                 agreement_report_build(
                     version=version,
-                    by_image=by_image,
+                    image_ids=image_ids,
                     reliability=reliability,
                     report=report,
-                    member_ious=np.concatenate([ious for *_, ious in results]) if results else np.zeros(0),
+                    baseline=report_baseline([part.report for part in parts], images=len(image_ids)),
+                    iou_counts=np.sum([part.iou_counts for part in parts], axis=0),
                 )
-            timings["report"] = time.perf_counter() - clock
+            timings = {
+                **version.timings,
+                **{
+                    name: round(sum(chunk.seconds.get(name, 0.0) for chunk in chunks), 3)
+                    for name in ("load", "compute", "write")
+                },
+                "report": round(time.perf_counter() - clock, 3),
+                "chunks": len(chunks),
+                # resident peak of the process that finished it (the merge holds every image's counts)
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+            }
             version.state = VersionState.DONE
             version.finished_at = timezone.now()
-            version.reliability = _reliability_json(reliability)
-            version.timings = {name: round(seconds, 3) for name, seconds in timings.items()}
+            version.timings = timings
             if report is not None:
                 version.alpha = _number(report.alpha)
                 version.alpha_low, version.alpha_high = (_number(v) for v in report.intervals.get("alpha", (None,) * 2))
@@ -111,28 +214,74 @@ def consensus_version_compute(*, version_id: int) -> ConsensusVersion | None:
             ConsensusVersion.objects.filter(project=version.project, is_current=True).update(is_current=False)
             version.is_current = True
             version.save()
+            version.chunks.update(counts=None)  # merged: the version's rows and report hold it now
     except Exception as error:
-        logger.exception("Consensus version %s failed", version.pk)
-        ConsensusVersion.objects.filter(pk=version.pk).update(
-            state=VersionState.FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now()
-        )
+        _failed(version_id, error)
         raise
     return version
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB: VmHWM, the high-water mark of its own
+    memory since it started its program (ru_maxrss would carry over the peak of the process
+    that started it, such as a fat parent that spawned the worker)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _failed(version_id: int, error: Exception) -> None:
+    logger.exception("Consensus version %s failed", version_id)
+    ConsensusVersion.objects.filter(pk=version_id).exclude(state=VersionState.DONE).update(
+        state=VersionState.FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now()
+    )
+
+
+def _reliability_estimate(version: ConsensusVersion, image_ids: list[int]) -> Reliability | None:
+    """The annotators' reliability for a weighted version, from the EM over a seeded sample
+    of the complete images (every gold image kept in it), or over all of them when there
+    are no more than the sample's size."""
+    size = settings.QUORUM_CONSENSUS_RELIABILITY_SAMPLE
+    gold_ids = set(gold_references(project=version.project, image_ids=None))
+    sample = image_ids
+    if len(image_ids) > size:
+        gold = [image_id for image_id in image_ids if image_id in gold_ids]
+        rest = np.array([image_id for image_id in image_ids if image_id not in gold_ids], dtype=int)
+        drawn = np.random.default_rng(version.number).choice(rest, size=max(size - len(gold), 0), replace=False)
+        sample = sorted(gold + drawn.tolist())
+    if not sample:
+        return None
+    by_image = panels(project=version.project, image_ids=sample, include_not_blind=version.include_not_blind)
+    annotations = [{a: boxes for a, (boxes, _) in by_image.get(i, {}).items()} for i in sample]
+    # gold images anchor the estimate: there the truth of a candidate is observed
+    references = gold_references(project=version.project, image_ids=[i for i in sample if i in gold_ids])
+    gold = {
+        index: truth[~ignored]
+        for index, image_id in enumerate(sample)
+        if image_id in references
+        for truth, ignored in [references[image_id]]
+    }
+    return estimate_reliability(annotations, iou_threshold=version.iou_threshold, gold=gold)
+
+
 def consensus_versions_stalled(*, older_than: timedelta = timedelta(minutes=10)) -> list[int]:
     """Versions still pending `older_than` after they were made (their task was never sent
-    or never taken), and versions running for longer than the groundtruth queue's hard time
-    limit (their worker died: nothing of theirs was written, computing again is safe)."""
+    or never taken), and running versions where nothing has moved (no chunk started or
+    finished) for longer than the groundtruth queue's hard time limit: a worker died in a
+    chunk, or a send was lost. Sending them again is safe: what is done is kept."""
     cutoff = timezone.now() - older_than
     _, hard_limit = settings.CELERY_QUEUE_TIME_LIMITS["groundtruth"]
     dead_before = timezone.now() - timedelta(seconds=hard_limit)
-    return list(
-        ConsensusVersion.objects.filter(
-            Q(state=VersionState.PENDING, created_at__lt=cutoff)
-            | Q(state=VersionState.RUNNING, started_at__lt=dead_before)
-        ).values_list("pk", flat=True)
+    running = ConsensusVersion.objects.filter(state=VersionState.RUNNING, started_at__lt=dead_before).annotate(
+        moved=Greatest(Max("chunks__started_at"), Max("chunks__finished_at"))
     )
+    pending = ConsensusVersion.objects.filter(state=VersionState.PENDING, created_at__lt=cutoff)
+    still = running.filter(Q(moved__isnull=True) | Q(moved__lt=dead_before))
+    return sorted(set(pending.values_list("pk", flat=True)) | set(still.values_list("pk", flat=True)))
 
 
 def images_consensus_stalled(*, older_than: timedelta | None = None) -> list[int]:
@@ -179,22 +328,25 @@ def image_consensus_update(*, image_id: int) -> ImageConsensus | None:
         panel = panels(project=image.project, image_ids=[image.pk], include_not_blind=True)[image.pk]
     with transaction.atomic():
         existing = ImageConsensus.objects.select_for_update().filter(version=version, image=image).first()
-        if existing is not None and Adjudication.objects.filter(image=image, is_active=True).exists():
+        adjudicated = Adjudication.objects.filter(image=image, is_active=True).exists()
+        if existing is not None and adjudicated:
             return existing  # a reviewer settled it; only they can ask for it to be redone
         if existing is not None:
             existing.delete()
         reliability = _reliability_from_json(version.reliability)
         work = _consolidate(version, panel, reliability)
-        figures = measure(
+        counted = image_counts(
             [{a: boxes for a, (boxes, _) in panel.items()}],
             iou_threshold=version.iou_threshold,
-            bootstrap=0,
             consolidator=lambda index, image: work,
-        ).images
-        result = _image_result(version, image.pk, len(panel), _image_boxes(work), figures.f1[0], figures.mean_iou[0])
+        )
+        result = _image_result(
+            version, image.pk, len(panel), _image_boxes(work), counted.f1()[0], counted.mean_iou()[0]
+        )
         (row,) = _write([result])
-        adjudications_apply(version, image_ids=[image.pk])
-        row.refresh_from_db()
+        if adjudicated:  # settled before this version existed: the reviewer's boxes go in
+            adjudications_apply(version, image_ids=[image.pk])
+            row.refresh_from_db()
     return row
 
 

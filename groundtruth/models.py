@@ -172,6 +172,40 @@ class ConsensusVersion(models.Model):
         return f"{self.project} consensus v{self.number}"
 
 
+class ChunkState(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+
+
+class ConsensusChunk(models.Model):
+    """One slice of a version's complete images, computed by one task on the groundtruth
+    queue; the version is finished from its chunks' counts once they are all done
+    (`groundtruth.computing`)."""
+
+    version = models.ForeignKey(ConsensusVersion, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField(help_text="0, 1, ... in image id order.")
+    first = models.PositiveIntegerField(help_text="Position of the chunk's first image among the version's images.")
+    image_ids = models.JSONField(help_text="The images it computes, in id order.")
+    state = models.CharField(max_length=16, choices=ChunkState.choices, default=ChunkState.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the process that ran it last.")
+    counts = models.BinaryField(
+        null=True, blank=True, help_text="Its images' agreement and baseline counts (numpy .npz, no pickles)."
+    )
+    seconds = models.JSONField(default=dict, blank=True, help_text="Seconds spent loading, computing, writing.")
+    peak_rss_mb = models.FloatField(null=True, blank=True, help_text="The worker's peak memory when it finished.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["version", "index"]
+        constraints = [models.UniqueConstraint(fields=["version", "index"], name="consensus_chunk_unique")]
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of {self.version}"
+
+
 class ImageConsensus(models.Model):
     """One image's result in one version: its state and how far its annotators agreed."""
 

@@ -5,8 +5,10 @@ Submissions from the canvas (`annotation.assignments`), imports from other tools
 with `annotation_record`, so that each leaves the same rows for the same boxes: the
 person's earlier annotation of that kind kept as a superseded revision, every box field
 written, the image's count of panel submissions, and the consensus update once the image
-has its k.
+has its k; and each is counted for Prometheus once committed (ops/metrics.py).
 """
+
+from functools import partial
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -18,6 +20,7 @@ from config.errors import ValidationFailed
 from datasets.models import Image
 from groundtruth.models import Annotation, AnnotationKind, AnnotationSource, Box, ConsensusVersion
 from groundtruth.tasks import image_consensus_update_task
+from ops.metrics import annotation_recorded
 
 # What a box carries, besides its annotation; a box given without one of the flags takes
 # the field's default (False).
@@ -82,6 +85,12 @@ def annotation_record(
             Box(annotation=annotation, **{field: getattr(box, field) for field in BOX_FIELDS if hasattr(box, field)})
             for box in boxes
         )
+        # counted once written for good; labels from the model's choices only
+        labels = {
+            "kind": kind if kind in AnnotationKind.values else "other",
+            "source": source if source in AnnotationSource.values else "other",
+        }
+        transaction.on_commit(partial(annotation_recorded, **labels))
         if kind == AnnotationKind.GOLD:
             Image.objects.filter(pk=image.pk, is_gold=False).update(is_gold=True)
         elif is_blind:
@@ -89,8 +98,7 @@ def annotation_record(
                 Image.objects.filter(pk=image.pk).update(submitted_count=F("submitted_count") + 1)
             project = image.project
             if Image.objects.filter(pk=image.pk, submitted_count__gte=project.overlap_k).exists():
-                image_id, project_id = image.pk, project.pk
-                transaction.on_commit(lambda: image_consensus_enqueue(image_id=image_id, project_id=project_id))
+                transaction.on_commit(partial(image_consensus_enqueue, image_id=image.pk, project_id=project.pk))
     return annotation
 
 

@@ -7,11 +7,12 @@ from collections import defaultdict
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.db.models import Avg, Count, Max
+from django.db.models import Avg, Case, Count, ExpressionWrapper, F, FloatField, Max, Q, When
 
-from boxes.baseline import human_baseline
+from boxes.baseline import Baseline, baseline_counts, baseline_counts_merge, baseline_from_counts
 from boxes.estimates import Reliability
 from datasets.models import Image
+from groundtruth.chunks import ReportCounts
 from groundtruth.models import (
     AgreementReport,
     Annotation,
@@ -21,7 +22,7 @@ from groundtruth.models import (
     GroundTruthBox,
     ImageState,
 )
-from groundtruth.selectors import Panel, gold_scores
+from groundtruth.selectors import gold_scores
 
 HEIGHT_BINS = (50.0, 100.0)  # small < 50 px <= medium < 100 px <= large
 IOU_EDGES = np.round(np.linspace(0.0, 1.0, 21), 2)
@@ -43,24 +44,57 @@ def _not_blind(version: ConsensusVersion) -> dict:
     }
 
 
+def report_counts(annotations: list[dict], *, first_index: int) -> ReportCounts:
+    """What the report needs from one chunk of a version's images (numbered from
+    `first_index` among them): the leave-one-out baseline's counts, and how many images
+    each annotator saw."""
+    seen: dict[int, int] = defaultdict(int)
+    for panel in annotations:
+        for annotator in panel:
+            seen[annotator] += 1
+    return ReportCounts(
+        baseline=baseline_counts(annotations, first_index=first_index, height_bins=HEIGHT_BINS),
+        annotator_images=dict(seen),
+    )
+
+
+def report_baseline(parts: list[ReportCounts], *, images: int) -> tuple[Baseline, dict[int, int]]:
+    """The human baseline over `images` images from its chunks' counts (the same as one
+    pass over them), and the images each annotator saw."""
+    seen: dict[int, int] = defaultdict(int)
+    for part in parts:
+        for annotator, count in part.annotator_images.items():
+            seen[annotator] += count
+    merged = baseline_counts_merge([part.baseline for part in parts])
+    baseline = baseline_from_counts(
+        merged, images=images, min_images=BASELINE_MIN_IMAGES, height_bins=HEIGHT_BINS, bootstrap=1000
+    )
+    return baseline, dict(seen)
+
+
+def iou_histogram_counts(ious: np.ndarray) -> np.ndarray:
+    """IoU of every annotator box with the consensus box of its cluster, counted in 0.05 bins."""
+    counts, _ = np.histogram(ious, bins=IOU_EDGES)
+    return counts
+
+
 def agreement_report_build(
     *,
     version: ConsensusVersion,
-    by_image: dict[int, Panel],
+    image_ids: list[int],
     reliability: Reliability | None,
     report,
-    member_ious: np.ndarray,
+    baseline: tuple[Baseline, dict[int, int]],
+    iou_counts: np.ndarray,
 ) -> AgreementReport:
-    """Compute and store the report of `version` from the panels it was computed from,
-    `report` (its `boxes.agreement.measure` result) and `member_ious` (the IoU of every
-    box in a kept cluster with the cluster's consensus box)."""
-    image_ids = sorted(by_image)
-    annotations = [{a: boxes for a, (boxes, _) in by_image[i].items()} for i in image_ids]
-    annotator_ids = sorted({a for panel in annotations for a in panel})
+    """Compute and store the report of `version` over its images `image_ids` (in id
+    order) from `report` (their `boxes.agreement` report), `baseline` (`report_baseline`)
+    and `iou_counts` (`iou_histogram_counts` of every box in a kept cluster)."""
+    baseline, annotator_images = baseline
+    annotator_ids = sorted(annotator_images)
     names = dict(get_user_model().objects.filter(pk__in=annotator_ids).values_list("pk", "username"))
     conditions = dict(Image.objects.filter(project=version.project).values_list("pk", "conditions"))
     states = dict(version.images.values_list("image_id", "state"))
-    baseline = human_baseline(annotations, min_images=BASELINE_MIN_IMAGES, height_bins=HEIGHT_BINS, bootstrap=1000)
 
     data = {
         "version": version.number,
@@ -74,10 +108,10 @@ def agreement_report_build(
         "not_blind": _not_blind(version),
         "dataset": _dataset(report, states),
         "baseline": _baseline(baseline, names),
-        "annotators": _annotators(baseline, annotations, image_ids, annotator_ids, names, reliability, version),
+        "annotators": _annotators(baseline, annotator_images, names, reliability, version),
         "reliability": _reliability(reliability),
         "pairwise": _pairwise(report, names),
-        "iou_histogram": _iou_histogram(member_ious),
+        "iou_histogram": {"edges": IOU_EDGES.tolist(), "counts": np.asarray(iou_counts).tolist()},
         "by_condition": _by_condition(image_ids, conditions, report, states),
         "by_height": _by_height(version),
         "over_time": _over_time(version, image_ids, report),
@@ -135,7 +169,7 @@ def _baseline(result, names: dict) -> dict:
     }  # fmt: skip
 
 
-def _annotators(baseline, annotations, image_ids, annotator_ids, names, reliability, version) -> list[dict]:
+def _annotators(baseline, annotator_images: dict[int, int], names, reliability, version) -> list[dict]:
     """Per annotator: images, speed, gold score, habits and EM reliability (when weighted). Habits are
     the mean offsets of their boxes from the consensus of the OTHER annotators (leave one
     out, so that their own boxes do not pull the reference towards them; see
@@ -153,7 +187,7 @@ def _annotators(baseline, annotations, image_ids, annotator_ids, names, reliabil
         .values_list("annotator_id", "seconds")
     )
     rows = []
-    for annotator in annotator_ids:
+    for annotator in sorted(annotator_images):
         scored = baseline.annotators.get(annotator)
         habits = scored.habits if scored is not None else None
         rates = reliability.annotators.get(annotator) if reliability is not None else None
@@ -161,7 +195,7 @@ def _annotators(baseline, annotations, image_ids, annotator_ids, names, reliabil
             {
                 "id": annotator,
                 "name": names.get(annotator, str(annotator)),
-                "images": sum(annotator in a for a in annotations),
+                "images": annotator_images[annotator],
                 "seconds_per_image": _number(speed.get(annotator)),
                 "gold": gold[annotator].as_dict() if annotator in gold else None,
                 "boxes_matched": habits.boxes if habits else 0,
@@ -214,12 +248,6 @@ def _pairwise(report, names: dict) -> dict:
     }
 
 
-def _iou_histogram(ious: np.ndarray) -> dict:
-    """IoU of every annotator box with the consensus box of its cluster, in 0.05 bins."""
-    counts, _ = np.histogram(ious, bins=IOU_EDGES)
-    return {"edges": IOU_EDGES.tolist(), "counts": counts.tolist()}
-
-
 def _sides(values) -> dict:
     return dict(zip(("left", "top", "right", "bottom"), map(_number, values or (None,) * 4), strict=True))
 
@@ -230,23 +258,30 @@ def _xy(values) -> dict:
 
 def _by_height(version: ConsensusVersion) -> dict:
     """Per pedestrian height bin (of the consensus box): clusters, the share every annotator
-    boxed, and the share below the quorum (sent to review)."""
-    rows = np.array(
-        list(
-            GroundTruthBox.objects.filter(
-                image_consensus__version=version, is_ignore=False, source=BoxSource.CONSENSUS
-            ).values_list("y1", "y2", "support", "image_consensus__annotators", "is_uncertain")
-        ),
-        dtype=float,
-    ).reshape(-1, 5)
-    bins = np.searchsorted(np.asarray(HEIGHT_BINS), rows[:, 1] - rows[:, 0], side="right")
+    boxed, and the share below the quorum (sent to review). Counted in the database: a
+    100,000-image version has a million boxes."""
+    low, high = HEIGHT_BINS
+    height = ExpressionWrapper(F("y2") - F("y1"), output_field=FloatField())
+    figures = (
+        GroundTruthBox.objects.filter(image_consensus__version=version, is_ignore=False, source=BoxSource.CONSENSUS)
+        .annotate(height=height)
+        .annotate(bin=Case(When(height__lt=low, then=0), When(height__lt=high, then=1), default=2))
+        .values("bin")
+        .annotate(
+            clusters=Count("id"),
+            unanimous=Count("id", filter=Q(support__gte=F("image_consensus__annotators"))),
+            below_quorum=Count("id", filter=Q(is_uncertain=True)),
+        )
+    )
+    rows = {row["bin"]: row for row in figures}
     result = {}
     for index, label in enumerate(height_labels()):
-        chosen = rows[bins == index]
+        row = rows.get(index)
+        clusters = row["clusters"] if row else 0
         result[label] = {
-            "clusters": len(chosen),
-            "unanimous": float(np.mean(chosen[:, 2] >= chosen[:, 3])) if len(chosen) else None,
-            "below_quorum": float(np.mean(chosen[:, 4] > 0)) if len(chosen) else None,
+            "clusters": clusters,
+            "unanimous": row["unanimous"] / clusters if clusters else None,
+            "below_quorum": row["below_quorum"] / clusters if clusters else None,
         }
     return result
 

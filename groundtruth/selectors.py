@@ -7,7 +7,7 @@ from string import ascii_uppercase
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Avg, Count, F, QuerySet
+from django.db.models import Avg, Count, Exists, F, OuterRef, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -19,6 +19,7 @@ from groundtruth.models import (
     Annotation,
     AnnotationKind,
     Box,
+    ChunkState,
     ConsensusVersion,
     ImageConsensus,
     ImageState,
@@ -75,6 +76,21 @@ def panels(
     return dict(result)
 
 
+def complete_image_ids(*, project: Project) -> list[int]:
+    """The images that have all k blind current submissions, in id order: those `panels`
+    loads when it is given no image ids. Grouped in the database, no box read."""
+    return list(
+        Annotation.objects.filter(
+            image__project=project, kind=AnnotationKind.SUBMISSION, is_current=True, is_blind=True
+        )
+        .values("image_id")
+        .annotate(submissions=Count("id"))
+        .filter(submissions__gte=project.overlap_k)
+        .order_by("image_id")
+        .values_list("image_id", flat=True)
+    )
+
+
 def consensus_versions(*, project: Project) -> QuerySet[ConsensusVersion]:
     return ConsensusVersion.objects.filter(project=project).order_by("-number")
 
@@ -84,6 +100,17 @@ def consensus_version_get(*, version_id: int, user: AbstractBaseUser) -> Consens
     return get_object_or_404(
         ConsensusVersion.objects.select_related("project").filter(project__in=project_list(user=user)), pk=version_id
     )
+
+
+def chunk_progress(*, version: ConsensusVersion) -> dict[str, int]:
+    """How far a version's chunks are: total, done, running, and the worker processes that ran them."""
+    states = dict(version.chunks.values_list("state").annotate(count=Count("id")).values_list("state", "count"))
+    return {
+        "total": sum(states.values()),
+        "done": states.get(ChunkState.DONE, 0),
+        "running": states.get(ChunkState.RUNNING, 0),
+        "workers": version.chunks.exclude(worker="").values("worker").distinct().count(),
+    }
 
 
 def image_state_counts(*, version: ConsensusVersion) -> dict[str, int]:
@@ -427,3 +454,22 @@ def current_version_summary(*, project: Project) -> dict | None:
     if version is None:
         return None
     return {"version": version, "states": image_state_counts(version=version)}
+
+
+def images_waiting_for_consensus() -> dict[str, int]:
+    """Across every project (the operator's metrics, no user): images with their k panel
+    submissions and no result in their project's current consensus version, by why:
+    `no_current_version` (nobody has computed one yet) or `not_in_current_version` (the
+    version is still computing, or the image's update has not run). An image a reviewer
+    adjudicated is settled, not waiting."""
+    current = ConsensusVersion.objects.filter(project=OuterRef("project"), is_current=True)
+    computed = ImageConsensus.objects.filter(
+        image=OuterRef("pk"), version__project=OuterRef("project"), version__is_current=True
+    )
+    complete = Image.objects.filter(submitted_count__gte=F("project__overlap_k")).exclude(
+        Exists(Adjudication.objects.filter(image=OuterRef("pk"), is_active=True))
+    )
+    return {
+        "no_current_version": complete.exclude(Exists(current)).count(),
+        "not_in_current_version": complete.filter(Exists(current)).exclude(Exists(computed)).count(),
+    }

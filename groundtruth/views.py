@@ -13,6 +13,7 @@ from groundtruth.models import AgreementReport
 from groundtruth.reports import height_labels
 from groundtruth.selectors import (
     GOLD_FIGURES_MIN_IMAGES,
+    chunk_progress,
     consensus_version_get,
     consensus_versions,
     image_state_counts,
@@ -62,7 +63,10 @@ def consensus_page(request: HttpRequest, project_id: int) -> HttpResponse:
         else:
             messages.success(request, f"Version {version.number} is being computed; this page shows when it is done.")
             return redirect("project-consensus", project_id=project.pk)
-    versions = [(version, image_state_counts(version=version)) for version in consensus_versions(project=project)]
+    versions = [
+        (version, image_state_counts(version=version), chunk_progress(version=version))
+        for version in consensus_versions(project=project)
+    ]
     context = {"project": project, "versions": versions, "form": form}
     return render(request, "groundtruth/consensus.html", context, status=status)
 

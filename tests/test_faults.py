@@ -26,7 +26,16 @@ from rest_framework.test import APIClient
 from config.celery import app
 from datasets.models import Image
 from groundtruth.computing import consensus_version_compute, images_consensus_stalled
-from groundtruth.models import AgreementReport, Annotation, Box, ConsensusVersion, ImageConsensus, VersionState
+from groundtruth.models import (
+    AgreementReport,
+    Annotation,
+    Box,
+    ChunkState,
+    ConsensusChunk,
+    ConsensusVersion,
+    ImageConsensus,
+    VersionState,
+)
 from groundtruth.services import consensus_version_create
 from groundtruth.tasks import consensus_versions_sweep_task, images_consensus_sweep_task
 from projects.models import Role
@@ -258,37 +267,47 @@ def panel_in_bulk(project, *, images: int, annotators: int) -> None:
     Box.objects.bulk_create(boxes, batch_size=5000)
 
 
-def test_a_worker_killed_mid_version_leaves_nothing_half_written(settings):
+def test_a_worker_killed_mid_version_is_carried_on_by_the_sweep(settings):
+    """The whole worker dies (a solo pool: no parent left to hand its task back): the
+    version stays running and not current, its chunks done so far are kept, and once
+    nothing has moved for the queue's hard time limit the sweep sends the rest again."""
     project = ProjectFactory(name="Killed", overlap_k=3, split_seed=3)
     panel_in_bulk(project, images=3000, annotators=3)  # some seconds of work for the worker
     complete = Image.objects.filter(project=project).count()
-    worker = start_worker("groundtruth", f"faults-kill-{uuid.uuid4().hex[:8]}")
+    environment = {"QUORUM_CONSENSUS_CHUNK_IMAGES": "500"}
+    worker = start_worker("groundtruth", f"faults-kill-{uuid.uuid4().hex[:8]}", env=environment)
     try:
         version = consensus_version_create(project=project, user=None)  # sent to the worker after commit
-        wait_for(lambda: ConsensusVersion.objects.filter(pk=version.pk, state=VersionState.RUNNING).exists(), worker,
-                 seconds=60, what="the version running")  # fmt: skip
-        time.sleep(0.3)
+        wait_for(lambda: ConsensusChunk.objects.filter(version=version, index=1, state=ChunkState.RUNNING).exists(),
+                 worker, seconds=60, what="the second chunk running")  # fmt: skip
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
     finally:
         if worker.poll() is None:
             stop_worker(worker)
     version.refresh_from_db()
-    assert version.state == VersionState.RUNNING  # it died at work: nothing of it is written
-    assert not ImageConsensus.objects.filter(version=version).exists()
+    assert version.state == VersionState.RUNNING and not version.is_current  # it died at work
     assert not AgreementReport.objects.filter(version=version).exists()
+    done = ConsensusChunk.objects.filter(version=version, state=ChunkState.DONE)
+    assert done.count() >= 1
+    kept = set(ImageConsensus.objects.filter(version=version).values_list("image_id", flat=True))
+    assert kept == {image_id for chunk in done for image_id in chunk.image_ids}  # whole chunks only
+    assert consensus_versions_sweep_task() == 0  # not yet: a chunk may simply be slow
 
-    # past the queue's hard time limit the sweep knows the worker is gone and sends it again
+    # past the queue's hard time limit with nothing moving, the sweep sends it again
     _, hard_limit = settings.CELERY_QUEUE_TIME_LIMITS["groundtruth"]
-    ConsensusVersion.objects.filter(pk=version.pk).update(
-        started_at=timezone.now() - timedelta(seconds=hard_limit + 60)
-    )
-    worker = start_worker("groundtruth", f"faults-again-{uuid.uuid4().hex[:8]}")
+    long_ago = timezone.now() - timedelta(seconds=hard_limit + 60)
+    ConsensusVersion.objects.filter(pk=version.pk).update(started_at=long_ago)
+    ConsensusChunk.objects.filter(version=version).exclude(started_at=None).update(started_at=long_ago)
+    ConsensusChunk.objects.filter(version=version).exclude(finished_at=None).update(finished_at=long_ago)
+    worker = start_worker("groundtruth", f"faults-again-{uuid.uuid4().hex[:8]}", env=environment)
     try:
         assert consensus_versions_sweep_task() == 1
         wait_for(lambda: ConsensusVersion.objects.filter(pk=version.pk, state=VersionState.DONE).exists(), worker,
                  seconds=120, what="the version done after the sweep")  # fmt: skip
     finally:
         stop_worker(worker)
+    assert ConsensusChunk.objects.get(version=version, index=1).attempts == 2
+    assert ConsensusChunk.objects.get(version=version, index=0).attempts == 1  # done before the kill: kept
     assert ImageConsensus.objects.filter(version=version).count() == complete
     assert AgreementReport.objects.filter(version=version).exists()

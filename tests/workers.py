@@ -29,12 +29,12 @@ def database_url_of_this_test_database() -> str:
     raise NotImplementedError(connection.vendor)
 
 
-def start_worker(queues: str, name: str, *, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """A solo-pool worker on `queues`, on this test's database; `env` adds variables (a
-    media folder, a training folder, ...)."""
+def start_worker(queues: str, name: str, *, env: dict[str, str] | None = None, pool: str = "solo") -> subprocess.Popen:
+    """A worker on `queues` (solo pool, or one prefork child with `pool="prefork"`), on
+    this test's database; `env` adds variables (a media folder, a training folder, ...)."""
     env = {**os.environ, "DATABASE_URL": database_url_of_this_test_database(), **(env or {})}
     command = [
-        sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "--pool", "solo",
+        sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "--pool", pool, "--concurrency", "1",
         "-n", f"{name}@%h", "--without-mingle", "--without-gossip", "-l", "info",
     ]  # fmt: skip
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

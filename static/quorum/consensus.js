@@ -1,5 +1,5 @@
-// The consensus page: while a version is pending or running, ask its API every few seconds
-// and reload the page once it is done or failed (the counts and the report link are drawn
+// The consensus page: while a version is pending or running, ask its API every few seconds,
+// show how many of its chunks are done, and reload the page once it is done or failed (the counts and the report link are drawn
 // by the server). In the form, a quorum typed unticks reliability weighting.
 (function () {
   "use strict";
@@ -29,6 +29,11 @@
         if (version.state !== row.dataset.state) {
           window.location.reload();
           return;
+        }
+        const chunks = row.querySelector(".chunks");
+        if (chunks && version.chunks) {
+          const workers = version.chunks.workers > 1 ? `, ${version.chunks.workers} workers` : "";
+          chunks.textContent = `${version.chunks.done} of ${version.chunks.total} chunks done${workers}`;
         }
       } catch (error) {
         // the server is restarting, say: ask again next time
