@@ -12,7 +12,7 @@ camera) are named as such, with both sizes.
 
 import logging
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
@@ -22,6 +22,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from serving.models import ApiClient, DriftReport, PredictionLog
+from serving.partitions import day_of, day_start, prediction_log_days_drop
 from training.models import DeploymentTarget, ModelVersion
 from training.profile import FEATURES
 
@@ -58,8 +59,9 @@ def drift_report_compute(*, model: ModelVersion, hours: float | None = None) -> 
     end = timezone.now()
     start = end - timedelta(hours=hours)
     rows = PredictionLog.objects.filter(
-        model=model, status=200, is_shadow=False, client__isnull=False, created_at__gte=start
-    )  # API clients' answers: a person trying the model on the try-it page is no camera
+        model=model, status=200, is_shadow=False, client__isnull=False, created_at__gte=start, created_at__lte=end
+    )  # API clients' answers: a person trying the model on the try-it page is no camera; both bounds: the
+    # database reads only the window's day partitions
     count = rows.count()
     minimum = settings.QUORUM_DRIFT_MIN_PREDICTIONS
     if not profile or count < minimum:
@@ -229,8 +231,11 @@ def _resolution_alert(
 
 def drift_reports_compute() -> list[DriftReport]:
     """A report for every model that answered API clients in the window (the hourly beat task)."""
-    since = timezone.now() - timedelta(hours=settings.QUORUM_DRIFT_WINDOW_HOURS)
-    answered = PredictionLog.objects.filter(created_at__gte=since, status=200, client__isnull=False)
+    now = timezone.now()
+    since = now - timedelta(hours=settings.QUORUM_DRIFT_WINDOW_HOURS)
+    answered = PredictionLog.objects.filter(
+        created_at__gte=since, created_at__lte=now, status=200, client__isnull=False
+    )
     model_ids = answered.values("model_id").distinct()
     reports = []
     for model in ModelVersion.objects.filter(pk__in=model_ids).select_related("project"):
@@ -240,12 +245,20 @@ def drift_reports_compute() -> list[DriftReport]:
     return reports
 
 
-def prediction_logs_prune() -> int:
+def prediction_logs_prune(*, now: datetime | None = None) -> int:
     """Delete prediction log rows older than the retention (QUORUM_PREDICTION_LOG_DAYS), and
-    the uploads kept with them."""
-    before = timezone.now() - timedelta(days=settings.QUORUM_PREDICTION_LOG_DAYS)
+    the uploads kept with them; the rows removed. On PostgreSQL the log is partitioned by UTC
+    day (serving.partitions) and goes a whole day at a time: the partition of each day that
+    ended at or before the limit is dropped, and a row of the day the limit falls in is kept
+    until that whole day is past it (a row goes when DAYS to DAYS + 1 days old, at the next
+    run after); then the rows from before that day that the default partition took are deleted. Elsewhere (SQLite) the
+    rows older than the limit are deleted."""
+    before = (now or timezone.now()) - timedelta(days=settings.QUORUM_PREDICTION_LOG_DAYS)
+    dropped = prediction_log_days_drop(before=day_of(before))
+    if dropped is not None:
+        before = day_start(day_of(before))
     old = PredictionLog.objects.filter(created_at__lt=before)
     for name in old.exclude(kept_file="").values_list("kept_file", flat=True):
         default_storage.delete(name)  # a kept upload goes with its row
     deleted, _ = old.delete()
-    return deleted
+    return (dropped or 0) + deleted

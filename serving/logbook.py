@@ -2,7 +2,9 @@
 if any) are queued in memory and a background thread writes them in batches (half a
 second after the first row of a batch, or at 200 rows), so that an answer never waits
 for the database or the storage. The thread lets its database connection go after a
-quiet 5 seconds. With deferral off (tests, one-off scripts) each row is written at once."""
+quiet 5 seconds. With deferral off (tests, one-off scripts) each row is written at once.
+On PostgreSQL each row's UTC day gets its partition first, if it has none
+(serving.partitions; a row lands in the default partition when that fails)."""
 
 import atexit
 import logging
@@ -15,7 +17,9 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
 
+from ops.metrics import prediction_observe
 from serving.models import PredictionLog
+from serving.partitions import day_of, prediction_log_days_ensure
 
 logger = logging.getLogger(__name__)
 BATCH = 200
@@ -28,9 +32,12 @@ _writer_lock = threading.Lock()
 
 def log_prediction(row: PredictionLog, *, kept: tuple[str, bytes] | None = None) -> None:
     """Log `row`; `kept` (a storage name and the upload's bytes) is saved first, as the
-    row's `kept_file`."""
+    row's `kept_file`. The row is counted and timed for Prometheus at once (ops/metrics.py)."""
+    outcome = "shadow" if row.is_shadow else "answered" if row.status == 200 else "refused"
+    prediction_observe(model_id=row.model_id, client_id=row.client_id, outcome=outcome, latency_ms=row.latency_ms)
     if not settings.QUORUM_PREDICTION_LOG_DEFERRED:
         _keep(row, kept)
+        _days_ensure([row])
         row.save()
         return
     _rows.put((row, kept))
@@ -63,7 +70,16 @@ def _write(batch: list) -> None:
             _keep(row, kept)
         except Exception:  # the row is still logged, only without its image
             logger.exception("could not keep the upload of prediction %s", row.request_id)
-    PredictionLog.objects.bulk_create([row for row, _ in batch], batch_size=BATCH)
+    rows = [row for row, _ in batch]
+    _days_ensure(rows)
+    PredictionLog.objects.bulk_create(rows, batch_size=BATCH)
+
+
+def _days_ensure(rows: list[PredictionLog]) -> None:
+    try:
+        prediction_log_days_ensure({day_of(row.created_at) for row in rows if row.created_at is not None})
+    except Exception:  # the default partition takes the rows; beat makes the day later
+        logger.exception("could not make the prediction log partitions of %s rows", len(rows))
 
 
 def _ensure_writer() -> None:

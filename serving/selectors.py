@@ -18,15 +18,15 @@ def serving_metrics(*, project: Project, minutes: int = 60) -> dict:
     only), error rate, per model version and per client, and a per-minute series."""
     now = timezone.now()
     since = now - timedelta(minutes=minutes)
+    # both bounds, so that PostgreSQL reads only the window's day partitions (serving.partitions)
+    window = {"created_at__gte": since, "created_at__lte": now}
     rows = list(
-        PredictionLog.objects.filter(project=project, created_at__gte=since, is_shadow=False)
+        PredictionLog.objects.filter(project=project, is_shadow=False, **window)
         .order_by("-created_at")
         .values_list("created_at", "status", "latency_ms", "model__number", "client__name")[:MAX_ROWS]
     )
     # refused before any project was named (bad token scope, garbage body), by this project's clients
-    refused_elsewhere = PredictionLog.objects.filter(
-        project__isnull=True, client__projects=project, created_at__gte=since
-    ).count()
+    refused_elsewhere = PredictionLog.objects.filter(project__isnull=True, client__projects=project, **window).count()
     groups: dict[str, dict] = {"models": defaultdict(list), "clients": defaultdict(list)}
     series: dict[int, list] = defaultdict(list)
     for created_at, status, latency, model_number, client_name in rows:

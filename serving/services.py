@@ -7,6 +7,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import BinaryIO
 
 import numpy as np
@@ -329,9 +330,11 @@ def uncertain_images_send(*, project: Project, user: AbstractBaseUser, count: in
         raise ValidationFailed("count is 1 to 1000.", fields={"count": ["1 to 1000."]})
     if by not in ("confidence", "drift"):
         raise ValidationFailed("by is confidence or drift.", fields={"by": ["confidence or drift."]})
-    rows = PredictionLog.objects.filter(
-        project=project, status=200, is_shadow=False, sent_to_annotators_at__isnull=True, client__isnull=False
-    ).filter(
+    # a row past the retention is as good as pruned (PostgreSQL drops whole days: serving.partitions); the
+    # bound also lets the database skip the days it would read for nothing
+    kept_since = timezone.now() - timedelta(days=settings.QUORUM_PREDICTION_LOG_DAYS)
+    answers = PredictionLog.objects.filter(created_at__gte=kept_since, project=project, status=200, is_shadow=False)
+    rows = answers.filter(sent_to_annotators_at__isnull=True, client__isnull=False).filter(
         models.Q(image__isnull=False, image__submitted_count__lt=project.overlap_k)
         | models.Q(image__isnull=True) & ~models.Q(kept_file="")
     )
@@ -345,7 +348,10 @@ def uncertain_images_send(*, project: Project, user: AbstractBaseUser, count: in
             moved += Image.objects.filter(pk=row.image_id).update(priority=1)
         else:
             added += _ingest_kept(row, project=project, user=user)
-    PredictionLog.objects.filter(pk__in=[row.pk for row in chosen]).update(sent_to_annotators_at=timezone.now())
+    if chosen:  # the lower bound: only the chosen rows' day partitions are looked in
+        PredictionLog.objects.filter(
+            pk__in=[row.pk for row in chosen], created_at__gte=min(row.created_at for row in chosen)
+        ).update(sent_to_annotators_at=timezone.now())
     return {"sent": len(chosen), "added": added, "moved_up": moved}
 
 

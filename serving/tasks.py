@@ -1,9 +1,11 @@
-"""Celery tasks of serving: thin wrappers. Drift and log retention are bookkeeping and run on
-`default` (config/settings.py routes them); prediction work runs on `inference`."""
+"""Celery tasks of serving: thin wrappers. Drift and log retention (with the log's day
+partitions) are bookkeeping and run on `default` (config/settings.py routes them);
+prediction work runs on `inference`."""
 
 from celery import shared_task
 
 from serving.drift import drift_reports_compute, prediction_logs_prune
+from serving.partitions import prediction_log_days_ensure
 from serving.services import preannotation_run, prediction_job_run
 
 
@@ -14,6 +16,7 @@ def drift_reports_compute_task() -> int:
 
 @shared_task(acks_late=True)
 def prediction_logs_prune_task() -> int:
+    prediction_log_days_ensure()  # today's and the next days' partitions, made ahead (PostgreSQL)
     return prediction_logs_prune()
 
 
