@@ -23,6 +23,10 @@ RUN pip install --no-deps . \
     && DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
     && mkdir -p /app/var/media && chown -R quorum:quorum /app/var
 
+# Each gunicorn worker (and each Celery pool process) writes its metrics there, and a scrape
+# adds them up (config/gunicorn.py, ops/metrics.py); set after the build, so that the folder is
+# made by the user who runs the service.
+ENV PROMETHEUS_MULTIPROC_DIR=/tmp/quorum-metrics
 USER quorum
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--timeout", "120", "--access-logfile", "-"]
+CMD ["gunicorn", "config.wsgi", "-c", "config/gunicorn.py", "--bind", "0.0.0.0:8000", "--workers", "4", "--timeout", "120", "--access-logfile", "-"]

@@ -1,4 +1,4 @@
-"""Reads of the panel's work: an annotator's own figures."""
+"""Reads of the panel's work: an annotator's own figures, and the leases live (metrics)."""
 
 from dataclasses import dataclass
 
@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Avg, Count
 from django.utils import timezone
 
+from annotation.models import Assignment, AssignmentState
 from groundtruth.models import Annotation, AnnotationKind
 from projects.models import Project
 
@@ -29,3 +30,9 @@ def annotator_stats(*, project: Project, user: AbstractBaseUser) -> AnnotatorSta
         done_total=figures["total"],
         seconds_per_image=figures["seconds"],
     )
+
+
+def assignment_leases_live() -> int:
+    """Across every project (the operator's metrics, no user): leases not yet submitted,
+    skipped or past their expiry."""
+    return Assignment.objects.filter(state=AssignmentState.LEASED, lease_expires_at__gt=timezone.now()).count()

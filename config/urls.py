@@ -6,7 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from config.api_docs import ApiDocsView
-from ops.views import favicon, healthz
+from ops.views import favicon, healthz, metrics
 from projects.sign_in import sign_in_throttled
 
 api_v1 = [
@@ -32,6 +32,8 @@ urlpatterns = [
     path("admin/login/", sign_in_throttled(admin.site.login), name="admin-sign-in"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    # Prometheus' scrape, behind a bearer token (off without one)
+    path("metrics", metrics, name="metrics"),
     # Browsers ask for /favicon.ico whatever the page says.
     path("favicon.ico", favicon),
     path("api/v1/", include(api_v1)),

@@ -112,6 +112,8 @@ MATRIX: dict[str, list[tuple[str, Cell]]] = {
     "login": [page("GET", "public", 200, ann_a=302, ann_b=302, reviewer=302, admin=302, staff=302)],
     "logout": [page("POST", "public", 302)],
     "healthz": [page("GET", "public", 200)],
+    # off (404 to everyone) until QUORUM_METRICS_TOKEN is set; then the token only (tests/ops/test_metrics.py)
+    "metrics": [page("GET", "public", 404)],
     "api-docs": [page("GET", "public", 200)],
     "api-schema": [page("GET", "public", 200)],
     "admin:index": [page("GET", "staff", 200, ann_a=302, ann_b=302, reviewer=302, admin=302)],  # Django's sign-in

@@ -13,6 +13,7 @@ from training.models import (
     ModelStage,
     ModelVersion,
     PromotionDecision,
+    RunState,
     TargetBuild,
     TrainingRun,
 )
@@ -107,3 +108,10 @@ def data_curve_get(*, curve_id: int, user: AbstractBaseUser) -> DataCurve:
     """The curve if `user` may see its project (404 otherwise, whether or not it exists)."""
     curves = DataCurve.objects.select_related("project", "snapshot")
     return get_object_or_404(curves.filter(project__in=project_list(user=user)), pk=curve_id)
+
+
+def training_runs_by_state() -> dict[str, int]:
+    """Across every project (the operator's metrics, no user): training runs in each state,
+    every state named (0 where none)."""
+    counts = dict(TrainingRun.objects.values_list("state").annotate(count=Count("pk")).values_list("state", "count"))
+    return {state.value: counts.get(state.value, 0) for state in RunState}
