@@ -82,6 +82,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # first, so that it times every answer (ops/metrics.py)
+    "ops.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -450,9 +452,27 @@ QUORUM_SERVING_STATE_SECONDS = env.float("QUORUM_SERVING_STATE_SECONDS", default
 # The sweep sends again an image's consensus update this long after its last submission
 # (the update is normally sent at once; this catches the ones lost while the broker was down).
 QUORUM_CONSENSUS_SWEEP_AFTER_SECONDS = env.float("QUORUM_CONSENSUS_SWEEP_AFTER_SECONDS", default=120.0)
+# A consensus version is computed in chunks of this many images, one task each on the
+# groundtruth queue, so that every groundtruth worker helps and memory stays flat.
+QUORUM_CONSENSUS_CHUNK_IMAGES = env.int("QUORUM_CONSENSUS_CHUNK_IMAGES", default=2000)
+# A reliability-weighted version estimates the annotators' rates once, by EM over at most
+# this many complete images (a seeded sample, every gold image in it).
+QUORUM_CONSENSUS_RELIABILITY_SAMPLE = env.int("QUORUM_CONSENSUS_RELIABILITY_SAMPLE", default=5000)
 
 # --- Health checks ------------------------------------------------------------------------
 HEALTHZ_BROKER_TIMEOUT_SECONDS = env.float("QUORUM_HEALTHZ_BROKER_TIMEOUT", default=2.0)
+
+# --- Metrics (Prometheus) -------------------------------------------------------------------
+# /metrics answers only `Authorization: Bearer <this>`; empty: the endpoint is off (404).
+QUORUM_METRICS_TOKEN = env.str("QUORUM_METRICS_TOKEN", default="")
+# prometheus_client's multiprocess mode (gunicorn's workers, Celery's pool): each process writes
+# its counters here and a scrape adds them up. prometheus_client reads the variable itself when
+# imported; set it in the shell that starts the service (its docs), one folder per service.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if PROMETHEUS_MULTIPROC_DIR:
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+# A Celery worker serves its task metrics on this port at /metrics, behind the same token (0: off).
+QUORUM_WORKER_METRICS_PORT = env.int("QUORUM_WORKER_METRICS_PORT", default=0)
 
 # --- Logging ----------------------------------------------------------------------------------
 LOGGING = {

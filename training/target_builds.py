@@ -41,6 +41,7 @@ from training.targets import build_reasons
 logger = logging.getLogger(__name__)
 LATENCY_CALLS = 30
 WARM_UP = 3
+CALIBRATION_MIN_IMAGES = 100  # int8 is calibrated on at least this many train images where the snapshot has them
 
 
 def target_build_execute(*, build_id: int) -> TargetBuild | None:
@@ -78,7 +79,9 @@ def _measure(build: TargetBuild) -> None:
             raise RuntimeError(f"The ONNX export of model {model.number} does not match its sha256.")
         if spec["precision"] == DeploymentTarget.Precision.INT8:
             calibration = split_images(
-                version=model.snapshot.consensus_version, split="train", limit=settings.QUORUM_TARGET_CALIBRATION_IMAGES
+                version=model.snapshot.consensus_version,
+                split="train",
+                limit=max(CALIBRATION_MIN_IMAGES, settings.QUORUM_TARGET_CALIBRATION_IMAGES),
             )
             artifact = Path(folder) / "int8.onnx"
             onnx_quantize_int8(source, artifact, images=_camera_images(calibration, camera), imgsz=size)
@@ -104,7 +107,7 @@ def _measure(build: TargetBuild) -> None:
         timings = _latencies(detector, val_ids, camera, timings)
     evaluation = model_evaluate(version=version, image_ids=val_ids, detections=detections, bootstrap=200)
     evaluation["camera"] = {"width": camera[0], "height": camera[1]}
-    if spec["precision"] == DeploymentTarget.Precision.INT8 and build.calibration_images < 100:
+    if spec["precision"] == DeploymentTarget.Precision.INT8 and build.calibration_images < CALIBRATION_MIN_IMAGES:
         evaluation["note"] = f"calibrated on {build.calibration_images} train images: the snapshot has no more"
     build.evaluation = evaluation
     build.latency_p50_ms = float(np.percentile(timings, 50))

@@ -202,8 +202,9 @@ def test_int8_is_smaller_than_fp32_and_both_are_scored(detector_project):
     assert fp32.evaluation["coco"]["ap50"] > 0.05
 
 
-def test_int8_is_calibrated_on_train_images_only(detector_project, monkeypatch):
+def test_int8_is_calibrated_on_train_images_only_and_on_at_least_100(detector_project, monkeypatch, settings):
     _, model = detector_project
+    settings.QUORUM_TARGET_CALIBRATION_IMAGES = 5  # set too low: the floor of 100 holds
     from training import target_builds
 
     seen = []
@@ -217,6 +218,7 @@ def test_int8_is_calibrated_on_train_images_only(detector_project, monkeypatch):
     _build(model, precision="int8", camera_width=160, camera_height=128, input_size=160)
     train = set(split_images(version=model.snapshot.consensus_version, split="train"))
     assert seen[0] and set(seen[0]) <= train
+    assert len(seen[0]) == min(100, len(train)) > 5  # every train image this small project has
 
 
 def test_a_camera_at_a_quarter_of_the_resolution_lowers_recall(detector_project):
