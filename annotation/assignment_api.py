@@ -1,6 +1,6 @@
 """REST API of an annotator's work: next task, the task, drafts, submit, skip, the image."""
 
-from django.http import FileResponse
+from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -20,6 +20,7 @@ from annotation.assignments import (
 )
 from annotation.models import Assignment, Suggestion
 from config.errors import DomainError
+from config.media import media_response
 from config.parsers import BoundedJSONField
 from datasets.imaging import stored_file_open
 from projects.permissions import IsProjectAnnotator, ProjectApiMixin
@@ -162,18 +163,19 @@ class AssignmentSkipApi(APIView):
 
 
 class AssignmentImageApi(APIView):
-    """The task's image, for the annotator who holds the task only. Named after the task: the
-    stored name (the content's sha256) would tie the task to the image."""
+    """The task's image, for the annotator who holds the task only, named after the task. On
+    S3 a redirect to a presigned URL: its object key shows, and does not name the content
+    (datasets.models.media_key)."""
 
     @extend_schema(responses={(200, "image/*"): bytes})
-    def get(self, request: Request, assignment_id: int) -> FileResponse:
+    def get(self, request: Request, assignment_id: int) -> HttpResponse:
         assignment = assignment_get(assignment_id=assignment_id, user=request.user)
         image = assignment.image
         extension = "jpg" if image.format == "jpeg" else image.format
-        response = FileResponse(
-            stored_file_open(image.file),
+        return media_response(
+            image.file,
+            open_file=stored_file_open,
             content_type=f"image/{image.format}",
             filename=f"task-{assignment.pk}.{extension}",
+            cache_seconds=3600,
         )
-        response["Cache-Control"] = "private, max-age=3600"
-        return response

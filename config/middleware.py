@@ -3,6 +3,7 @@
 from django.conf import settings
 
 from config.errors import bad_request
+from config.media import media_policy
 from config.pagination import MAX_INTEGER
 
 
@@ -19,7 +20,7 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         policy = settings.CONTENT_SECURITY_POLICY
         if policy and "Content-Security-Policy" not in response:
-            response["Content-Security-Policy"] = policy
+            response["Content-Security-Policy"] = media_policy(policy)
         return response
 
 

@@ -164,7 +164,12 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("QUORUM_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 
+# Media on an S3 API (AWS, MinIO, Ceph, ...) when a bucket is named. Credentials come the
+# way boto3 finds them (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, an instance role, ...).
+# Browsers fetch images straight from the bucket through presigned URLs that live
+# QUORUM_S3_URL_SECONDS (config/media.py), as <img> loads: the bucket needs no CORS rule.
 AWS_STORAGE_BUCKET_NAME = env.str("QUORUM_S3_BUCKET", default="")
+QUORUM_S3_URL_SECONDS = env.int("QUORUM_S3_URL_SECONDS", default=300)
 if AWS_STORAGE_BUCKET_NAME:
     _media_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
@@ -172,8 +177,13 @@ if AWS_STORAGE_BUCKET_NAME:
             "bucket_name": AWS_STORAGE_BUCKET_NAME,
             "endpoint_url": env.str("QUORUM_S3_ENDPOINT_URL", default=None),
             "region_name": env.str("QUORUM_S3_REGION", default=None),
+            # a key prefix inside the bucket, for a bucket shared with other things
+            "location": env.str("QUORUM_S3_LOCATION", default=""),
+            "addressing_style": env.str("QUORUM_S3_ADDRESSING_STYLE", default=None),
+            "signature_version": "s3v4",
             "default_acl": None,
             "querystring_auth": True,
+            "querystring_expire": QUORUM_S3_URL_SECONDS,
             "file_overwrite": False,
         },
     }

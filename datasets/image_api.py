@@ -1,6 +1,6 @@
 """REST API of a project's images: upload, list, read, and the stored files."""
 
-from django.http import FileResponse
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from config.api_docs import PAGE_PARAMETERS, paginated
 from config.errors import DATABASE_RETRY_SECONDS, error_body
+from config.media import media_response
 from config.pagination import Pagination
 from datasets.imaging import stored_file_open
 from datasets.ingest import IncomingImage, IngestResult, image_ingest, zip_ingest
@@ -144,15 +145,15 @@ class ImageFileApi(APIView):
     variant = "file"
 
     @extend_schema(responses={(200, "image/*"): bytes})
-    def get(self, request: Request, image_id: int) -> FileResponse:
+    def get(self, request: Request, image_id: int) -> HttpResponse:
         image = image_get(image_id=image_id, user=request.user)
         self.check_object_permissions(request, image)
         stored = getattr(image, self.variant)
         if not stored:
             raise NotFound("The thumbnail is not made yet.")
-        response = FileResponse(stored_file_open(stored), content_type=_content_type(stored.name))
-        response["Cache-Control"] = "private, max-age=86400"
-        return response
+        return media_response(
+            stored, open_file=stored_file_open, content_type=_content_type(stored.name), cache_seconds=86400
+        )
 
 
 def _content_type(name: str) -> str:

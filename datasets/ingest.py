@@ -26,7 +26,7 @@ from django.db import IntegrityError, OperationalError, transaction
 
 from datasets.archives import zip_open, zip_read_member, zip_unsafe_reason
 from datasets.imaging import DecodedImage, ImageRefused, decode_upright_rgb, encode_for_storage
-from datasets.models import Image
+from datasets.models import Image, image_storage_path
 from datasets.splits import splits_assign, stratum_key
 from datasets.tasks import image_thumbnails_task
 from projects.models import Project
@@ -351,10 +351,6 @@ def _duplicate(name: str, existing_id: int | None) -> IngestResult:
 def shuffle_key(*, seed: int, sha256: str) -> int:
     """An image's seeded place in the annotation queue (among images equally far along)."""
     return int(hashlib.sha256(f"{seed}:{sha256}".encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
-
-
-def image_storage_path(project_id: int, sha256: str, extension: str) -> str:
-    return f"images/{project_id}/{sha256[:2]}/{sha256}.{extension}"
 
 
 def _enqueue_thumbnails(image_ids: list[int]) -> None:

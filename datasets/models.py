@@ -1,19 +1,38 @@
 """A project's images as Quorum stored them, and how many of them each split holds."""
 
+import hashlib
+import hmac
+
 from django.conf import settings
 from django.db import models
 
 from projects.models import Project, Split
 
 
+def media_key(sha256: str) -> str:
+    """The name an image's content is stored under: one per content, like the sha256, but
+    not the sha256 itself. On S3 the name reaches browsers inside presigned URLs, and an
+    annotator's task must not name the content of its image (blind panels)."""
+    return hmac.new(settings.SECRET_KEY.encode(), f"quorum-image:{sha256}".encode(), hashlib.sha256).hexdigest()
+
+
+def image_storage_path(project_id: int, sha256: str, extension: str) -> str:
+    """images/<project>/<key[:2]>/<key>.<ext>, the key from `media_key`."""
+    key = media_key(sha256)
+    return f"images/{project_id}/{key[:2]}/{key}.{extension}"
+
+
+def thumbnail_storage_path(project_id: int, sha256: str) -> str:
+    key = media_key(sha256)
+    return f"thumbnails/{project_id}/{key[:2]}/{key}.jpg"
+
+
 def image_storage_name(image: "Image", filename: str) -> str:
-    """Content-addressed: images/<project>/<sha256[:2]>/<sha256>.<ext>."""
-    extension = filename.rsplit(".", 1)[-1]
-    return f"images/{image.project_id}/{image.sha256[:2]}/{image.sha256}.{extension}"
+    return image_storage_path(image.project_id, image.sha256, filename.rsplit(".", 1)[-1])
 
 
 def thumbnail_storage_name(image: "Image", filename: str) -> str:
-    return f"thumbnails/{image.project_id}/{image.sha256[:2]}/{image.sha256}.jpg"
+    return thumbnail_storage_path(image.project_id, image.sha256)
 
 
 class ImageFormat(models.TextChoices):

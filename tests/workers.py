@@ -11,6 +11,8 @@ from urllib.parse import quote
 import pytest
 from django.db import connection
 
+from tests.storage import media_env
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,8 +33,9 @@ def database_url_of_this_test_database() -> str:
 
 def start_worker(queues: str, name: str, *, env: dict[str, str] | None = None, pool: str = "solo") -> subprocess.Popen:
     """A worker on `queues` (solo pool, or one prefork child with `pool="prefork"`), on
-    this test's database; `env` adds variables (a media folder, a training folder, ...)."""
-    env = {**os.environ, "DATABASE_URL": database_url_of_this_test_database(), **(env or {})}
+    this test's database and media (folder or bucket); `env` adds variables (a training
+    folder, ...)."""
+    env = {**os.environ, "DATABASE_URL": database_url_of_this_test_database(), **media_env(), **(env or {})}
     command = [
         sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "--pool", pool, "--concurrency", "1",
         "-n", f"{name}@%h", "--without-mingle", "--without-gossip", "-l", "info",

@@ -18,17 +18,18 @@ large train-val gap (overfitting), a model worse than the humans, a condition se
 training with no val image.
 """
 
+import io
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.core.files.storage import default_storage
 
 from boxes.baseline import human_baseline
 from boxes.matching import match_by_score
 from boxes.metrics import ImageTruth, coco_evaluate, log_average_miss_rate, match_detections
+from config.media import storage_read
 from datasets.imaging import decode_upright_rgb
 from datasets.models import Image
 from groundtruth.models import ConsensusVersion, GroundTruthBox, ImageConsensus
@@ -51,8 +52,8 @@ def detections_predict(
     files = dict(Image.objects.filter(pk__in=image_ids).values_list("pk", "file"))
     result: list[np.ndarray] = []
     for image_id in image_ids:
-        with default_storage.open(files[image_id], "rb") as stored:
-            decoded = decode_upright_rgb(stored, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
+        stored = io.BytesIO(storage_read(files[image_id]))
+        decoded = decode_upright_rgb(stored, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
         rows = detector.predict(np.asarray(decoded.image), conf=CONFIDENCE_FLOOR, max_det=MAX_DETECTIONS)
         result.append(rows[:, :5])
     return result

@@ -9,12 +9,13 @@ boxes per image, median box height per image, mean confidence per image. Values 
 as samples (at most `SAMPLE` per feature) so that any binning can be made later.
 """
 
+import io
 from collections.abc import Sequence
 
 import numpy as np
 from django.conf import settings
-from django.core.files.storage import default_storage
 
+from config.media import storage_read
 from datasets.imaging import decode_upright_rgb
 from datasets.models import Image
 from groundtruth.models import ConsensusVersion
@@ -38,8 +39,8 @@ def image_features(image_ids) -> dict[int, dict[str, float]]:
     out = {}
     rows = Image.objects.filter(pk__in=list(image_ids)).order_by("pk").values_list("pk", "file", "width", "height")
     for pk, file, width, height in rows:
-        with default_storage.open(file, "rb") as stored:
-            rgb = np.asarray(decode_upright_rgb(stored, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS).image)
+        stored = io.BytesIO(storage_read(file))
+        rgb = np.asarray(decode_upright_rgb(stored, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS).image)
         out[pk] = {"width": width, "height": height, **grey_features(rgb)}
     return out
 

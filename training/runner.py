@@ -33,12 +33,12 @@ from pathlib import Path
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from config.media import storage_put, storage_read
 from datasets.models import Image
 from projects.models import Project
 from training.base_weights import BaseWeightsChanged, base_weights_copy
@@ -158,7 +158,7 @@ class _Heartbeat(threading.Thread):
         self.join(timeout=30)
 
 
-def _dataset(snapshot: DatasetSnapshot, folder: Path) -> Path:
+def snapshot_local_dataset(snapshot: DatasetSnapshot, folder: Path) -> Path:
     """The snapshot's data.yaml on this machine: in place when storage is a local folder,
     otherwise copied into `folder`."""
     with contextlib.suppress(NotImplementedError):
@@ -171,10 +171,8 @@ def _dataset(snapshot: DatasetSnapshot, folder: Path) -> Path:
             _, names = default_storage.listdir(prefix)
             (folder / kind / split).mkdir(parents=True, exist_ok=True)
             for name in names:
-                with default_storage.open(f"{prefix}/{name}", "rb") as source:
-                    (folder / kind / split / name).write_bytes(source.read())
-    with default_storage.open(f"{snapshot.storage_prefix}/data.yaml", "rb") as source:
-        (folder / "data.yaml").write_bytes(source.read())
+                (folder / kind / split / name).write_bytes(storage_read(f"{prefix}/{name}"))
+    (folder / "data.yaml").write_bytes(storage_read(f"{snapshot.storage_prefix}/data.yaml"))
     return folder / "data.yaml"
 
 
@@ -204,7 +202,7 @@ def train_subset_yaml(run: TrainingRun, data: Path, workdir: Path) -> Path:
 def _train(run: TrainingRun, workdir: Path, heartbeat: _Heartbeat) -> dict:
     """Run the trainer subprocess to its end; its "done" event."""
     workdir.mkdir(parents=True, exist_ok=True)
-    data = _dataset(run.snapshot, workdir / "dataset")
+    data = snapshot_local_dataset(run.snapshot, workdir / "dataset")
     if run.train_fraction < 1:
         data = train_subset_yaml(run, data, workdir)
     last = workdir / "train" / "weights" / "last.pt"
@@ -397,10 +395,7 @@ def _log(run: TrainingRun, message: str) -> None:
 
 
 def _store(path: Path, name: str) -> str:
-    if default_storage.exists(name):
-        default_storage.delete(name)
-    with path.open("rb") as file:
-        return default_storage.save(name, File(file))
+    return storage_put(name, path.read_bytes())
 
 
 def onnx_latency_ms(path: Path, *, imgsz: int, repeats: int = 20) -> float:

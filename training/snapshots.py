@@ -17,12 +17,11 @@ import json
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import transaction
 
 from boxes.formats import FormatBox, FormatImage, yolo_data_yaml, yolo_label_text
 from config.errors import Conflict
+from config.media import storage_put, storage_read
 from datasets.imaging import decode_upright_rgb
 from groundtruth.models import ConsensusVersion, GroundTruthBox, ImageConsensus, VersionState
 from projects.models import Split
@@ -101,8 +100,7 @@ def snapshot_create(*, version: ConsensusVersion, user: AbstractBaseUser | None)
 
 def _masked_jpeg(file: str, regions: list[tuple]) -> bytes:
     """The stored image, upright, with each ignore region filled with the image's mean colour."""
-    with default_storage.open(file, "rb") as stored:
-        image = decode_upright_rgb(stored, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS).image
+    image = decode_upright_rgb(io.BytesIO(storage_read(file)), max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS).image
     if regions:
         pixels = np.asarray(image).copy()
         mean = pixels.reshape(-1, 3).mean(axis=0).round().astype(np.uint8)
@@ -117,6 +115,4 @@ def _masked_jpeg(file: str, regions: list[tuple]) -> bytes:
 
 
 def _save(name: str, data: bytes) -> None:
-    if default_storage.exists(name):
-        default_storage.delete(name)
-    default_storage.save(name, ContentFile(data))
+    storage_put(name, data)

@@ -17,6 +17,7 @@ camera's resolution, its latency on the target's threads, its size, pass or fail
   the camera-sized val images, after a warm-up; p50 and p95 of at least 30 calls.
 """
 
+import io
 import logging
 import tempfile
 import time
@@ -30,6 +31,7 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image as PILImage
 
+from config.media import storage_read
 from datasets.imaging import decode_upright_rgb
 from datasets.models import Image
 from training.evaluation import CONFIDENCE_FLOOR, MAX_DETECTIONS, model_evaluate, split_images
@@ -149,8 +151,8 @@ def _camera_images(image_ids: list[int], camera: tuple[int, int]):
     """Each image decoded as stored, then seen by the camera: (rgb, scale), lazily."""
     files = dict(Image.objects.filter(pk__in=image_ids).values_list("pk", "file"))
     for image_id in image_ids:
-        with default_storage.open(files[image_id], "rb") as stored:
-            decoded = decode_upright_rgb(stored, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
+        stored = io.BytesIO(storage_read(files[image_id]))
+        decoded = decode_upright_rgb(stored, max_pixels=settings.QUORUM_MAX_IMAGE_PIXELS)
         yield camera_view(np.asarray(decoded.image), camera)
 
 

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from django.contrib.auth import get_user_model
-from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 
 from annotation.models import Suggestion
 from boxes.cvat import cvat_iter_xml
 from boxes.formats import Author, FormatBox, FormatImage, coco_iter_json, voc_write, yolo_data_yaml, yolo_label_text
 from boxes.labelstudio import Task, labelstudio_iter_json
+from config.media import storage_read
 from datasets.models import Image
 from groundtruth.models import Annotation, AnnotationKind, Box, GroundTruthBox, ImageConsensus
 from projects.models import Project
@@ -361,8 +361,7 @@ def _suggestion_tasks(project: Project, image_root: str) -> Iterator[Task]:
 
 
 def _stored_bytes(name: str) -> bytes:
-    with default_storage.open(name, "rb") as stored:
-        return stored.read()
+    return storage_read(name)
 
 
 class _Sink:

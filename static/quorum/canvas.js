@@ -438,10 +438,13 @@ function annotator(root) {
     if (result.status !== 200 || result.data.id === current.id || state.task !== current) return;
     let image;
     try {
-      // decoded into a bitmap ready to draw, so that showing it costs one drawImage
-      const response = await fetch(result.data.image_url, { credentials: "same-origin" });
-      if (!response.ok) return;
-      image = await createImageBitmap(await response.blob());
+      // decoded into a bitmap ready to draw, so that showing it costs one drawImage; an
+      // <img> rather than fetch, since on S3 the URL redirects to the bucket, which an
+      // <img> may read without the bucket allowing Quorum's origin (CORS)
+      const element = new Image();
+      element.src = result.data.image_url;
+      await element.decode();
+      image = await createImageBitmap(element);
     } catch (error) {
       return; // loaded again when its turn comes
     }

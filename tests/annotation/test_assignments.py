@@ -17,6 +17,7 @@ from groundtruth.models import Annotation, Box
 from projects.models import Membership, Role
 from tests import images
 from tests.factories import UserFactory
+from tests.storage import served
 
 pytestmark = pytest.mark.django_db
 
@@ -65,8 +66,8 @@ def test_next_task_leases_and_gives_the_same_task_back(api_client, panel):
     assert body["state"] == "leased" and body["draft"] == [] and body["labels"] == ["pedestrian"]
     assert body["suggestions"] == []  # a model's boxes only where the project allows them
     assert next_task(client, project).json()["id"] == body["id"]
-    image = client.get(body["image_url"])
-    assert image.status_code == 200 and image["Content-Type"] == "image/jpeg"
+    status, headers, _ = served(client.get(body["image_url"]))
+    assert status == 200 and headers["Content-Type"] == "image/jpeg"
 
 
 def test_an_image_takes_at_most_k_annotators(api_client, panel):

@@ -275,7 +275,9 @@ def test_a_click_that_selects_a_box_keeps_the_redo_stack(browser, live_server, p
     assert errors == []
 
 
-def test_brightness_contrast_and_gamma_change_the_display_and_nothing_stored(browser, live_server, project):
+def test_brightness_contrast_and_gamma_change_the_display_and_nothing_stored(
+    filesystem_media, browser, live_server, project
+):
     page, errors = open_canvas(browser, live_server, project)
     drag(page, (50, 60), (150, 260))
     page.evaluate("window.quorumCanvas.saveNow()")

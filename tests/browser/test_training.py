@@ -33,7 +33,6 @@ def test_an_admin_trains_watches_reads_and_promotes(browser, live_server, settin
         "training",
         f"pytest-browser-training-{uuid.uuid4().hex[:8]}",
         env={
-            "QUORUM_MEDIA_ROOT": str(settings.MEDIA_ROOT),
             "QUORUM_TRAINING_DIR": str(settings.QUORUM_TRAINING_DIR),
             "QUORUM_TRAINING_HEARTBEAT_SECONDS": "1",
         },

@@ -20,6 +20,7 @@ from datasets.splits import split_assign, splits_assign
 from datasets.storage import image_orphans_delete, image_thumbnail_make
 from tests import images
 from tests.factories import ProjectFactory
+from tests.storage import media_files, served
 
 pytestmark = pytest.mark.django_db
 
@@ -30,9 +31,13 @@ def upload(api_client, project, files, **fields):
     return api_client.post(reverse("api-project-images", kwargs={"project_id": project.pk}), data, format="multipart")
 
 
-def stored_files(settings) -> list[Path]:
-    root = Path(settings.MEDIA_ROOT)
-    return sorted(path for path in root.rglob("*") if path.is_file()) if root.exists() else []
+def stored_files(settings) -> list[str]:
+    return sorted(media_files())
+
+
+def stored_bytes(field) -> bytes:
+    with field.storage.open(field.name, "rb") as stored:
+        return stored.read()
 
 
 @pytest.fixture
@@ -60,7 +65,7 @@ def test_jpeg_png_webp_are_stored_upright_rgb_with_their_facts(admin_client, peo
         assert image.stratum == "setting=street|weather=rain"
         assert image.split in {"train", "val", "test"}
         assert image.uploaded_by == people.project_admin
-        with PILImage.open(image.file.path) as stored:
+        with PILImage.open(io.BytesIO(stored_bytes(image.file))) as stored:
             original = PILImage.open(io.BytesIO(content))
             assert stored.format == original.format
             assert (stored.width, stored.height) == (image.width, image.height) == original.size
@@ -75,7 +80,7 @@ def test_exif_orientation_is_applied_once_and_exif_dropped(admin_client, people)
     image = Image.objects.get(pk=response.json()["results"][0]["image_id"])
     # then it is stored upright, 20x40, with the white quarter now top-right, and no EXIF
     assert (image.width, image.height) == (20, 40)
-    with PILImage.open(image.file.path) as stored:
+    with PILImage.open(io.BytesIO(stored_bytes(image.file))) as stored:
         assert stored.size == (20, 40)
         assert not stored.getexif()
         assert "exif" not in stored.info
@@ -193,9 +198,9 @@ def test_cmyk_and_16_bit_images_become_rgb(admin_client, people):
     files = [("print.jpg", images.image_bytes("JPEG", mode="CMYK")), ("depth.png", images.sixteen_bit_png())]
     results = upload(admin_client, people.project, files).json()["results"]
     for result in results:
-        with PILImage.open(Image.objects.get(pk=result["image_id"]).file.path) as stored:
+        with PILImage.open(io.BytesIO(stored_bytes(Image.objects.get(pk=result["image_id"]).file))) as stored:
             assert stored.mode == "RGB"
-    with PILImage.open(Image.objects.get(pk=results[1]["image_id"]).file.path) as stored:
+    with PILImage.open(io.BytesIO(stored_bytes(Image.objects.get(pk=results[1]["image_id"]).file))) as stored:
         grey = np.asarray(stored)[..., 0]
     # the 16-bit ramp keeps its order in 8 bits
     assert grey[0, 0] < grey[-1, -1]
@@ -225,7 +230,7 @@ def test_a_crash_while_writing_the_rows_leaves_no_file(people, settings, monkeyp
     # then the first group is stored whole, and the second left neither row nor file
     stored = Image.objects.order_by("pk")
     assert [image.original_name for image in stored] == ["0.png", "1.png", "2.png", "3.png"]
-    assert stored_files(settings) == sorted(Path(image.file.path) for image in stored)
+    assert stored_files(settings) == sorted(image.file.name for image in stored)
 
 
 def test_a_group_s_splits_are_those_drawn_one_at_a_time(people):
@@ -250,10 +255,10 @@ def test_the_same_new_file_twice_in_a_batch_is_stored_once(admin_client, people,
     image = Image.objects.get()
     assert [r["status"] for r in results] == ["stored", "duplicate"]
     assert results[1]["image_id"] == image.pk
-    assert stored_files(settings) == [Path(image.file.path)]
+    assert stored_files(settings) == [image.file.name]
 
 
-def test_orphan_files_older_than_an_hour_are_swept(admin_client, people, settings):
+def test_orphan_files_older_than_an_hour_are_swept(filesystem_media, admin_client, people, settings):
     upload(admin_client, people.project, [("kept.jpg", images.image_bytes(seed=31))])
     kept = Image.objects.get()
     root = Path(settings.MEDIA_ROOT)
@@ -285,11 +290,10 @@ def test_thumbnail_is_enqueued_after_commit_and_made_by_the_task(
     name = image_thumbnail_make(image=image)
     image.refresh_from_db()
     assert image.thumbnail.name == name
-    with PILImage.open(image.thumbnail.path) as thumbnail:
+    with PILImage.open(io.BytesIO(stored_bytes(image.thumbnail))) as thumbnail:
         assert thumbnail.size == (256, 128)
-    response = admin_client.get(reverse("api-image-thumbnail", kwargs={"image_id": image.pk}))
-    assert response.status_code == 200
-    assert response["Content-Type"] == "image/jpeg"
+    status, headers, body = served(admin_client.get(reverse("api-image-thumbnail", kwargs={"image_id": image.pk})))
+    assert status == 200 and headers["Content-Type"] == "image/jpeg" and body == stored_bytes(image.thumbnail)
 
 
 def test_files_and_lists_are_for_reviewers_and_admins(api_client, people):
@@ -302,10 +306,10 @@ def test_files_and_lists_are_for_reviewers_and_admins(api_client, people):
     expected = {"reviewer": 200, "project_admin": 200, "staff": 200, "annotator": 403, "outsider": 404}
     for role, status in expected.items():
         api_client.force_login(getattr(people, role))
-        assert api_client.get(file_url).status_code == status, role
+        assert served(api_client.get(file_url))[0] == status, role
         assert api_client.get(list_url).status_code == status, role
     api_client.force_login(people.reviewer)
-    assert api_client.get(file_url).getvalue() == Image.objects.get(pk=image_id).file.read()
+    assert served(api_client.get(file_url))[2] == stored_bytes(Image.objects.get(pk=image_id).file)
     assert upload(api_client, people.project, [("b.jpg", images.image_bytes(seed=52))]).status_code == 403
     listed = api_client.get(list_url, {"split": Image.objects.get(pk=image_id).split}).json()
     assert [item["id"] for item in listed["results"]] == [image_id]
@@ -333,12 +337,12 @@ def test_clean_files_are_kept_byte_for_byte_and_metadata_forces_a_clean_copy(adm
     ).json()
     stored = [Image.objects.get(pk=r["image_id"]) for r in results["results"]]
     # a clean upload is stored as sent: no generation loss
-    assert Path(stored[0].file.path).read_bytes() == clean
+    assert stored_bytes(stored[0].file) == clean
     # metadata is dropped by a clean re-encode
     for image in stored[1:]:
-        with PILImage.open(image.file.path) as reopened:
+        with PILImage.open(io.BytesIO(stored_bytes(image.file))) as reopened:
             assert "comment" not in reopened.info and "icc_profile" not in reopened.info
-        assert Path(image.file.path).read_bytes() not in (with_comment, with_icc)
+        assert stored_bytes(image.file) not in (with_comment, with_icc)
 
 
 def test_one_thumbnail_task_per_group_makes_every_thumbnail(admin_client, people, django_capture_on_commit_callbacks):

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from datasets.models import Image
 from tests import images
+from tests.storage import media_files
 
 pytestmark = pytest.mark.django_db
 
@@ -31,9 +32,8 @@ def post_zip(api_client, project, data: bytes, name="photos.zip", **fields):
     return api_client.post(url, payload, format="multipart")
 
 
-def media_files(settings) -> list[Path]:
-    root = Path(settings.MEDIA_ROOT)
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+def stored_files() -> list[str]:
+    return sorted(media_files())
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_zip_with_folders_manifest_and_junk(admin_client, people, settings):
     assert results["notes.txt"]["status"] == "refused" and results["notes.txt"]["code"] == "not_an_image"
     assert Image.objects.get(original_name="day/a.jpg").conditions == {"weather": "sun"}
     assert Image.objects.get(original_name="night/b.png").conditions == {"weather": "night", "setting": "indoor"}
-    assert len(media_files(settings)) == 2
+    assert len(stored_files()) == 2
 
 
 def test_zip_slip_entries_are_refused_and_nothing_is_written_outside(admin_client, people, settings, tmp_path):
@@ -80,7 +80,7 @@ def test_zip_slip_entries_are_refused_and_nothing_is_written_outside(admin_clien
         assert by_name[name]["code"] == "unsafe_path"
     assert list(Image.objects.values_list("original_name", flat=True)) == ["fine.jpg"]
     assert not (tmp_path / "evil.jpg").exists() and not Path("/etc/abs.jpg").exists()
-    assert len(media_files(settings)) == 1
+    assert len(stored_files()) == 1
 
 
 def test_too_many_entries_refuses_the_whole_archive(admin_client, people, settings):
@@ -93,7 +93,7 @@ def test_too_many_entries_refuses_the_whole_archive(admin_client, people, settin
         "code": "too_many_entries",
         "message": "The archive has 4 entries; the limit is 3.",
     }
-    assert Image.objects.count() == 0 and media_files(settings) == []
+    assert Image.objects.count() == 0 and stored_files() == []
 
 
 def test_zip_bomb_is_refused_by_its_uncompressed_size(admin_client, people, settings):
@@ -113,7 +113,7 @@ def test_zip_bomb_is_refused_by_its_uncompressed_size(admin_client, people, sett
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "too_large"
     assert "would unpack to 0.20 GiB" in response.json()["error"]["message"]
-    assert Image.objects.count() == 0 and media_files(settings) == []
+    assert Image.objects.count() == 0 and stored_files() == []
 
 
 def test_an_entry_over_the_image_limit_is_read_no_further(admin_client, people, settings):
@@ -139,7 +139,7 @@ def test_archives_that_are_not_zips_or_empty(admin_client, people, settings, dat
     response = post_zip(admin_client, people.project, data)
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
-    assert Image.objects.count() == 0 and media_files(settings) == []
+    assert Image.objects.count() == 0 and stored_files() == []
 
 
 def test_bad_manifest_refuses_the_archive(admin_client, people, settings):

@@ -23,7 +23,7 @@ def test_a_batch_is_predicted_by_the_inference_worker(transactional_db, api_clie
     worker = start_worker(
         "inference",
         f"pytest-inference-{uuid.uuid4().hex[:8]}",
-        env={"QUORUM_MEDIA_ROOT": str(settings.MEDIA_ROOT), "QUORUM_MODEL_CACHE_DIR": str(tmp_path / "cache")},
+        env={"QUORUM_MODEL_CACHE_DIR": str(tmp_path / "cache")},
     )
     try:
         api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")

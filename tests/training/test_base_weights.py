@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.test import Client
@@ -22,6 +23,7 @@ from datasets.models import Image
 from groundtruth.models import Annotation
 from projects.models import Role
 from tests.factories import MembershipFactory
+from tests.storage import media_files
 from tests.training.conftest import trainable_project
 from training.base_weights import architecture_tensors
 from training.models import BaseWeights, ModelVersion, RunState, TrainingRun
@@ -58,7 +60,7 @@ def upload(client, content: bytes, *, name="street base", classes="pedestrian", 
 
 
 def stored_files() -> list[str]:
-    return default_storage.listdir("base-weights")[1] if default_storage.exists("base-weights") else []
+    return sorted(name.removeprefix("base-weights/") for name in media_files() if name.startswith("base-weights/"))
 
 
 def test_a_safetensors_state_dict_that_fits_is_registered_for_its_uploader(admin_api, api_client, people):
@@ -172,8 +174,10 @@ def test_a_base_changed_on_disk_fails_the_next_run_with_that_reason(street):
     run = training_run_create(
         project=street.project, user=street.admin, init="base", base_weights=base.pk, epochs=1, imgsz=160
     )
-    path = Path(default_storage.path(base.file))
-    path.write_bytes(path.read_bytes()[:-4] + b"\0\0\0\1")
+    with default_storage.open(base.file, "rb") as stored:
+        changed = stored.read()[:-4] + b"\0\0\0\1"
+    default_storage.delete(base.file)  # the same name, other bytes (on S3 as on a disk)
+    assert default_storage.save(base.file, ContentFile(changed)) == base.file
     done = training_run_execute(run_id=run.pk, worker="pytest")
     assert done.state == RunState.FAILED
     assert "changed on disk since they were registered" in done.error and "refusing to load them" in done.error

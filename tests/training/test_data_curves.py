@@ -29,7 +29,7 @@ from training.evaluation import ground_truth, humans_compare, split_images
 from training.fractions import fraction_subset
 from training.models import DataCurve, RunState, TrainingRun
 from training.profile import image_features
-from training.runner import _dataset, train_subset_yaml, training_run_execute
+from training.runner import snapshot_local_dataset, train_subset_yaml, training_run_execute
 from training.starter import starter_register
 
 pytestmark = pytest.mark.django_db
@@ -59,7 +59,7 @@ def test_a_run_s_fraction_trains_on_a_listed_subset_and_the_same_val(trainable, 
         project=trainable.project, user=trainable.admin, fractions=[0.25, 0.5, 1.0], imgsz=160, epochs=1
     )
     quarter = runs[0]
-    data = _dataset(quarter.snapshot, tmp_path / "dataset")
+    data = snapshot_local_dataset(quarter.snapshot, tmp_path / "dataset")
     subset = train_subset_yaml(quarter, data, tmp_path)
     config, original = yaml.safe_load(subset.read_text()), yaml.safe_load(data.read_text())
     listed = [Path(line) for line in Path(config["train"]).read_text().splitlines()]

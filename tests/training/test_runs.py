@@ -9,6 +9,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from groundtruth.models import ConsensusVersion
+from tests.storage import media_files
 from tests.training.conftest import QUICK_RUN, make_model, make_run
 from training.models import DatasetSnapshot, ModelStage, ModelVersion, RunState, TrainingPolicy, TrainingRun
 from training.runner import training_run_execute
@@ -113,7 +114,7 @@ def test_bad_settings_are_refused_with_nothing_left_behind(api_client, trainable
     error = response.json()["error"]
     assert field in error["fields"] and message in " ".join(error["fields"][field])
     assert not TrainingRun.objects.exists() and not DatasetSnapshot.objects.exists()
-    assert not default_storage.exists("snapshots")
+    assert not [name for name in media_files() if name.startswith("snapshots/")]
 
 
 def test_no_ground_truth_and_no_champion_are_conflicts(api_client, trainable):

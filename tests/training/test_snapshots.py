@@ -16,7 +16,9 @@ from groundtruth.models import Annotation, Box
 from groundtruth.services import adjudication_save, consensus_version_create
 from tests import images as test_images
 from tests.factories import MembershipFactory
+from tests.storage import media_files
 from training.models import DatasetSnapshot
+from training.runner import snapshot_local_dataset
 from training.snapshots import snapshot_create
 
 pytestmark = pytest.mark.django_db
@@ -48,19 +50,21 @@ def version(people):
     return consensus_version_compute(version_id=created.pk)
 
 
-def test_a_snapshot_is_the_train_and_val_ground_truth_as_a_yolo_dataset(people, version):
+def test_a_snapshot_is_the_train_and_val_ground_truth_as_a_yolo_dataset(people, version, tmp_path):
     snapshot = snapshot_create(version=version, user=people.project_admin)
     assert snapshot.images == {"train": 6, "val": 2} and snapshot.boxes == 8 and snapshot.masked_regions == 8
     _, files = default_storage.listdir(f"{snapshot.storage_prefix}/images/train")
     assert len(files) == 6
-    assert not default_storage.exists(f"{snapshot.storage_prefix}/images/test")  # kept apart
+    assert not [
+        name for name in media_files() if name.startswith(f"{snapshot.storage_prefix}/images/test/")
+    ]  # kept apart
     label = default_storage.open(f"{snapshot.storage_prefix}/labels/train/{files[0].rsplit('.', 1)[0]}.txt").read()
     cx, cy, w, h = (float(v) for v in label.decode().split()[1:])
     assert (cx, cy, w, h) == pytest.approx((40 / 200, 50 / 100, 40 / 200, 80 / 100))
     # ultralytics' own dataset check accepts it
     from ultralytics.data.utils import check_det_dataset
 
-    data = check_det_dataset(default_storage.path(f"{snapshot.storage_prefix}/data.yaml"))
+    data = check_det_dataset(str(snapshot_local_dataset(snapshot, tmp_path / "dataset")))
     assert data["nc"] == 1 and data["names"] == {0: "pedestrian"}
 
 

@@ -28,7 +28,6 @@ pytestmark = pytest.mark.worker
 def worker_env(settings, tmp_path) -> dict[str, str]:
     settings.QUORUM_TRAINING_DIR = tmp_path / "training"
     return {
-        "QUORUM_MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "QUORUM_TRAINING_DIR": str(settings.QUORUM_TRAINING_DIR),
         "QUORUM_TRAINING_HEARTBEAT_SECONDS": "1",
     }

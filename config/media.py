@@ -1,0 +1,91 @@
+"""Media files as browsers get them: the bytes through Quorum from a local folder, or a
+redirect to a short-lived presigned URL when media is on S3, so that web processes do not
+stream image bytes; and the origin the pages' security policy must allow for the latter."""
+
+from urllib.parse import quote, urlsplit
+
+from botocore.exceptions import ClientError
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import Storage, default_storage
+from django.http import FileResponse, HttpResponse, HttpResponseRedirect
+from storages.utils import clean_name
+
+
+def media_origin() -> str:
+    """Where browsers fetch media from besides Quorum: the S3 endpoint's origin when media
+    is on S3 ("https://*.amazonaws.com" on AWS itself), else ""."""
+    storage = settings.STORAGES["default"]
+    if not storage["BACKEND"].startswith("storages.backends.s3"):
+        return ""
+    endpoint = storage.get("OPTIONS", {}).get("endpoint_url")
+    if not endpoint:
+        return "https://*.amazonaws.com"
+    parts = urlsplit(endpoint)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def media_policy(policy: str) -> str:
+    """`policy` with the media origin allowed for images and fetches (presigned URLs)."""
+    origin = media_origin()
+    if not origin:
+        return policy
+    return policy.replace("img-src 'self'", f"img-src 'self' {origin}").replace(
+        "connect-src 'self'", f"connect-src 'self' {origin}"
+    )
+
+
+def presigns(storage: Storage) -> bool:
+    """Whether `storage` hands out presigned URLs (S3) rather than serving bytes itself."""
+    return bool(getattr(storage, "querystring_auth", False)) and hasattr(storage, "bucket_name")
+
+
+def media_response(
+    stored, *, open_file, content_type: str, cache_seconds: int, filename: str | None = None
+) -> HttpResponse:
+    """The response for a stored file `stored` (a FieldFile): on S3 a 302 to a presigned URL
+    that lives settings.QUORUM_S3_URL_SECONDS and answers with `content_type` and, when
+    given, `filename`; otherwise the bytes, read through `open_file(stored)`.
+
+    The caller has checked access: a presigned URL is issued only after that check.
+    """
+    if presigns(stored.storage):
+        parameters = {"ResponseContentType": content_type}
+        if filename:
+            parameters["ResponseContentDisposition"] = f'inline; filename="{quote(filename)}"'
+        seconds = settings.QUORUM_S3_URL_SECONDS
+        response = HttpResponseRedirect(stored.storage.url(stored.name, parameters=parameters, expire=seconds))
+        # The browser may reuse the redirect (and the bytes behind it) for half the URL's life.
+        response["Cache-Control"] = f"private, max-age={min(cache_seconds, seconds // 2)}"
+        return response
+    response = FileResponse(open_file(stored), content_type=content_type, filename=filename)
+    response["Cache-Control"] = f"private, max-age={cache_seconds}"
+    return response
+
+
+def storage_put(name: str, content: bytes) -> str:
+    """Store `content` under exactly `name`, replacing a file of that name; returns the name.
+
+    On S3 one PUT, which replaces (Storage.save would first ask whether the name is taken,
+    and the caller whether to delete it: three requests a file); elsewhere delete and save.
+    For files whose name is theirs alone: snapshots, thumbnails, a run's artifacts.
+    """
+    if presigns(default_storage):
+        return default_storage._save(name, ContentFile(content))  # the PUT that save() ends with
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    return default_storage.save(name, ContentFile(content))
+
+
+def storage_read(name: str) -> bytes:
+    """A stored file's bytes: on S3 one GET (opening a file asks for its size first, and the
+    transfer again); FileNotFoundError when there is none."""
+    if presigns(default_storage):
+        try:
+            return default_storage.bucket.Object(default_storage._normalize_name(clean_name(name))).get()["Body"].read()
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                raise FileNotFoundError(f"File does not exist: {name}") from None
+            raise
+    with default_storage.open(name, "rb") as stored:
+        return stored.read()
