@@ -8,6 +8,8 @@ The Celery tasks (groundtruth/tasks.py) run these; nothing here sends a task.
 """
 
 import dataclasses
+import functools
+import json
 import logging
 import os
 import resource
@@ -18,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, F, Max, OuterRef, Q, Subquery
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, Subquery
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -43,7 +45,7 @@ from groundtruth.models import (
     VersionState,
 )
 from groundtruth.reports import agreement_report_build, iou_histogram_counts, report_baseline, report_counts
-from groundtruth.selectors import Panel, complete_image_ids, gold_references, panels
+from groundtruth.selectors import Panel, complete_image_ids, gold_references, image_panels, panels
 
 logger = logging.getLogger(__name__)
 
@@ -314,40 +316,70 @@ def images_consensus_stalled(*, older_than: timedelta | None = None) -> list[int
 def image_consensus_update(*, image_id: int) -> ImageConsensus | None:
     """Recompute one image in its project's current version (after its k-th submission).
     An adjudicated image is left as the reviewer settled it. None when there is nothing
-    to do: no current version, or fewer than k submissions."""
-    image = Image.objects.select_related("project").filter(pk=image_id).first()
-    if image is None:
+    to do: no current version, or fewer than k submissions.
+
+    It runs after every k-th submission, so it is kept to few statements, none of them
+    composed twice: the version with its project, the panel in one query, then the lock,
+    the old row's removal and the new row's writing."""
+    adjudicated = Exists(Adjudication.objects.filter(image_id=image_id, is_active=True))
+    found = list(
+        ConsensusVersion.objects.filter(project__images=image_id, is_current=True, state=VersionState.DONE)
+        .select_related("project")
+        .annotate(adjudicated=adjudicated)[:1]
+    )
+    if not found:
         return None
-    version = ConsensusVersion.objects.filter(project=image.project, is_current=True, state=VersionState.DONE).first()
-    if version is None:
+    version = found[0]
+    blind, everyone = image_panels(image_id=image_id)
+    if len(blind) < version.project.overlap_k:  # k blind submissions, whatever the version includes
         return None
-    panel = panels(project=image.project, image_ids=[image.pk]).get(image.pk, {})
-    if len(panel) < image.project.overlap_k:  # k blind submissions, whatever the version includes
-        return None
-    if version.include_not_blind:
-        panel = panels(project=image.project, image_ids=[image.pk], include_not_blind=True)[image.pk]
+    panel = everyone if version.include_not_blind else blind
     with transaction.atomic():
-        existing = ImageConsensus.objects.select_for_update().filter(version=version, image=image).first()
-        adjudicated = Adjudication.objects.filter(image=image, is_active=True).exists()
-        if existing is not None and adjudicated:
-            return existing  # a reviewer settled it; only they can ask for it to be redone
-        if existing is not None:
-            existing.delete()
-        reliability = _reliability_from_json(version.reliability)
-        work = _consolidate(version, panel, reliability)
+        existing = list(
+            ImageConsensus.objects.select_for_update()
+            .filter(version=version, image_id=image_id)
+            .annotate(adjudicated=adjudicated)
+            .values_list("pk", "adjudicated")
+        )
+        if existing and existing[0][1]:
+            return ImageConsensus.objects.get(pk=existing[0][0])  # only its reviewer can ask for it to be redone
+        if existing:
+            _rows_delete(existing[0][0])
+        work = _consolidate(version, panel, _version_reliability(version))
         counted = image_counts(
             [{a: boxes for a, (boxes, _) in panel.items()}],
             iou_threshold=version.iou_threshold,
             consolidator=lambda index, image: work,
         )
         result = _image_result(
-            version, image.pk, len(panel), _image_boxes(work), counted.f1()[0], counted.mean_iou()[0]
+            version, image_id, len(panel), _image_boxes(work), counted.f1()[0], counted.mean_iou()[0]
         )
         (row,) = _write([result])
-        if adjudicated:  # settled before this version existed: the reviewer's boxes go in
-            adjudications_apply(version, image_ids=[image.pk])
+        if version.adjudicated:  # settled before this version existed: the reviewer's boxes go in
+            adjudications_apply(version, image_ids=[image_id])
             row.refresh_from_db()
     return row
+
+
+def _rows_delete(image_consensus_id: int) -> None:
+    """One image's consensus row and its boxes, in two plain statements (no row is read)."""
+    statements = (
+        f"DELETE FROM {GroundTruthBox._meta.db_table} WHERE image_consensus_id = %s",
+        f"DELETE FROM {ImageConsensus._meta.db_table} WHERE id = %s",
+    )
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement, [image_consensus_id])
+
+
+@functools.lru_cache(maxsize=64)
+def _reliability_of_version(version_id: int, data: str) -> Reliability | None:
+    return _reliability_from_json(json.loads(data))
+
+
+def _version_reliability(version: ConsensusVersion) -> Reliability | None:
+    """The version's estimate, read once per process (a finished version's does not change)."""
+    return _reliability_of_version(version.pk, json.dumps(version.reliability, sort_keys=True))
 
 
 def adjudications_apply(version: ConsensusVersion, *, image_ids: list[int] | None = None) -> None:

@@ -12,9 +12,17 @@ from demo.models import SyntheticTruth
 from demo.simulation import panel_simulate, simulated_annotators
 from demo.synthetic_data import synthetic_images_add
 from groundtruth.computing import consensus_version_compute, image_consensus_update
-from groundtruth.models import Box, ConsensusVersion, GroundTruthBox, ImageConsensus, ImageState, VersionState
+from groundtruth.models import (
+    Annotation,
+    Box,
+    ConsensusVersion,
+    GroundTruthBox,
+    ImageConsensus,
+    ImageState,
+    VersionState,
+)
 from groundtruth.records import image_consensus_enqueue
-from groundtruth.selectors import panels
+from groundtruth.selectors import image_panels, panels
 from groundtruth.services import consensus_version_create
 from projects.models import Project
 from tests.factories import MembershipFactory, UserFactory
@@ -261,3 +269,56 @@ def test_panels_hold_the_current_submissions_of_complete_images_only():
     assert panel[people[1].pk][0].shape == (0, 4)
     # asked for by id, an image comes whatever its count
     assert set(panels(project=project, image_ids=[partial.pk])[partial.pk]) == {people[0].pk, people[1].pk}
+
+
+def rows_of(version: ConsensusVersion) -> dict:
+    return {
+        row.image_id: (
+            row.state,
+            row.annotators,
+            row.f1,
+            row.mean_iou,
+            row.uncertain,
+            [
+                (b.x1, b.y1, b.x2, b.y2, b.support, b.score, b.annotators, b.is_ignore, b.is_uncertain, b.source)
+                for b in row.boxes.order_by("pk")
+            ],
+        )
+        for row in version.images.all()
+    }
+
+
+@pytest.mark.parametrize("include_not_blind", [False, True])
+def test_an_image_updated_alone_equals_its_row_in_the_whole_version(
+    simulated_project, include_not_blind, django_assert_max_num_queries
+):
+    # given panels with an annotator who drew nothing, an ignore region, and a reviewer's
+    # submission that is not blind
+    project, reviewer = simulated_project
+    images = list(project.images.order_by("pk"))
+    empty = Annotation.objects.filter(image=images[0]).order_by("annotator_id").first()
+    Box.objects.filter(annotation=empty).delete()
+    Box.objects.filter(pk=Box.objects.filter(annotation__image=images[1]).order_by("pk").first().pk).update(
+        is_ignored=True
+    )
+    seen = Annotation.objects.create(image=images[2], annotator=reviewer, is_blind=False)
+    Box.objects.create(annotation=seen, x1=5, y1=5, x2=40, y2=90)
+    version = consensus_version_create(project=project, user=reviewer, include_not_blind=include_not_blind)
+    consensus_version_compute(version_id=version.pk)
+    version.refresh_from_db()
+    whole = rows_of(version)
+    assert len(whole) == 16
+    # then each image's panel read alone is the one the version read, and its update (a
+    # handful of statements) writes the same row and boxes
+    for image in images:
+        blind, everyone = image_panels(image_id=image.pk)
+        expected = panels(project=project, image_ids=[image.pk], include_not_blind=include_not_blind)[image.pk]
+        got = everyone if include_not_blind else blind
+        assert list(got) == list(expected)
+        for annotator, (boxes, flags) in expected.items():
+            np.testing.assert_array_equal(got[annotator][0], boxes)
+            np.testing.assert_array_equal(got[annotator][1], flags)
+        with django_assert_max_num_queries(9):
+            image_consensus_update(image_id=image.pk)
+    assert rows_of(version) == whole
+    assert whole[images[2].pk][1] == (4 if include_not_blind else 3)
