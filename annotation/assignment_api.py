@@ -20,7 +20,7 @@ from annotation.assignments import (
 )
 from annotation.models import Assignment, Suggestion
 from config.errors import DomainError
-from config.media import media_response
+from config.media import MEDIA_RESPONSES, media_response
 from config.parsers import BoundedJSONField
 from datasets.imaging import stored_file_open
 from projects.permissions import IsProjectAnnotator, ProjectApiMixin
@@ -167,7 +167,7 @@ class AssignmentImageApi(APIView):
     S3 a redirect to a presigned URL: its object key shows, and does not name the content
     (datasets.models.media_key)."""
 
-    @extend_schema(responses={(200, "image/*"): bytes})
+    @extend_schema(responses=MEDIA_RESPONSES)
     def get(self, request: Request, assignment_id: int) -> HttpResponse:
         assignment = assignment_get(assignment_id=assignment_id, user=request.user)
         image = assignment.image

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, default_storage
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect
+from drf_spectacular.utils import OpenApiResponse
 from storages.utils import clean_name
 
 
@@ -33,6 +34,13 @@ def media_policy(policy: str) -> str:
     return policy.replace("img-src 'self'", f"img-src 'self' {origin}").replace(
         "connect-src 'self'", f"connect-src 'self' {origin}"
     )
+
+
+# The OpenAPI description of a media endpoint's answers.
+MEDIA_RESPONSES = {
+    (200, "image/*"): bytes,
+    302: OpenApiResponse(description="With media on S3: a redirect to a presigned URL of the bytes, short-lived"),
+}
 
 
 def presigns(storage: Storage) -> bool:

@@ -164,8 +164,8 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("QUORUM_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 
-# Media on an S3 API (AWS, MinIO, Ceph, ...) when a bucket is named. Credentials come the
-# way boto3 finds them (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, an instance role, ...).
+# Media on an S3 API (AWS, MinIO, Ceph, ...) when a bucket is named. Credentials from
+# AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else wherever boto3 finds them (a role, ...).
 # Browsers fetch images straight from the bucket through presigned URLs that live
 # QUORUM_S3_URL_SECONDS (config/media.py), as <img> loads: the bucket needs no CORS rule.
 AWS_STORAGE_BUCKET_NAME = env.str("QUORUM_S3_BUCKET", default="")
@@ -175,11 +175,14 @@ if AWS_STORAGE_BUCKET_NAME:
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
             "bucket_name": AWS_STORAGE_BUCKET_NAME,
-            "endpoint_url": env.str("QUORUM_S3_ENDPOINT_URL", default=None),
-            "region_name": env.str("QUORUM_S3_REGION", default=None),
+            "endpoint_url": env.str("QUORUM_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("QUORUM_S3_REGION", default="") or None,
+            # unset: boto3's other sources (a profile, an instance or pod role)
+            "access_key": env.str("AWS_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
             # a key prefix inside the bucket, for a bucket shared with other things
             "location": env.str("QUORUM_S3_LOCATION", default=""),
-            "addressing_style": env.str("QUORUM_S3_ADDRESSING_STYLE", default=None),
+            "addressing_style": env.str("QUORUM_S3_ADDRESSING_STYLE", default="") or None,
             "signature_version": "s3v4",
             "default_acl": None,
             "querystring_auth": True,

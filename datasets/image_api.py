@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from config.api_docs import PAGE_PARAMETERS, paginated
 from config.errors import DATABASE_RETRY_SECONDS, error_body
-from config.media import media_response
+from config.media import MEDIA_RESPONSES, media_response
 from config.pagination import Pagination
 from datasets.imaging import stored_file_open
 from datasets.ingest import IncomingImage, IngestResult, image_ingest, zip_ingest
@@ -144,7 +144,7 @@ class ImageFileApi(APIView):
     permission_classes = [IsAuthenticated, IsProjectReviewer]
     variant = "file"
 
-    @extend_schema(responses={(200, "image/*"): bytes})
+    @extend_schema(responses=MEDIA_RESPONSES)
     def get(self, request: Request, image_id: int) -> HttpResponse:
         image = image_get(image_id=image_id, user=request.user)
         self.check_object_permissions(request, image)

@@ -111,8 +111,12 @@ def _refuse(environ, start_response, refusal: str) -> list[bytes]:
 
 
 def serve(host: str, port: int, bucket: str | None) -> None:
+    import logging
+
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request: CI makes ~60,000
 
     server = make_server(
         host, port, PresignGate(DomainDispatcherApplication(create_backend_app)), threaded=True,

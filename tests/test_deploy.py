@@ -27,7 +27,7 @@ def test_compose_has_the_production_shape():
 def test_every_app_service_gets_the_variables_settings_need():
     services = compose()["services"]
     settings_source = (ROOT / "config" / "settings.py").read_text()
-    read_by_settings = set(re.findall(r'env\.\w+\(\s*"([A-Z_]+)"', settings_source))
+    read_by_settings = set(re.findall(r'env\.\w+\(\s*"([A-Z0-9_]+)"', settings_source))
     for name in ("web", "worker", "training-worker", "beat"):
         environment = services[name]["environment"]
         for variable in ("DJANGO_SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL"):
