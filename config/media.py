@@ -9,15 +9,41 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, default_storage
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect
+from django.utils.module_loading import import_string
 from drf_spectacular.utils import OpenApiResponse
-from storages.utils import clean_name
+from storages.backends.s3 import S3Storage
+from storages.utils import clean_name, is_seekable
+
+
+class S3MediaStorage(S3Storage):
+    """django-storages' S3 storage (settings.STORAGES names it when QUORUM_S3_BUCKET is set),
+    writing a file below the multipart threshold in one PUT on the calling thread: its own
+    `_save` hands every file to s3transfer, which starts a pool of threads per upload."""
+
+    def _save(self, name, content):
+        size = getattr(content, "size", None)
+        if self.gzip or size is None or size >= self.transfer_config.multipart_threshold:
+            return super()._save(name, content)
+        cleaned = clean_name(name)
+        key = self._normalize_name(cleaned)
+        parameters = self._get_write_parameters(key, content)
+        if is_seekable(content):
+            content.seek(0)
+        body = content.read()
+        self.bucket.Object(key).put(Body=body.encode() if isinstance(body, str) else body, **parameters)
+        return cleaned
+
+
+def is_s3(storage: dict) -> bool:
+    """Whether a STORAGES entry keeps media on S3."""
+    return issubclass(import_string(storage["BACKEND"]), S3Storage)
 
 
 def media_origin() -> str:
     """Where browsers fetch media from besides Quorum: the S3 endpoint's origin when media
     is on S3 ("https://*.amazonaws.com" on AWS itself), else ""."""
     storage = settings.STORAGES["default"]
-    if not storage["BACKEND"].startswith("storages.backends.s3"):
+    if not is_s3(storage):
         return ""
     endpoint = storage.get("OPTIONS", {}).get("endpoint_url")
     if not endpoint:

@@ -172,7 +172,7 @@ AWS_STORAGE_BUCKET_NAME = env.str("QUORUM_S3_BUCKET", default="")
 QUORUM_S3_URL_SECONDS = env.int("QUORUM_S3_URL_SECONDS", default=300)
 if AWS_STORAGE_BUCKET_NAME:
     _media_storage = {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        "BACKEND": "config.media.S3MediaStorage",  # django-storages' S3Storage, one PUT a file
         "OPTIONS": {
             "bucket_name": AWS_STORAGE_BUCKET_NAME,
             "endpoint_url": env.str("QUORUM_S3_ENDPOINT_URL", default="") or None,

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, Max, OuterRef, Q, Subquery
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -332,33 +332,22 @@ def image_consensus_update(*, image_id: int) -> ImageConsensus | None:
     An adjudicated image is left as the reviewer settled it. None when there is nothing
     to do: no current version, or fewer than k submissions.
 
-    It runs after every k-th submission, so it is kept to few statements, none of them
-    composed twice: the version with its project, the panel in one query, then the lock,
-    the old row's removal and the new row's writing."""
-    adjudicated = Exists(Adjudication.objects.filter(image_id=image_id, is_active=True))
-    found = list(
-        ConsensusVersion.objects.filter(project__images=image_id, is_current=True, state=VersionState.DONE)
-        .select_related("project")
-        .annotate(adjudicated=adjudicated)[:1]
-    )
-    if not found:
+    It runs after every k-th submission, so it is kept to few plain statements, none
+    composed by the ORM: the version with its project's k, the panel, then the lock, the
+    old row's removal and the new row's writing (the full version writes in bulk)."""
+    version = _current_version_of_image(image_id)
+    if version is None:
         return None
-    version = found[0]
     blind, everyone = image_panels(image_id=image_id)
-    if len(blind) < version.project.overlap_k:  # k blind submissions, whatever the version includes
+    if len(blind) < version.overlap_k:  # k blind submissions, whatever the version includes
         return None
     panel = everyone if version.include_not_blind else blind
     with transaction.atomic():
-        existing = list(
-            ImageConsensus.objects.select_for_update()
-            .filter(version=version, image_id=image_id)
-            .annotate(adjudicated=adjudicated)
-            .values_list("pk", "adjudicated")
-        )
-        if existing and existing[0][1]:
-            return ImageConsensus.objects.get(pk=existing[0][0])  # only its reviewer can ask for it to be redone
+        existing = _row_lock(version.pk, image_id)
+        if existing and existing[1]:
+            return ImageConsensus.objects.get(pk=existing[0])  # only its reviewer can ask for it to be redone
         if existing:
-            _rows_delete(existing[0][0])
+            _rows_delete(existing[0])
         work = _consolidate(version, panel, _version_reliability(version))
         counted = image_counts(
             [{a: boxes for a, (boxes, _) in panel.items()}],
@@ -368,10 +357,74 @@ def image_consensus_update(*, image_id: int) -> ImageConsensus | None:
         result = _image_result(
             version, image_id, len(panel), _image_boxes(work), counted.f1()[0], counted.mean_iou()[0]
         )
-        (row,) = _write([result])
+        row = _row_write(result)
         if version.adjudicated:  # settled before this version existed: the reviewer's boxes go in
             adjudications_apply(version, image_ids=[image_id])
             row.refresh_from_db()
+    return row
+
+
+def _current_version_of_image(image_id: int) -> ConsensusVersion | None:
+    """The current finished version of the image's project, with its project's k
+    (`overlap_k`) and whether the image is adjudicated (`adjudicated`), in one statement."""
+    project = ConsensusVersion._meta.get_field("project").related_model._meta.db_table
+    found = list(
+        ConsensusVersion.objects.raw(
+            f"SELECT v.*, p.overlap_k, EXISTS (SELECT 1 FROM {Adjudication._meta.db_table} a "
+            "WHERE a.image_id = i.id AND a.is_active = %s) AS adjudicated "
+            f"FROM {ConsensusVersion._meta.db_table} v JOIN {project} p ON p.id = v.project_id "
+            f"JOIN {Image._meta.db_table} i ON i.project_id = v.project_id "
+            "WHERE i.id = %s AND v.is_current = %s AND v.state = %s",
+            [True, image_id, True, VersionState.DONE],
+        )
+    )
+    return found[0] if found else None
+
+
+def _row_lock(version_id: int, image_id: int) -> tuple[int, bool] | None:
+    """The image's row in the version, locked until the transaction ends: (its id, whether
+    the image is adjudicated), or None when it has none."""
+    lock = f" {connection.ops.for_update_sql()}" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT r.id, EXISTS (SELECT 1 FROM {Adjudication._meta.db_table} a "
+            "WHERE a.image_id = r.image_id AND a.is_active = %s) "
+            f"FROM {ImageConsensus._meta.db_table} r WHERE r.version_id = %s AND r.image_id = %s{lock}",
+            [True, version_id, image_id],
+        )
+        found = cursor.fetchone()
+    return None if found is None else (found[0], bool(found[1]))
+
+
+def _row_write(result) -> ImageConsensus:
+    """One image's row and its boxes. On PostgreSQL in one statement, the boxes passed as
+    one JSON array (binding each of their values would cost more than the insert);
+    elsewhere by `_write`, as a whole version writes."""
+    row, boxes, _ = result
+    if connection.vendor != "postgresql":
+        (row,) = _write([result])
+        return row
+    row.computed_at = timezone.now()
+    data = json.dumps(
+        [[b.x1, b.y1, b.x2, b.y2, b.support, b.score, b.spread, b.annotators, b.is_ignore, b.is_uncertain, b.source]
+         for b in boxes],
+        allow_nan=False,
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH r AS (INSERT INTO {ImageConsensus._meta.db_table} "
+            "(version_id, image_id, state, annotators, f1, mean_iou, uncertain, computed_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id), "
+            f"b AS (INSERT INTO {GroundTruthBox._meta.db_table} (image_consensus_id, x1, y1, x2, y2, support, score, "
+            "spread, annotators, is_ignore, is_uncertain, source) "
+            "SELECT r.id, (b->>0)::float8, (b->>1)::float8, (b->>2)::float8, (b->>3)::float8, (b->>4)::int, "
+            "(b->>5)::float8, b->6, b->7, (b->>8)::boolean, (b->>9)::boolean, b->>10 "
+            "FROM r, jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS e(b, n) ORDER BY n) "
+            "SELECT id FROM r",
+            [row.version_id, row.image_id, row.state, row.annotators, row.f1, row.mean_iou, row.uncertain,
+             row.computed_at, data],
+        )  # fmt: skip
+        (row.pk,) = cursor.fetchone()
     return row
 
 

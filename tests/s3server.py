@@ -113,13 +113,15 @@ def _refuse(environ, start_response, refusal: str) -> list[bytes]:
 def serve(host: str, port: int, bucket: str | None) -> None:
     import logging
 
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request: CI makes ~60,000
+    # moto's S3 application itself: its dispatcher would find the service of every request
+    # by its host, listing moto's modules on disk each time (a tenth of the server's time)
 
     server = make_server(
-        host, port, PresignGate(DomainDispatcherApplication(create_backend_app)), threaded=True,
+        host, port, PresignGate(create_backend_app("s3")), threaded=True,
         request_handler=MotoRequestHandler,
     )  # fmt: skip
     if bucket:

@@ -11,6 +11,8 @@ import uuid
 from django.conf import settings
 from django.core.files.storage import default_storage
 
+from config.media import is_s3 as media_is_s3
+
 FILESYSTEM = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 
 
@@ -24,12 +26,11 @@ def s3_storage(*, bucket: str, endpoint: str | None, region: str | None, locatio
         "signature_version": "s3v4", "default_acl": None, "querystring_auth": True,
         "querystring_expire": settings.QUORUM_S3_URL_SECONDS, "file_overwrite": False, **credentials,
     }  # fmt: skip
-    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
+    return {"BACKEND": "config.media.S3MediaStorage", "OPTIONS": options}
 
 
 def is_s3(storage: dict | None = None) -> bool:
-    storage = storage if storage is not None else settings.STORAGES["default"]
-    return storage["BACKEND"].startswith("storages.backends.s3")
+    return media_is_s3(storage if storage is not None else settings.STORAGES["default"])
 
 
 def unique_prefix() -> str:

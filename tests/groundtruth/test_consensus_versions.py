@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.urls import reverse
 
 from annotation.assignments import assignment_lease_next, assignment_submit
@@ -271,6 +271,21 @@ def test_panels_hold_the_current_submissions_of_complete_images_only():
     assert set(panels(project=project, image_ids=[partial.pk])[partial.pk]) == {people[0].pk, people[1].pk}
 
 
+BOX_COLUMNS = (
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "support",
+    "score",
+    "spread",
+    "annotators",
+    "is_ignore",
+    "is_uncertain",
+    "source",
+)
+
+
 def rows_of(version: ConsensusVersion) -> dict:
     return {
         row.image_id: (
@@ -279,10 +294,7 @@ def rows_of(version: ConsensusVersion) -> dict:
             row.f1,
             row.mean_iou,
             row.uncertain,
-            [
-                (b.x1, b.y1, b.x2, b.y2, b.support, b.score, b.annotators, b.is_ignore, b.is_uncertain, b.source)
-                for b in row.boxes.order_by("pk")
-            ],
+            [tuple(getattr(b, column) for column in BOX_COLUMNS) for b in row.boxes.order_by("pk")],
         )
         for row in version.images.all()
     }
@@ -308,8 +320,10 @@ def test_an_image_updated_alone_equals_its_row_in_the_whole_version(
     version.refresh_from_db()
     whole = rows_of(version)
     assert len(whole) == 16
-    # then each image's panel read alone is the one the version read, and its update (a
-    # handful of statements) writes the same row and boxes
+    # then each image's panel read alone is the one the version read, and its update (six
+    # plain statements on PostgreSQL, seven elsewhere, and here the savepoint and its release
+    # around the transaction) writes the same row and boxes
+    statements = 8 if connection.vendor == "postgresql" else 9
     for image in images:
         blind, everyone = image_panels(image_id=image.pk)
         expected = panels(project=project, image_ids=[image.pk], include_not_blind=include_not_blind)[image.pk]
@@ -318,7 +332,7 @@ def test_an_image_updated_alone_equals_its_row_in_the_whole_version(
         for annotator, (boxes, flags) in expected.items():
             np.testing.assert_array_equal(got[annotator][0], boxes)
             np.testing.assert_array_equal(got[annotator][1], flags)
-        with django_assert_max_num_queries(9):
+        with django_assert_max_num_queries(statements):
             image_consensus_update(image_id=image.pk)
     assert rows_of(version) == whole
     assert whole[images[2].pk][1] == (4 if include_not_blind else 3)
