@@ -5,6 +5,7 @@ it; images reach the browser through short-lived presigned URLs, issued only to 
 see the image."""
 
 import io
+import threading
 import time
 import zipfile
 from datetime import timedelta
@@ -19,6 +20,7 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 
 from annotation.models import Assignment
+from config.media import storage_put
 from datasets.ingest import IncomingImage, image_ingest
 from datasets.models import Image
 from datasets.storage import image_orphans_delete, image_thumbnail_make
@@ -195,6 +197,28 @@ def test_an_expired_or_altered_url_is_refused(api_client, two_projects, settings
     # a new request to Quorum gives a new URL, which works
     again = api_client.get(reverse("api-image-file", args=[image.pk]))["Location"]
     assert again != url and requests.get(again, timeout=30).status_code == 200
+
+
+def test_a_file_below_the_multipart_threshold_is_one_put_and_a_larger_one_goes_in_parts(s3_media):
+    calls = []
+    events = default_storage.connection.meta.client.meta.events
+    handler = events.register("before-call.s3", lambda model, **_: calls.append((model.name, threading.get_ident())))
+    try:
+        small = storage_put("models/small.onnx", b"x" * 1000)
+        assert calls == [("PutObject", threading.get_ident())]  # on this thread: no transfer pool started
+        threshold = default_storage.transfer_config.multipart_threshold
+        calls.clear()
+        large = storage_put("models/large.onnx", b"y" * threshold)
+        assert calls[0][0] == "CreateMultipartUpload" and calls[-1][0] == "CompleteMultipartUpload"
+    finally:
+        events.unregister("before-call.s3", handler)
+    stored = bucket_objects(s3_media)
+    assert stored[small] == b"x" * 1000 and stored[large] == b"y" * threshold
+    # with the metadata django-storages gives (the content type guessed from the name)
+    head = s3_client(s3_media["endpoint_url"]).head_object(
+        Bucket=s3_media["bucket_name"], Key=f"{s3_media['location']}/{small}"
+    )
+    assert head["ContentType"] == "application/octet-stream" and head["ContentLength"] == 1000
 
 
 def test_orphan_files_are_swept_from_the_bucket(people, s3_media):
