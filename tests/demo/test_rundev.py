@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,6 +46,9 @@ TECHNICAL = (
     "Using the URLconf", "Request Method:", "DisallowedHost", "settings.py", "CSRF verification failed",
     "SECRET_KEY", "Django Version",
 )  # fmt: skip
+
+
+METRICS_TOKEN = "rundev-metrics-token"
 
 
 def fetch(url: str, *, method: str = "GET", data: bytes | None = None, headers: dict | None = None):
@@ -82,11 +86,14 @@ def errors_are_quorums_own(base: str) -> None:
 @pytest.mark.worker
 def test_make_run_serves_signs_in_runs_a_task_shows_no_technical_page_and_stops_cleanly(tmp_path):
     # given a machine with nothing configured: no database or broker URL, no DEBUG, an empty var/
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     env = {
         "PATH": os.environ["PATH"],
         "HOME": os.environ.get("HOME", "/tmp"),
         "QUORUM_VAR_DIR": str(tmp_path / "var"),
+        # and Prometheus's two targets: the web's /metrics and the worker's task metrics
+        "QUORUM_METRICS_TOKEN": METRICS_TOKEN,
+        "QUORUM_WORKER_METRICS_PORT": str(metrics_port),
     }
     # the demo's training run is tested in tests/training/test_runs.py
     arguments = f"--addrport 127.0.0.1:{port} --concurrency 1 --demo-images 24 --no-demo-training"
@@ -140,6 +147,23 @@ def test_make_run_serves_signs_in_runs_a_task_shows_no_technical_page_and_stops_
         status, headers, _ = fetch(f"{base}{stylesheet}")
         assert status == 200 and headers["Content-Type"].startswith("text/css")
         errors_are_quorums_own(base)
+        # and the worker's prefork pool process ran the test task: its duration is on the
+        # worker's endpoint (the pool writes to var/metrics/worker/, which the main process reads)
+        bearer = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+        status, _, metrics = fetch(f"http://127.0.0.1:{metrics_port}/metrics", headers=bearer)
+        assert status == 200, metrics[:500]
+        heartbeats = [
+            sample.value
+            for family in text_string_to_metric_families(metrics)
+            for sample in family.samples
+            if sample.name == "quorum_celery_task_duration_seconds_count"
+            and sample.labels == {"queue": "default", "task": "ops.tasks.worker_heartbeat_task", "state": "SUCCESS"}
+        ]
+        assert heartbeats and heartbeats[0] >= 1, [line for line in metrics.splitlines() if "task_duration" in line]
+        assert list((tmp_path / "var" / "metrics" / "worker").glob("*.db"))
+        status, _, metrics = fetch(f"{base}/metrics", headers=bearer)
+        assert status == 200 and "quorum_http_request_duration_seconds_bucket" in metrics
+        assert fetch(f"{base}/metrics")[0] == 401
         children = psutil.Process(process.pid).children(recursive=True)
         assert len(children) >= 4  # make's manage.py rundev, then the web server, the worker and beat
     finally:

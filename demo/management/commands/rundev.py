@@ -7,6 +7,7 @@ traceback) still reach the console, so that the accounts and links printed at th
 stay on screen.
 """
 
+import os
 import re
 import signal
 import subprocess
@@ -72,13 +73,20 @@ class Command(BaseCommand):
         }  # fmt: skip
         logs = Path(settings.VAR_DIR) / "log"
         logs.mkdir(parents=True, exist_ok=True)
+        environments = {"worker": _worker_environment()}
         processes = {}
         for name, command in commands.items():
             if name == "web":
                 processes[name] = subprocess.Popen(command, cwd=settings.BASE_DIR)
                 continue
             process = subprocess.Popen(
-                command, cwd=settings.BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+                command,
+                cwd=settings.BASE_DIR,
+                env=environments.get(name),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
             )
             threading.Thread(target=_pump, args=(process.stdout, logs / f"{name}.log"), daemon=True).start()
             processes[name] = process
@@ -176,6 +184,19 @@ class Command(BaseCommand):
                 return
             time.sleep(0.5)
         self._say_error("The worker did not run the test task within a minute; see its log above.")
+
+
+def _worker_environment() -> dict[str, str] | None:
+    """The worker's environment: when it serves task metrics (QUORUM_WORKER_METRICS_PORT and
+    the token), its prefork pool's processes write them to a folder of the worker's own under
+    var/ (PROMETHEUS_MULTIPROC_DIR), where its main process reads them for a scrape; without
+    one, the tasks' durations stay in the pool's processes and the endpoint lacks them. None:
+    this process's environment as it is."""
+    if not (settings.QUORUM_WORKER_METRICS_PORT and settings.QUORUM_METRICS_TOKEN):
+        return None
+    folder = Path(settings.VAR_DIR) / "metrics" / "worker"
+    folder.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
 
 
 # A log record's first line, as Celery writes it: "[2026-12-04 18:53:51,565: WARNING/MainProcess] ..."

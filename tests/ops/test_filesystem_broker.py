@@ -1,0 +1,150 @@
+"""The embedded default's broker (`make run`: the filesystem transport under var/broker/)
+under a crowd: messages sent from several threads while consumers drain the folder arrive
+whole and exactly once. kombu's own transport let a consumer read a message file its writer
+had created and not yet written, and `make run`'s worker died of the JSONDecodeError."""
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kombu import Connection
+
+from config.celery import app
+from tests.workers import ROOT, start_worker, stop_worker
+
+SENDERS = 4
+
+
+def folders(root: Path) -> dict[str, str]:
+    options = {}
+    for name in ("queue", "control", "processed"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        options[name] = str(root / name)
+    return {
+        "data_folder_in": options["queue"],
+        "data_folder_out": options["queue"],
+        "control_folder": options["control"],
+        "processed_folder": options["processed"],
+        "store_processed": False,
+        "polling_interval": 0.01,
+    }
+
+
+def send_from_threads(send, each: int) -> list[str]:
+    """`send(text)` called `each` times from each of SENDERS threads at once; the texts sent."""
+    start = threading.Barrier(SENDERS)
+    sent: list[list[str]] = [[] for _ in range(SENDERS)]
+
+    def sender(index: int) -> None:
+        start.wait()
+        for number in range(each):
+            # long enough that a write is not one instant
+            text = f"{index}-{number}-" + uuid.uuid4().hex * 64
+            send(text)
+            sent[index].append(text)
+
+    threads = [threading.Thread(target=sender, args=(index,)) for index in range(SENDERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [text for texts in sent for text in texts]
+
+
+def test_messages_sent_from_threads_reach_two_consumers_whole_and_once(tmp_path):
+    options = folders(tmp_path)
+    queue = "crowd"
+    received: list[str] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def consumer() -> None:
+        with Connection("filesystem://", transport="config.broker:Transport", transport_options=options) as conn:
+            inbox = conn.SimpleQueue(queue)
+            try:
+                while not (done.is_set() and inbox.qsize() == 0):
+                    try:
+                        message = inbox.get(timeout=0.05)
+                    except inbox.Empty:
+                        continue
+                    received.append(message.payload)
+                    message.ack()
+            except BaseException as error:  # noqa: BLE001 - reported by the test
+                errors.append(error)
+            finally:
+                inbox.close()
+
+    consumers = [threading.Thread(target=consumer) for _ in range(2)]
+    for thread in consumers:
+        thread.start()
+    local = threading.local()
+
+    def send(text: str) -> None:
+        if not hasattr(local, "queue"):
+            local.conn = Connection("filesystem://", transport="config.broker:Transport", transport_options=options)
+            local.queue = local.conn.SimpleQueue(queue)
+        local.queue.put(text)
+
+    sent = send_from_threads(send, 750)
+    done.set()
+    for thread in consumers:
+        thread.join(timeout=120)
+    assert errors == []
+    assert len(received) == len(sent) == SENDERS * 750
+    assert sorted(received) == sorted(sent)  # whole and once: no empty body, no message twice
+    assert list(Path(options["data_folder_in"]).iterdir()) == []  # no partial file left behind
+    assert list(Path(options["processed_folder"]).iterdir()) == []
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_on_the_filesystem_broker_drains_tasks_sent_from_threads(tmp_path):
+    # given `make run`'s broker (the filesystem under var/), which settings give Quorum's transport
+    var = tmp_path / "var"
+    embedded = {**os.environ, "CELERY_BROKER_URL": "filesystem://", "QUORUM_VAR_DIR": str(var)}
+    transport = subprocess.run(
+        [sys.executable, "-c", "from config.celery import app; print(type(app.connection_for_write().transport))"],
+        cwd=ROOT, env=embedded, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "config.broker.Transport" in transport
+    # and its worker, a prefork pool as `make run` starts it
+    queue = f"pytest-{uuid.uuid4().hex[:12]}"
+    worker = start_worker(
+        queue, queue, pool="prefork", env={"CELERY_BROKER_URL": "filesystem://", "QUORUM_VAR_DIR": str(var)}
+    )
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(worker.stdout), daemon=True)
+    reader.start()
+    options = folders(var / "broker")
+    local = threading.local()
+
+    def send(text: str) -> None:
+        if not hasattr(local, "conn"):
+            local.conn = app.connection_for_write(
+                "filesystem://", transport="config.broker:Transport", transport_options=options
+            )
+        app.send_task("celery.accumulate", args=[text[:40]], queue=queue, connection=local.conn)
+
+    try:
+        # when four threads send 400 tasks while it runs them
+        sent = send_from_threads(send, 100)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and worker.poll() is None:
+            if len(re.findall(r"Task celery\.accumulate\[[\w-]+\] succeeded", "".join(output))) >= len(sent):
+                break
+            time.sleep(0.5)
+        # then it ran every one of them and is still running
+        assert worker.poll() is None, "".join(output)[-4000:]
+    finally:
+        stop_worker(worker)
+        reader.join(timeout=10)
+    log = "".join(output)
+    assert "JSONDecodeError" not in log and "Unrecoverable error" not in log, log[-4000:]
+    succeeded = set(re.findall(r"Task celery\.accumulate\[([\w-]+)\] succeeded", log))
+    assert len(succeeded) == len(sent) == SENDERS * 100, log[-4000:]
