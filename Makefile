@@ -49,11 +49,16 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# The suite runs in PYTEST_WORKERS processes (pytest-xdist, one test file at a time each):
+# most tests keep one core busy, so two halve the wait on a 2-core machine. Each process has
+# its own test database, Redis databases and var/ folder (tests/parallel.py).
+PYTEST_WORKERS ?= 2
+
 # Lint (ruff and the layers), migrations in step with the models, then the test suite. Uses DATABASE_URL and
 # CELERY_BROKER_URL when they are set; REQUIRE_SERVICES=1 makes a missing service fail.
 test: lint
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-make-test-secret} $(PY) manage.py makemigrations --check --dry-run
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -p tests.parallel -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The README's screenshots, taken by the browser tests (docs/screenshots/, never committed).
 screenshots: install

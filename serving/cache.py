@@ -7,6 +7,7 @@ does not match is never loaded. A deployment target's build is loaded the same w
 (build, sha256), at the target's input size and threads."""
 
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -56,7 +57,9 @@ def _local_copy(name: str, sha256: str, suffix: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{sha256}{suffix}"
     if not path.exists() or file_sha256(path) != sha256:
-        partial = path.with_suffix(f".{threading.get_ident()}.part")
+        # a name of this thread's own: gunicorn's forked workers share the folder (and may
+        # share the main thread's ident)
+        partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
         with default_storage.open(name, "rb") as source, partial.open("wb") as target:
             for block in iter(lambda: source.read(1 << 20), b""):
                 target.write(block)

@@ -8,6 +8,7 @@ so that CI cannot pass by skipping.
 import os
 import shutil
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,14 @@ def _missing_service(marker: str) -> str | None:
         except ImportError:
             return "needs the playwright Python package"
     return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER") and "tests.parallel" not in sys.modules:
+        raise pytest.UsageError(
+            "Several test processes share Redis and var/ unless each has its own: "
+            "run `python -m pytest -p tests.parallel -n 2` (as `make test` does)."
+        )
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -1,0 +1,51 @@
+"""Each pytest-xdist worker on Redis databases and a var/ folder of its own: a plugin that
+`make test` loads early (`python -m pytest -p tests.parallel`), before pytest-django imports
+the settings. (Not from pyproject's addopts: a bare `pytest` finds label-studio-converter's
+top-level `tests` package first.) tests/conftest.py refuses an xdist run without it.
+
+`make test` runs the suite in two processes (`pytest -n 2`). pytest-django gives each its own
+test database; the rest they would share is Redis: every test clears the cache (FLUSHDB), and
+tests count messages in the broker's queues. Worker N (gw0, gw1, ...) therefore moves
+CELERY_BROKER_URL's and QUORUM_CACHE_URL's database numbers down by 2N: CI's 14 and 15 are
+gw0's, 12 and 13 gw1's. And each has its own QUORUM_VAR_DIR (`var/pytest-gwN/`, under the
+one set, if any): the filesystem broker, the model cache and Ultralytics' settings live
+there. The Celery workers and servers a test starts inherit the variables. Without xdist
+(PYTEST_XDIST_WORKER unset) nothing changes. Media needs nothing: each test already has its
+own folder or key prefix in the bucket.
+"""
+
+import os
+import re
+from pathlib import Path
+
+REDIS_DATABASE = re.compile(r"^(rediss?://[^/]*)/(\d+)$")
+MOVED = ("CELERY_BROKER_URL", "QUORUM_CACHE_URL", "QUORUM_VAR_DIR")
+# the variables as the run was started with them, before this process moved them
+ORIGINAL = {variable: os.environ.get(variable) for variable in MOVED}
+
+
+def redis_url_for_worker(url: str, worker: int) -> str:
+    """`url` with its database number moved down by 2 x `worker`; a URL without a number
+    (database 0) or another broker is left as it is. A number that would go below 0 is an error."""
+    match = REDIS_DATABASE.match(url)
+    if not match or worker == 0:
+        return url
+    database = int(match.group(2)) - 2 * worker
+    if database < 0:
+        raise RuntimeError(f"{url}: pytest-xdist worker gw{worker} would need Redis database {database}")
+    return f"{match.group(1)}/{database}"
+
+
+def _isolate() -> None:
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not name.startswith("gw"):
+        return
+    worker = int(name[2:])
+    var = Path(os.environ.get("QUORUM_VAR_DIR") or Path(__file__).resolve().parents[1] / "var")
+    os.environ["QUORUM_VAR_DIR"] = str(var / f"pytest-{name}")
+    for variable in MOVED[:2]:
+        if os.environ.get(variable):
+            os.environ[variable] = redis_url_for_worker(os.environ[variable], worker)
+
+
+_isolate()
