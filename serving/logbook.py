@@ -88,21 +88,22 @@ def _ensure_writer() -> None:
         return
     with _writer_lock:
         if _writer is None or not _writer.is_alive():
-            _writer = threading.Thread(target=_write_forever, name="prediction-log-writer", daemon=True)
+            _writer = threading.Thread(target=_write_forever, args=(_rows,), name="prediction-log-writer", daemon=True)
             _writer.start()
 
 
-def _write_forever() -> None:
+def _write_forever(rows: queue.Queue) -> None:
+    """Write the rows of `rows`, the queue the writer was started on, for ever."""
     while True:
         try:
-            batch = [_rows.get(timeout=IDLE_SECONDS)]
+            batch = [rows.get(timeout=IDLE_SECONDS)]
         except queue.Empty:
             connection.close()  # idle: hold no database connection
-            batch = [_rows.get()]
+            batch = [rows.get()]
         deadline = time.monotonic() + FLUSH_SECONDS  # under steady load too, rows wait at most this
         try:
             while len(batch) < BATCH:
-                batch.append(_rows.get(timeout=max(0.0, deadline - time.monotonic())))
+                batch.append(rows.get(timeout=max(0.0, deadline - time.monotonic())))
         except queue.Empty:
             pass
         try:

@@ -7,7 +7,8 @@ top-level `tests` package first.) tests/conftest.py refuses an xdist run without
 test database; the rest they would share is Redis: every test clears the cache (FLUSHDB), and
 tests count messages in the broker's queues. Worker N (gw0, gw1, ...) therefore moves
 CELERY_BROKER_URL's and QUORUM_CACHE_URL's database numbers down by 2N: CI's 14 and 15 are
-gw0's, 12 and 13 gw1's. And each has its own QUORUM_VAR_DIR (`var/pytest-gwN/`, under the
+gw0's, 12 and 13 gw1's. Each runs on a core of its own (with two or more processes and
+cores), and has its own QUORUM_VAR_DIR (`var/pytest-gwN/`, under the
 one set, if any): the filesystem broker, the model cache and Ultralytics' settings live
 there. The Celery workers and servers a test starts inherit the variables. Without xdist
 (PYTEST_XDIST_WORKER unset) nothing changes. Media needs nothing: each test already has its
@@ -36,11 +37,24 @@ def redis_url_for_worker(url: str, worker: int) -> str:
     return f"{match.group(1)}/{database}"
 
 
+def _pin(worker: int) -> None:
+    """Worker N runs on core N (modulo the cores) with everything it starts (Celery workers,
+    servers, chromium, the training's threads: training/trainer.py sizes torch's threads to the
+    affinity). Unpinned, two trainings at once ran torch's two threads each on two cores, and
+    a test that trains took four times as long."""
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if count < 2 or len(cores) < 2:
+        return
+    os.sched_setaffinity(0, {cores[worker % len(cores)]})
+
+
 def _isolate() -> None:
     name = os.environ.get("PYTEST_XDIST_WORKER", "")
     if not name.startswith("gw"):
         return
     worker = int(name[2:])
+    _pin(worker)
     var = Path(os.environ.get("QUORUM_VAR_DIR") or Path(__file__).resolve().parents[1] / "var")
     os.environ["QUORUM_VAR_DIR"] = str(var / f"pytest-{name}")
     for variable in MOVED[:2]:

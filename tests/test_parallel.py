@@ -28,6 +28,8 @@ def test_this_process_has_its_own_var_folder_and_redis_databases():
         assert broker == (parallel.ORIGINAL["CELERY_BROKER_URL"] or "filesystem://")
         return
     number = int(worker[2:])
+    if int(os.environ["PYTEST_XDIST_WORKER_COUNT"]) > 1 and (os.cpu_count() or 1) > 1:
+        assert len(os.sched_getaffinity(0)) == 1  # a core of its own
     assert settings.VAR_DIR.name == f"pytest-{worker}"
     for folder in (settings.BROKER_DIR, settings.QUORUM_MODEL_CACHE_DIR, settings.YOLO_CONFIG_DIR):
         assert settings.VAR_DIR in folder.parents

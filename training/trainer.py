@@ -151,6 +151,13 @@ def _gpu(device: str) -> bool:
     return torch.cuda.is_available()
 
 
+def _usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), else the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def _workers(gpu: bool) -> int:
     """Dataloader workers: 2 on the CPU (the cores train), up to 8 feeding a GPU."""
     cores = os.cpu_count() or 1
@@ -232,11 +239,12 @@ def train(spec: dict) -> None:
 
     def on_pretrain_routine_start(trainer) -> None:
         # ultralytics trains on the CPU with one thread fewer than the cores (one thread on
-        # two cores); a training worker's cores are the training's
+        # two cores); a training worker's cores are the training's: those it may run on
+        # (a worker pinned with taskset or a container's cpuset gets no more threads than cores)
         if trainer.device.type == "cpu":
             import torch
 
-            torch.set_num_threads(os.cpu_count() or 1)
+            torch.set_num_threads(_usable_cores())
 
     model.add_callback("on_pretrain_routine_start", on_pretrain_routine_start)
     model.add_callback("on_train_start", on_train_start)

@@ -2,6 +2,7 @@
 registered as model versions of a small project."""
 
 import contextlib
+import queue
 import shutil
 import uuid
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
+from serving import logbook
 from serving.cache import cache_clear
 from serving.services import api_client_create
 from tests.tiny_model import IMGSZ
@@ -70,3 +72,14 @@ def as_camera(api_client, trainable) -> None:
 def as_reviewer(api_client, trainable) -> None:
     api_client.credentials()
     api_client.force_authenticate(trainable.reviewer)
+
+
+@pytest.fixture
+def log_written_here(monkeypatch):
+    """The prediction log's queue for this test alone, and no writer thread on it: the rows
+    stay queued until the test calls `logbook.flush()`. A writer an earlier test of this
+    process started (it lives as long as the process) keeps draining the queue it was started
+    on, and cannot take this test's rows."""
+    monkeypatch.setattr(logbook, "_rows", queue.Queue())
+    monkeypatch.setattr(logbook, "_ensure_writer", lambda: None)
+    return logbook

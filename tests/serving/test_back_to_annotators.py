@@ -131,13 +131,11 @@ def test_annotators_cannot_send_and_bad_counts_are_refused(api_client, served):
     assert api_client.post(url, {"by": "vibes"}, format="json").status_code == 400
 
 
-def test_a_kept_upload_is_stored_by_the_log_writer_after_the_answer(api_client, served, settings, monkeypatch):
-    from serving import logbook
-
+def test_a_kept_upload_is_stored_by_the_log_writer_after_the_answer(api_client, served, settings, log_written_here):
+    logbook = log_written_here  # the test plays the writer: flush()
     trainable, _, _ = served
     settings.QUORUM_SERVING_KEEP_BELOW = 1.0
     settings.QUORUM_PREDICTION_LOG_DEFERRED = True
-    monkeypatch.setattr(logbook, "_ensure_writer", lambda: None)  # the test plays the writer: flush()
     as_camera(api_client, trainable)
     data = scene_jpeg(trainable)
     response = post_image(api_client, data, project=trainable.project.pk)

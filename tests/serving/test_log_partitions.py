@@ -177,7 +177,7 @@ def test_rows_of_a_day_without_its_partition_land_in_the_default_one_and_are_cou
 
 
 @pytest.mark.django_db
-def test_the_log_writer_makes_the_day_of_the_rows_it_writes(camera, settings):
+def test_the_log_writer_makes_the_day_of_the_rows_it_writes(camera, settings, log_written_here):
     project, client = camera
     settings.QUORUM_PREDICTION_LOG_DEFERRED = True
     day = date(2026, 2, 14)

@@ -2,6 +2,7 @@
 a clear 4xx, logged as refused, never as an answer."""
 
 import io
+import queue
 import uuid
 
 import numpy as np
@@ -149,11 +150,10 @@ def test_unknown_and_foreign_models_are_404(api_client, served, tiny_onnx):
     assert not PredictionLog.objects.filter(status=200).exists()
 
 
-def test_deferred_log_rows_are_written_in_batches_off_the_answer(api_client, served, settings, monkeypatch):
+def test_deferred_log_rows_are_written_in_batches_off_the_answer(api_client, served, settings, log_written_here):
     trainable, _, _ = served
     settings.QUORUM_PREDICTION_LOG_DEFERRED = True
-    # the writer thread would use its own connection, outside this test's transaction
-    monkeypatch.setattr(logbook, "_ensure_writer", lambda: None)
+    # (no writer thread: it would use its own connection, outside this test's transaction)
     api_client.force_authenticate(trainable.reviewer)
     image = trainable.project.images.first()
     with CaptureQueriesContext(connection) as queries:
@@ -181,6 +181,9 @@ def test_the_writer_thread_writes_queued_rows_within_a_second_then_lets_its_conn
 
     settings.QUORUM_PREDICTION_LOG_DEFERRED = True
     monkeypatch.setattr(logbook, "IDLE_SECONDS", 0.3)
+    # a queue and a writer of this test's own (a writer an earlier test started keeps its queue)
+    monkeypatch.setattr(logbook, "_rows", queue.Queue())
+    monkeypatch.setattr(logbook, "_writer", None)
     closed = threading.Event()
 
     class ConnectionSpy:
@@ -198,6 +201,23 @@ def test_the_writer_thread_writes_queued_rows_within_a_second_then_lets_its_conn
     assert closed.wait(5)  # idle: the writer holds no connection (the test database can be dropped)
 
 
+def test_a_writer_keeps_the_queue_it_was_started_on(monkeypatch):
+    """What `log_written_here` relies on: a writer thread that an earlier test started (it
+    lives as long as the process) never takes the rows of a queue put in place after it."""
+    import time
+
+    monkeypatch.setattr(logbook, "IDLE_SECONDS", 0.05)  # the writer looks again every 0.05 s
+    monkeypatch.setattr(logbook, "_rows", queue.Queue())
+    monkeypatch.setattr(logbook, "_writer", None)
+    logbook._ensure_writer()
+    assert logbook._writer.is_alive()
+    later = queue.Queue()
+    monkeypatch.setattr(logbook, "_rows", later)
+    later.put((PredictionLog(status=415, error="not_an_image"), None))
+    time.sleep(0.5)
+    assert later.qsize() == 1
+
+
 def test_a_rule_may_only_name_models_of_its_project(served, tiny_onnx):
     from django.core.exceptions import ValidationError
 
@@ -211,7 +231,7 @@ def test_a_rule_may_only_name_models_of_its_project(served, tiny_onnx):
     RoutingRule(project=trainable.project, name="good", model=champion).full_clean()
 
 
-def test_the_answer_does_not_wait_for_its_shadow(api_client, served, settings, monkeypatch):
+def test_the_answer_does_not_wait_for_its_shadow(api_client, served, settings, monkeypatch, log_written_here):
     """With the log deferred (production), the shadow runs after its answer has left: here
     it is held until the answer is back, then its row is logged beside the answer's."""
     import threading
@@ -219,8 +239,7 @@ def test_the_answer_does_not_wait_for_its_shadow(api_client, served, settings, m
     from serving import services, shadows
 
     trainable, champion, candidate = served
-    settings.QUORUM_PREDICTION_LOG_DEFERRED = True
-    monkeypatch.setattr(logbook, "_ensure_writer", lambda: None)  # rows stay queued; written here
+    settings.QUORUM_PREDICTION_LOG_DEFERRED = True  # rows stay queued; written here
     RoutingRule.objects.create(project=trainable.project, order=1, name="try model 2", shadow=candidate)
     held, began = threading.Event(), threading.Event()
     real = services._detector
