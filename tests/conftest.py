@@ -77,13 +77,6 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
-@pytest.hookimpl(trylast=True)  # after pytest-django's ordering, which it keeps otherwise
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest test first: the demo's training (minutes on one core) then runs beside the
-    rest of the suite in `make test`'s other process, instead of alone after it."""
-    items.sort(key=lambda item: item.get_closest_marker("demo_model") is None)
-
-
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for marker in ("postgres", "redis", "redis_server", "postgres_server", "shell_tools", "browser"):
         if item.get_closest_marker(marker) is None:

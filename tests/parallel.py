@@ -19,6 +19,8 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 REDIS_DATABASE = re.compile(r"^(rediss?://[^/]*)/(\d+)$")
 MOVED = ("CELERY_BROKER_URL", "QUORUM_CACHE_URL", "QUORUM_VAR_DIR")
 # the variables as the run was started with them, before this process moved them
@@ -60,6 +62,29 @@ def _isolate() -> None:
     for variable in MOVED[:2]:
         if os.environ.get(variable):
             os.environ[variable] = redis_url_for_worker(os.environ[variable], worker)
+
+
+# Test files that take minutes, started first: pytest-xdist hands out files with the most
+# tests first, so the demo's training (one test, 5 to 9 minutes on one core) came last and
+# ran alone while the other process had finished.
+LONGEST_FIRST = ("tests/training/test_demo_model.py", "tests/training/test_data_curves.py")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which would answer first
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's file-by-file scheduler (--dist loadfile), with LONGEST_FIRST in front."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LongestFirst(LoadFileScheduling):
+        def _assign_work_unit(self, node) -> None:
+            for scope in reversed(LONGEST_FIRST):
+                if scope in self.workqueue:
+                    self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
+
+    return LongestFirst(config, log)
 
 
 _isolate()

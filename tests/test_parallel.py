@@ -3,6 +3,7 @@ each its own Redis databases (the cache is cleared by every test, the broker's q
 counted) and its own var/ folder (tests/parallel.py)."""
 
 import os
+from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
@@ -41,3 +42,38 @@ def test_this_process_has_its_own_var_folder_and_redis_databases():
         assert settings.CACHES["default"]["LOCATION"] == redis_url_for_worker(
             parallel.ORIGINAL["QUORUM_CACHE_URL"], number
         )
+
+
+def test_the_files_that_take_minutes_are_handed_out_first(pytestconfig, monkeypatch):
+    """pytest-xdist hands out the files with the most tests first; the demo's one long test
+    then ran alone at the end. The scheduler `make test` gets puts LONGEST_FIRST in front."""
+    monkeypatch.setattr(pytestconfig.option, "dist", "loadfile")
+    monkeypatch.setattr(pytestconfig.option, "numprocesses", 2)
+    monkeypatch.setattr(pytestconfig.option, "tx", ["2*popen"])
+    scheduler = parallel.pytest_xdist_make_scheduler(pytestconfig, log=None)
+
+    class Node:
+        def __init__(self, name: str) -> None:
+            self.gateway = SimpleNamespace(id=name)
+            self.shutting_down = False
+            self.sent: list[list[int]] = []
+
+        def send_runtest_some(self, indices: list[int]) -> None:
+            self.sent.append(indices)
+
+        def shutdown(self) -> None:
+            pass
+
+    collection = [
+        *[f"tests/a/test_many.py::test_{n}" for n in range(5)],
+        "tests/training/test_data_curves.py::test_curve",
+        *[f"tests/b/test_some.py::test_{n}" for n in range(3)],
+        "tests/training/test_demo_model.py::test_demo",
+    ]
+    nodes = [Node("gw0"), Node("gw1")]
+    for node in nodes:
+        scheduler.add_node(node)
+        scheduler.add_node_collection(node, collection)
+    scheduler.schedule()
+    first = [collection[node.sent[0][0]].split("::")[0] for node in nodes]
+    assert first == list(parallel.LONGEST_FIRST)
