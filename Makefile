@@ -50,7 +50,7 @@ format: install
 	$(VENV)/bin/ruff format .
 
 # The suite runs in PYTEST_WORKERS processes (pytest-xdist, one test file at a time each):
-# most tests keep one core busy, so two halve the wait on a 2-core machine. Each process has
+# most tests keep one core busy (pytest 1784 s in one process, 1176 to 1307 s in two here). Each has
 # its own test database, Redis databases and var/ folder (tests/parallel.py).
 PYTEST_WORKERS ?= 2
 
