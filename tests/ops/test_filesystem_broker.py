@@ -135,6 +135,11 @@ def test_a_worker_on_the_filesystem_broker_drains_tasks_sent_from_threads(tmp_pa
         app.send_task("celery.accumulate", args=[text[:40]], queue=queue, connection=local.conn)
 
     try:
+        # (once it has bound its queue: kombu writes an exchange's table in place, and senders
+        # binding it first, together, could read it half written)
+        ready = time.monotonic() + 120
+        while "ready." not in "".join(output) and time.monotonic() < ready and worker.poll() is None:
+            time.sleep(0.2)
         # when four threads send 400 tasks while it runs them
         sent = send_from_threads(send, 100)
         deadline = time.monotonic() + 240
