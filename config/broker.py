@@ -11,6 +11,8 @@ it into the processed folder beside the queue (one rename succeeds, so two consu
 take the same message) rather than by moving it to the system's temporary folder, which may
 be another file system and turn the move into a copy.
 
+An exchange's table of queues is created the same way: whole, then linked into place.
+
 Settings name `Transport` as CELERY_BROKER_TRANSPORT when the broker URL is `filesystem://`.
 """
 
@@ -60,6 +62,31 @@ class Channel(filesystem.Channel):
                 raise ChannelError(f"Cannot read file {claimed!r} from queue.") from exc
             return loads(bytes_to_str(payload))
         raise Empty()
+
+    def _queue_bind(self, exchange, routing_key, pattern, queue) -> None:
+        # kombu creates an exchange's table by opening it "wb" and only then locking and
+        # writing it: a producer reading the table between the two finds it empty (the same
+        # JSONDecodeError), and a second binder's "wb" empties the first's. Here the first table
+        # is written aside and linked into place (the link fails if another binder was first);
+        # a table that exists is updated by kombu's own locked read-modify-write.
+        table = self._exchange_file(exchange)
+        if not table.exists():
+            self.control_folder.mkdir(exist_ok=True)
+            first = [filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")]
+            partial = table.with_name(f".{table.name}.{uuid.uuid4()}.part")
+            try:
+                with open(partial, "wb") as file:
+                    file.write(str_to_bytes(dumps(first)))
+                os.link(partial, table)
+                return
+            except FileExistsError:
+                pass  # another binder created it: add this queue to theirs below
+            except OSError as exc:
+                raise ChannelError(f"Cannot open {table}") from exc
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(partial)
+        super()._queue_bind(exchange, routing_key, pattern, queue)
 
 
 class Transport(filesystem.Transport):

@@ -2,10 +2,13 @@
 under a crowd: messages sent from several threads while consumers drain the folder arrive
 whole and exactly once. kombu's own transport let a consumer read a message file its writer
 had created and not yet written, and `make run`'s worker died of the JSONDecodeError: the
-probe below stops a sender at its first write and lets a consumer look, which shows kombu's
-fault every time and Quorum's transport never."""
+probes below stop a sender (or the first binder of an exchange) the moment it opens its file
+and let a consumer (a producer) look: kombu's transport shows the fault every time, Quorum's
+never."""
 
 import builtins
+import contextlib
+import io
 import os
 import re
 import subprocess
@@ -84,8 +87,7 @@ def test_messages_sent_from_threads_reach_two_consumers_whole_and_once(tmp_path)
             finally:
                 inbox.close()
 
-    # the queue declared and bound once, as a Celery worker does at its start (kombu rewrites an
-    # exchange's table of queues in place: a producer reading it during a bind finds it empty)
+    # the queue declared and bound once, as a Celery worker does at its start
     with Connection("filesystem://", transport="config.broker:Transport", transport_options=options) as conn:
         conn.SimpleQueue(queue).close()
     consumers = [threading.Thread(target=consumer) for _ in range(2)]
@@ -113,55 +115,64 @@ KOMBU = "kombu.transport.filesystem:Transport"
 QUORUM = "config.broker:Transport"
 
 
+@contextlib.contextmanager
+def stopped_once_opened(monkeypatch, look):
+    """Inside: the first file opened for writing (by open() or Path.open), right after it is
+    opened and before anything else is done with it, calls `look()` on the writer's own thread;
+    the list yielded holds what it returned."""
+    seen: list = []
+    looked = threading.Event()  # once: files `look` itself writes are not stopped
+    real_open = io.open
+
+    def opening(file, mode="r", *args, **kwargs):
+        opened = real_open(file, mode, *args, **kwargs)
+        if ("w" in mode or "+" in mode) and not looked.is_set():
+            looked.set()
+            seen.append(look())
+        return opened
+
+    with monkeypatch.context() as patched:  # no other thread of the test opens files meanwhile
+        patched.setattr(builtins, "open", opening)
+        patched.setattr(io, "open", opening)
+        yield seen
+
+
+def attempt(call) -> object:
+    """What `call()` returns, or the exception it raises."""
+    try:
+        return call()
+    except Exception as error:  # noqa: BLE001 - Empty, or what a half-written file gives
+        return error
+
+
+def channels(transport: str, options: dict):
+    sending = Connection("filesystem://", transport=transport, transport_options=options)
+    receiving = Connection("filesystem://", transport=transport, transport_options=options)
+    return sending, receiving
+
+
 def what_a_consumer_reads_mid_write(transport: str, tmp_path, monkeypatch) -> tuple[list, object]:
-    """A sender puts one message; the moment its transport first writes bytes to a file, a
-    consumer on the same folder takes what the queue holds. Returns what the consumer got then
-    (Empty, a payload, or the error) and what it gets once the sender is done."""
-    options = folders(tmp_path)
+    """A sender puts one message; the moment its transport opens a file to write, a consumer
+    on the same folder takes what the queue holds. Returns what the consumer got then (Empty, a
+    payload, or the error) and what it gets once the sender is done."""
     queue = "mid-write"
-    with (
-        Connection("filesystem://", transport=transport, transport_options=options) as sending,
-        Connection("filesystem://", transport=transport, transport_options=options) as receiving,
-    ):
+    sending, receiving = channels(transport, folders(tmp_path))
+    with sending, receiving:
         sender, consumer = sending.channel(), receiving.channel()
-        seen: list = []
+        with stopped_once_opened(monkeypatch, lambda: attempt(lambda: consumer._get(queue))) as seen:
+            sender._put(queue, {"body": "whole"})
+        return seen, attempt(lambda: consumer._get(queue))
 
-        def take() -> object:
-            try:
-                return consumer._get(queue)
-            except Exception as error:  # noqa: BLE001 - Empty, or what a half-written file gives
-                return error
 
-        class Writing:
-            """A file whose first write lets the consumer look first."""
-
-            def __init__(self, file):
-                self._file = file
-
-            def __getattr__(self, name):
-                return getattr(self._file, name)
-
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                return self._file.__exit__(*exc)
-
-            def write(self, data):
-                if not seen:
-                    seen.append(take())
-                return self._file.write(data)
-
-        real_open = builtins.open
-
-        def opening(file, mode="r", *args, **kwargs):
-            opened = real_open(file, mode, *args, **kwargs)
-            return Writing(opened) if "w" in mode else opened
-
-        monkeypatch.setattr(builtins, "open", opening)  # for the one put (no other thread opens files)
-        sender._put(queue, {"body": "whole"})
-        monkeypatch.undo()
-        return seen, take()
+def what_a_producer_routes_by_mid_bind(transport: str, tmp_path, monkeypatch) -> tuple[list, object]:
+    """A first binder creates an exchange's table; the moment its transport opens a file to
+    write, a producer reads the table. Returns what it read then and once the bind is done."""
+    sending, receiving = channels(transport, folders(tmp_path))
+    with sending, receiving:
+        binder, producer = sending.channel(), receiving.channel()
+        with stopped_once_opened(monkeypatch, lambda: attempt(lambda: producer.get_table("crowd"))) as seen:
+            binder._queue_bind("crowd", "crowd", "", "crowd")
+        return seen, attempt(lambda: producer.get_table("crowd"))
 
 
 def test_a_consumer_never_sees_a_message_its_sender_is_still_writing(tmp_path, monkeypatch):
@@ -178,6 +189,40 @@ def test_kombus_own_transport_hands_a_consumer_the_empty_file(tmp_path, monkeypa
     assert len(seen) == 1 and isinstance(seen[0], ValueError), seen  # JSONDecodeError: b""
     assert "Expecting value: line 1 column 1 (char 0)" in str(seen[0])
     assert isinstance(after, Empty)  # and the message is lost: the consumer took and dropped it
+
+
+def test_a_producer_never_reads_an_exchange_table_its_first_binder_is_still_writing(tmp_path, monkeypatch):
+    seen, after = what_a_producer_routes_by_mid_bind(QUORUM, tmp_path, monkeypatch)
+    assert seen == [[]]  # mid-bind there is no table yet
+    assert [entry.queue for entry in after] == ["crowd"]
+    assert [path.name for path in (tmp_path / "control").iterdir()] == ["crowd.exchange"]  # no partial left
+
+
+def test_kombus_own_transport_hands_a_producer_the_empty_table(tmp_path, monkeypatch):
+    seen, after = what_a_producer_routes_by_mid_bind(KOMBU, tmp_path, monkeypatch)
+    assert len(seen) == 1 and isinstance(seen[0], ValueError), seen  # JSONDecodeError: b""
+    assert [entry.queue for entry in after] == ["crowd"]
+
+
+def test_two_first_binders_of_an_exchange_both_keep_their_queue(tmp_path, monkeypatch):
+    # the second creates the table while the first is writing its own: the first's link fails,
+    # and it adds its queue to the table the second made
+    options = folders(tmp_path)
+    first, second = channels(QUORUM, options)
+    with first, second:
+        one, other = first.channel(), second.channel()
+
+        def bind_the_other() -> bool:
+            binding = threading.Thread(target=other._queue_bind, args=("crowd", "b", "", "queue-b"))
+            binding.start()
+            binding.join(timeout=10)
+            return binding.is_alive()
+
+        with stopped_once_opened(monkeypatch, bind_the_other) as seen:
+            one._queue_bind("crowd", "a", "", "queue-a")
+        assert seen == [False]  # the other bind finished while the first was mid-bind
+        assert sorted(entry.queue for entry in one.get_table("crowd")) == ["queue-a", "queue-b"]
+    assert [path.name for path in (tmp_path / "control").iterdir()] == ["crowd.exchange"]
 
 
 @pytest.mark.worker
@@ -210,8 +255,7 @@ def test_a_worker_on_the_filesystem_broker_drains_tasks_sent_from_threads(tmp_pa
         app.send_task("celery.accumulate", args=[text[:40]], queue=queue, connection=local.conn)
 
     try:
-        # (once it has bound its queue: kombu writes an exchange's table in place, and senders
-        # binding it first, together, could read it half written)
+        # once it is ready
         ready = time.monotonic() + 120
         while "ready." not in "".join(output) and time.monotonic() < ready and worker.poll() is None:
             time.sleep(0.2)
