@@ -84,16 +84,36 @@ def media_response(
     The caller has checked access: a presigned URL is issued only after that check.
     """
     if presigns(stored.storage):
-        parameters = {"ResponseContentType": content_type}
-        if filename:
-            parameters["ResponseContentDisposition"] = f'inline; filename="{quote(filename)}"'
-        seconds = settings.QUORUM_S3_URL_SECONDS
-        response = HttpResponseRedirect(stored.storage.url(stored.name, parameters=parameters, expire=seconds))
-        # The browser may reuse the redirect (and the bytes behind it) for half the URL's life.
-        response["Cache-Control"] = f"private, max-age={min(cache_seconds, seconds // 2)}"
-        return response
+        disposition = f'inline; filename="{quote(filename)}"' if filename else None
+        return _presigned_redirect(stored.storage, stored.name, content_type, disposition, cache_seconds)
     response = FileResponse(open_file(stored), content_type=content_type, filename=filename)
     response["Cache-Control"] = f"private, max-age={cache_seconds}"
+    return response
+
+
+def download_response(name: str, *, filename: str, content_type: str = "application/octet-stream") -> HttpResponse:
+    """A file of the default storage as a download named `filename`: on S3 a 302 to a
+    presigned URL (the bytes go from the bucket to the client, not through a web process),
+    otherwise the bytes. The caller has checked access."""
+    if presigns(default_storage):
+        disposition = f'attachment; filename="{quote(filename)}"'
+        return _presigned_redirect(default_storage, name, content_type, disposition, cache_seconds=0)
+    response = FileResponse(default_storage.open(name, "rb"), as_attachment=True, filename=filename,
+                            content_type=content_type)  # fmt: skip
+    response["Cache-Control"] = "private, max-age=0"
+    return response
+
+
+def _presigned_redirect(
+    storage: Storage, name: str, content_type: str, disposition: str | None, cache_seconds: int
+) -> HttpResponse:
+    parameters = {"ResponseContentType": content_type}
+    if disposition:
+        parameters["ResponseContentDisposition"] = disposition
+    seconds = settings.QUORUM_S3_URL_SECONDS
+    response = HttpResponseRedirect(storage.url(name, parameters=parameters, expire=seconds))
+    # The browser may reuse the redirect (and the bytes behind it) for half the URL's life.
+    response["Cache-Control"] = f"private, max-age={min(cache_seconds, seconds // 2)}"
     return response
 
 

@@ -4,6 +4,7 @@ training snapshot, a real training run's artifacts and serving's model load all 
 it; images reach the browser through short-lived presigned URLs, issued only to who may
 see the image."""
 
+import hashlib
 import io
 import threading
 import time
@@ -30,8 +31,8 @@ from tests.conftest import errors_collected, sign_in
 from tests.factories import MembershipFactory
 from tests.s3server import client as s3_client
 from tests.storage import media_files
-from tests.training.conftest import trainable_project
-from training.models import ModelStage, RunState
+from tests.training.conftest import make_model, trainable_project
+from training.models import DeploymentTarget, ModelStage, RunState, TargetBuild
 from training.runner import training_run_execute
 from training.services import training_run_create
 
@@ -197,6 +198,36 @@ def test_an_expired_or_altered_url_is_refused(api_client, two_projects, settings
     # a new request to Quorum gives a new URL, which works
     again = api_client.get(reverse("api-image-file", args=[image.pk]))["Location"]
     assert again != url and requests.get(again, timeout=30).status_code == 200
+
+
+def test_a_target_build_s_artifact_is_downloaded_from_the_bucket(api_client, s3_media):
+    trainable = trainable_project(images=6, name="Gate")
+    model = make_model(trainable, ap50=0.5)
+    target = DeploymentTarget.objects.create(
+        project=trainable.project, name="gate", camera_width=320, camera_height=180, input_size=320, threads=1,
+        precision="int8", latency_budget_ms=50, size_budget_mb=5,
+    )  # fmt: skip
+    onnx = b"an int8 model, " * 1000
+    stored = storage_put(f"targets/{model.pk}/gate-int8.onnx", onnx)
+    build = TargetBuild.objects.create(
+        model=model, target=target, state=TargetBuild.State.DONE, settings={"name": "gate", "precision": "int8"},
+        artifact=stored, artifact_sha256=hashlib.sha256(onnx).hexdigest(),
+    )  # fmt: skip
+    url = reverse("api-target-artifact", kwargs={"build_id": build.pk})
+    api_client.force_authenticate(trainable.reviewer)
+    response = api_client.get(url)
+    # the bytes go from the bucket to the client, not through the web process
+    assert response.status_code == 302 and not response.streaming
+    assert response["Location"].startswith(s3_media["endpoint_url"] + "/")
+    answer = requests.get(response["Location"], timeout=30)
+    assert answer.status_code == 200 and answer.content == onnx
+    assert answer.headers["Content-Type"] == "application/octet-stream"
+    assert answer.headers["Content-Disposition"] == f'attachment; filename="model-{model.number}-gate-int8.onnx"'
+    # who is not a reviewer of the project gets no URL
+    for user in (trainable.annotator, trainable.outsider):
+        api_client.force_authenticate(user)
+        refused = api_client.get(url)
+        assert refused.status_code in (403, 404) and "Location" not in refused, user
 
 
 def test_a_file_below_the_multipart_threshold_is_one_put_and_a_larger_one_goes_in_parts(s3_media):

@@ -6,9 +6,8 @@ and cancel runs; annotators see none of it (403 in their own project, 404 elsewh
 
 import json
 
-from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.http import Http404, HttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.parsers import MultiPartParser
@@ -18,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import Conflict, ValidationFailed
+from config.media import download_response
 from projects.permissions import IsProjectAdmin, IsProjectReviewer, ProjectApiMixin
 from training.architectures import architectures
 from training.base_weights import base_weights_for, base_weights_upload, may_upload_base_weights
@@ -537,15 +537,19 @@ class TargetBuildArtifactApi(APIView):
 
     permission_classes = [IsAuthenticated, IsProjectReviewer]
 
-    @extend_schema(responses={(200, "application/octet-stream"): bytes})
-    def get(self, request: Request, build_id: int) -> FileResponse:
+    @extend_schema(
+        responses={
+            (200, "application/octet-stream"): bytes,
+            302: OpenApiResponse(description="With media on S3: a redirect to a presigned URL of the bytes"),
+        }
+    )
+    def get(self, request: Request, build_id: int) -> HttpResponse:
         build = target_build_get(build_id=build_id, user=request.user)
         self.check_object_permissions(request, build.model.project)
         if build.state != TargetBuild.State.DONE:
             raise Conflict(f"Build {build.pk} is {build.state}; it has no artifact yet.", code="not_built")
         filename = build_manifest(build)["artifact"]["file"]
-        return FileResponse(default_storage.open(build.artifact, "rb"), as_attachment=True, filename=filename,
-                            content_type="application/octet-stream")  # fmt: skip
+        return download_response(build.artifact, filename=filename)
 
 
 class DataCurveInputSerializer(TrainingRunInputSerializer):

@@ -1,6 +1,8 @@
 """Deployment targets: their rules, the API, the promotion gate, and real builds of a model
 on them (the artifact, accuracy at the camera's resolution, latency, size, the manifest)."""
 
+import hashlib
+
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
@@ -8,6 +10,7 @@ from django.urls import reverse
 
 from serving.cache import cache_clear
 from tests.serving.conftest import register_model
+from tests.storage import served
 from tests.training.conftest import make_model, trainable_project
 from training.evaluation import detections_predict, model_evaluate, split_images
 from training.models import DeploymentTarget, ModelStage, TargetBuild
@@ -252,11 +255,11 @@ def test_the_manifest_threshold_is_the_model_page_operating_point(detector_proje
     assert manifest["score_threshold"] == pytest.approx(page["operating_score"])
     assert manifest["artifact"]["sha256"] == model.onnx_sha256
     assert manifest["input"]["size"] == model.imgsz
-    artifact = api_client.get(reverse("api-target-artifact", kwargs={"build_id": build.pk}))
-    assert artifact.status_code == 200
-    import hashlib
-
-    assert hashlib.sha256(b"".join(artifact.streaming_content)).hexdigest() == manifest["artifact"]["sha256"]
+    # the artifact: the bytes (from the bucket, through a presigned URL, when media is on S3)
+    status, headers, body = served(api_client.get(reverse("api-target-artifact", kwargs={"build_id": build.pk})))
+    assert status == 200
+    assert hashlib.sha256(body).hexdigest() == manifest["artifact"]["sha256"]
+    assert headers["Content-Disposition"] == f'attachment; filename="{manifest["artifact"]["file"]}"'
 
 
 def test_camera_view_fits_the_frame_and_never_enlarges():
