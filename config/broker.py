@@ -79,10 +79,10 @@ class Channel(filesystem.Channel):
                     file.write(str_to_bytes(dumps(first)))
                 os.link(partial, table)
                 return
-            except FileExistsError:
-                pass  # another binder created it: add this queue to theirs below
-            except OSError as exc:
-                raise ChannelError(f"Cannot open {table}") from exc
+            except OSError:
+                # another binder created it (FileExistsError): this queue is added to theirs
+                # below; or this file system has no hard links: kombu's own way, as before
+                pass
             finally:
                 with contextlib.suppress(OSError):
                     os.unlink(partial)

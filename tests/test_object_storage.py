@@ -35,6 +35,7 @@ from tests.training.conftest import make_model, trainable_project
 from training.models import DeploymentTarget, ModelStage, RunState, TargetBuild
 from training.runner import training_run_execute
 from training.services import training_run_create
+from training.targets import target_settings
 
 pytestmark = pytest.mark.django_db
 
@@ -200,8 +201,10 @@ def test_an_expired_or_altered_url_is_refused(api_client, two_projects, settings
     assert again != url and requests.get(again, timeout=30).status_code == 200
 
 
-def test_a_target_build_s_artifact_is_downloaded_from_the_bucket(api_client, s3_media):
-    trainable = trainable_project(images=6, name="Gate")
+def target_build_stored(name: str) -> tuple:
+    """A measured build (its artifact a few KB of bytes in the storage) of a model of a new
+    project `name`: (trainable, build, the artifact's bytes)."""
+    trainable = trainable_project(images=6, name=name)
     model = make_model(trainable, ap50=0.5)
     target = DeploymentTarget.objects.create(
         project=trainable.project, name="gate", camera_width=320, camera_height=180, input_size=320, threads=1,
@@ -210,9 +213,15 @@ def test_a_target_build_s_artifact_is_downloaded_from_the_bucket(api_client, s3_
     onnx = b"an int8 model, " * 1000
     stored = storage_put(f"targets/{model.pk}/gate-int8.onnx", onnx)
     build = TargetBuild.objects.create(
-        model=model, target=target, state=TargetBuild.State.DONE, settings={"name": "gate", "precision": "int8"},
-        artifact=stored, artifact_sha256=hashlib.sha256(onnx).hexdigest(),
+        model=model, target=target, state=TargetBuild.State.DONE, settings=target_settings(target),
+        artifact=stored, artifact_sha256=hashlib.sha256(onnx).hexdigest(), passed=True,
     )  # fmt: skip
+    return trainable, build, onnx
+
+
+def test_a_target_build_s_artifact_is_downloaded_from_the_bucket(api_client, s3_media):
+    trainable, build, onnx = target_build_stored("Gate")
+    model = build.model
     url = reverse("api-target-artifact", kwargs={"build_id": build.pk})
     api_client.force_authenticate(trainable.reviewer)
     response = api_client.get(url)
@@ -228,6 +237,23 @@ def test_a_target_build_s_artifact_is_downloaded_from_the_bucket(api_client, s3_
         api_client.force_authenticate(user)
         refused = api_client.get(url)
         assert refused.status_code in (403, 404) and "Location" not in refused, user
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_reviewer_downloads_a_target_artifact_from_the_model_page_out_of_the_bucket(s3_media, browser, live_server):
+    trainable, build, onnx = target_build_stored("Kiosk")
+    page = browser.new_context(accept_downloads=True).new_page()
+    errors = errors_collected(page)
+    sign_in(page, live_server.url, trainable.reviewer.username)
+    page.goto(f"{live_server.url}{reverse('model', args=[build.model.pk])}")
+    with page.expect_download() as started:
+        page.click(f"#target-builds tr[data-build='{build.pk}'] a:text-is('artifact')")
+    download = started.value
+    assert download.url.startswith(s3_media["endpoint_url"] + "/") and "X-Amz-Signature=" in download.url
+    assert download.suggested_filename == f"model-{build.model.number}-gate-int8.onnx"
+    assert Path(download.path()).read_bytes() == onnx
+    assert errors == []
 
 
 def test_a_file_below_the_multipart_threshold_is_one_put_and_a_larger_one_goes_in_parts(s3_media):

@@ -225,6 +225,20 @@ def test_two_first_binders_of_an_exchange_both_keep_their_queue(tmp_path, monkey
     assert [path.name for path in (tmp_path / "control").iterdir()] == ["crowd.exchange"]
 
 
+def test_on_a_file_system_without_hard_links_a_bind_is_made_kombus_way(tmp_path, monkeypatch):
+    def refused(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")  # what a file system without links answers
+
+    monkeypatch.setattr(os, "link", refused)
+    binding, _ = channels(QUORUM, folders(tmp_path))
+    with binding:
+        channel = binding.channel()
+        channel._queue_bind("crowd", "crowd", "", "crowd")
+        channel._queue_bind("crowd", "other", "", "other")
+        assert [entry.queue for entry in channel.get_table("crowd")] == ["other", "crowd"]
+    assert [path.name for path in (tmp_path / "control").iterdir()] == ["crowd.exchange"]
+
+
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_on_the_filesystem_broker_drains_tasks_sent_from_threads(tmp_path):
