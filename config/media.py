@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, default_storage
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect
+from django.utils.http import content_disposition_header
 from django.utils.module_loading import import_string
 from drf_spectacular.utils import OpenApiResponse
 from storages.backends.s3 import S3Storage
@@ -96,7 +97,7 @@ def download_response(name: str, *, filename: str, content_type: str = "applicat
     presigned URL (the bytes go from the bucket to the client, not through a web process),
     otherwise the bytes. The caller has checked access."""
     if presigns(default_storage):
-        disposition = f'attachment; filename="{quote(filename)}"'
+        disposition = content_disposition_header(as_attachment=True, filename=filename)  # as FileResponse's
         return _presigned_redirect(default_storage, name, content_type, disposition, cache_seconds=0)
     response = FileResponse(default_storage.open(name, "rb"), as_attachment=True, filename=filename,
                             content_type=content_type)  # fmt: skip

@@ -201,17 +201,17 @@ def test_an_expired_or_altered_url_is_refused(api_client, two_projects, settings
     assert again != url and requests.get(again, timeout=30).status_code == 200
 
 
-def target_build_stored(name: str) -> tuple:
+def target_build_stored(name: str, *, target_name: str = "gate", trainable=None) -> tuple:
     """A measured build (its artifact a few KB of bytes in the storage) of a model of a new
-    project `name`: (trainable, build, the artifact's bytes)."""
-    trainable = trainable_project(images=6, name=name)
+    project `name` (or of `trainable`'s) on a new target: (trainable, build, the artifact's bytes)."""
+    trainable = trainable or trainable_project(images=6, name=name)
     model = make_model(trainable, ap50=0.5)
     target = DeploymentTarget.objects.create(
-        project=trainable.project, name="gate", camera_width=320, camera_height=180, input_size=320, threads=1,
+        project=trainable.project, name=target_name, camera_width=320, camera_height=180, input_size=320, threads=1,
         precision="int8", latency_budget_ms=50, size_budget_mb=5,
     )  # fmt: skip
-    onnx = b"an int8 model, " * 1000
-    stored = storage_put(f"targets/{model.pk}/gate-int8.onnx", onnx)
+    onnx = f"an int8 model for {target_name}, ".encode() * 1000
+    stored = storage_put(f"targets/{model.pk}/{target.pk}-int8.onnx", onnx)
     build = TargetBuild.objects.create(
         model=model, target=target, state=TargetBuild.State.DONE, settings=target_settings(target),
         artifact=stored, artifact_sha256=hashlib.sha256(onnx).hexdigest(), passed=True,
@@ -232,6 +232,12 @@ def test_a_target_build_s_artifact_is_downloaded_from_the_bucket(api_client, s3_
     assert answer.status_code == 200 and answer.content == onnx
     assert answer.headers["Content-Type"] == "application/octet-stream"
     assert answer.headers["Content-Disposition"] == f'attachment; filename="model-{model.number}-gate-int8.onnx"'
+    # a name beyond ASCII reaches the browser as RFC 6266 spells it (as Django's own downloads)
+    _, beyond, _ = target_build_stored("", target_name="Tür 2", trainable=trainable)
+    answer = requests.get(api_client.get(reverse("api-target-artifact", args=[beyond.pk]))["Location"], timeout=30)
+    assert answer.headers["Content-Disposition"] == (
+        f"attachment; filename*=utf-8''model-{beyond.model.number}-T%C3%BCr%202-int8.onnx"
+    )
     # who is not a reviewer of the project gets no URL
     for user in (trainable.annotator, trainable.outsider):
         api_client.force_authenticate(user)
