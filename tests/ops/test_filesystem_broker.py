@@ -117,21 +117,22 @@ QUORUM = "config.broker:Transport"
 
 @contextlib.contextmanager
 def stopped_once_opened(monkeypatch, look):
-    """Inside: the first file opened for writing (by open() or Path.open), right after it is
-    opened and before anything else is done with it, calls `look()` on the writer's own thread;
-    the list yielded holds what it returned."""
+    """Inside: the first file this thread opens for writing (by open() or Path.open), right
+    after it is opened and before anything else is done with it, calls `look()` here; the list
+    yielded holds what it returned."""
     seen: list = []
     looked = threading.Event()  # once: files `look` itself writes are not stopped
+    writer = threading.get_ident()  # threads left running by earlier tests are not stopped
     real_open = io.open
 
     def opening(file, mode="r", *args, **kwargs):
         opened = real_open(file, mode, *args, **kwargs)
-        if ("w" in mode or "+" in mode) and not looked.is_set():
+        if ("w" in mode or "+" in mode) and threading.get_ident() == writer and not looked.is_set():
             looked.set()
             seen.append(look())
         return opened
 
-    with monkeypatch.context() as patched:  # no other thread of the test opens files meanwhile
+    with monkeypatch.context() as patched:
         patched.setattr(builtins, "open", opening)
         patched.setattr(io, "open", opening)
         yield seen
