@@ -26,6 +26,8 @@ from config.celery import app
 from tests.workers import ROOT, start_worker, stop_worker
 
 SENDERS = 4
+KOMBU = "kombu.transport.filesystem:Transport"
+QUORUM = "config.broker:Transport"
 
 
 def folders(root: Path) -> dict[str, str]:
@@ -71,7 +73,7 @@ def test_messages_sent_from_threads_reach_two_consumers_whole_and_once(tmp_path)
     errors: list[BaseException] = []
 
     def consumer() -> None:
-        with Connection("filesystem://", transport="config.broker:Transport", transport_options=options) as conn:
+        with Connection("filesystem://", transport=QUORUM, transport_options=options) as conn:
             inbox = conn.SimpleQueue(queue)
             try:
                 deadline = time.monotonic() + 120
@@ -88,7 +90,7 @@ def test_messages_sent_from_threads_reach_two_consumers_whole_and_once(tmp_path)
                 inbox.close()
 
     # the queue declared and bound once, as a Celery worker does at its start
-    with Connection("filesystem://", transport="config.broker:Transport", transport_options=options) as conn:
+    with Connection("filesystem://", transport=QUORUM, transport_options=options) as conn:
         conn.SimpleQueue(queue).close()
     consumers = [threading.Thread(target=consumer) for _ in range(2)]
     for thread in consumers:
@@ -97,7 +99,7 @@ def test_messages_sent_from_threads_reach_two_consumers_whole_and_once(tmp_path)
 
     def send(text: str) -> None:
         if not hasattr(local, "producer"):
-            local.conn = Connection("filesystem://", transport="config.broker:Transport", transport_options=options)
+            local.conn = Connection("filesystem://", transport=QUORUM, transport_options=options)
             local.producer = Producer(local.conn.channel(), exchange=Exchange(queue, "direct"))
         local.producer.publish(text, routing_key=queue)
 
@@ -109,10 +111,6 @@ def test_messages_sent_from_threads_reach_two_consumers_whole_and_once(tmp_path)
     assert sorted(received) == sorted(sent)  # whole and once: no empty body, no message twice
     assert list(Path(options["data_folder_in"]).iterdir()) == []  # no partial file left behind
     assert list(Path(options["processed_folder"]).iterdir()) == []
-
-
-KOMBU = "kombu.transport.filesystem:Transport"
-QUORUM = "config.broker:Transport"
 
 
 @contextlib.contextmanager
@@ -264,9 +262,7 @@ def test_a_worker_on_the_filesystem_broker_drains_tasks_sent_from_threads(tmp_pa
 
     def send(text: str) -> None:
         if not hasattr(local, "conn"):
-            local.conn = app.connection_for_write(
-                "filesystem://", transport="config.broker:Transport", transport_options=options
-            )
+            local.conn = app.connection_for_write("filesystem://", transport=QUORUM, transport_options=options)
         app.send_task("celery.accumulate", args=[text[:40]], queue=queue, connection=local.conn)
 
     try:
